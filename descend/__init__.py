@@ -1,0 +1,18 @@
+"""descend: deep learning from first principles, fast enough for real work.
+
+>>> import descend as dc
+>>> x1, x2 = dc.tensor(2.0, requires_grad=True), dc.tensor(5.0, requires_grad=True)
+>>> f = dc.log(x1) + x1 * x2 - dc.sin(x2)
+>>> f.backward()
+>>> round(float(x1.grad), 3), round(float(x2.grad), 3)
+(5.5, 1.716)
+"""
+
+from descend import errors
+from descend.tensor import Tensor, no_grad, tensor  # first: the ops import it
+from descend.ops import (
+    abs, clip, concat, cos, exp, leaky_relu, log, log_softmax, matmul, max, maximum, mean, min, relu, reshape,
+    sigmoid, sin, softmax, softplus, split, sqrt, stack, sum, tanh, transpose, where,
+)
+
+__version__ = "0.1.0"

@@ -1,0 +1,98 @@
+"""Parameters, and the one flat buffer that holds them all.
+
+A model's parameters live in one contiguous array; each `Parameter` is a
+view of it, and so is each gradient. An optimizer then updates every weight
+in a few vector operations, HOGWILD! workers can share the buffer in shared
+memory, and Spark can broadcast and average one array.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import numpy as np
+
+from descend.errors import DescendTypeError
+from descend.tensor import DEFAULT_DTYPE, Tensor
+
+
+class Parameter(Tensor):
+    """A trainable tensor: a leaf with `requires_grad=True`, float32 unless `dtype` says otherwise.
+
+    `fan_in_axes` names the axes that hold one unit's incoming weights (for
+    a dense weight of shape (in, out) that is axis 0); the max-norm
+    constraint uses it. Once the parameter joins a `ParameterBuffer`, its
+    `data` and `grad` are views of the buffer: change them in place
+    (`p.data[...] = values`), never by rebinding.
+    """
+
+    def __init__(self, data: Any, dtype: Any = None, fan_in_axes: tuple[int, ...] | None = None):
+        array = np.asarray(data.data if isinstance(data, Tensor) else data)
+        if array.dtype.kind not in "fiu":
+            raise DescendTypeError(f"Parameter data must be numeric; got dtype {array.dtype}")
+        super().__init__(np.array(array, dtype=dtype or DEFAULT_DTYPE), requires_grad=True)
+        self.fan_in_axes = fan_in_axes
+        self.buffer: ParameterBuffer | None = None
+
+    def __repr__(self) -> str:
+        return f"Parameter(shape={self.shape}, dtype={self.dtype})"
+
+
+class ParameterBuffer:
+    """One flat array `data` (and `grad`) that every parameter in `params` is a view of.
+
+    Shapes: data and grad are 1-D of length Σ p.size, in the order of `params`.
+    """
+
+    def __init__(self, params: Sequence[Parameter], dtype: Any = None):
+        self.params = list(params)
+        if dtype is None:
+            dtype = np.result_type(*(p.dtype for p in self.params)) if self.params else DEFAULT_DTYPE
+        self.offsets = np.concatenate([[0], np.cumsum([p.size for p in self.params])]).astype(int)
+        data = np.concatenate([p.data.ravel() for p in self.params]).astype(dtype) if self.params else np.zeros(0, dtype)
+        grad = np.zeros_like(data)
+        for p, start, stop in zip(self.params, self.offsets[:-1], self.offsets[1:]):
+            if p.grad is not None:
+                grad[start:stop] = p.grad.ravel()
+        self.rebind(data, grad)
+
+    @classmethod
+    def of(cls, params: Iterable[Parameter]) -> ParameterBuffer:
+        """The buffer these parameters already share, in this order; else a new one for them."""
+        params = list(params)
+        for p in params:
+            if not isinstance(p, Parameter):
+                raise DescendTypeError(f"expected Parameters (e.g. model.parameters()); got {type(p).__name__}")
+        if params and params[0].buffer is not None:
+            shared = params[0].buffer
+            if len(shared.params) == len(params) and all(a is b for a, b in zip(shared.params, params)):
+                return shared
+        return cls(params)
+
+    @property
+    def size(self) -> int:
+        return self.data.size
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.data.dtype
+
+    def rebind(self, data: np.ndarray, grad: np.ndarray | None = None) -> None:
+        """Point every parameter at new flat arrays (shared memory, another dtype); the values come from them."""
+        if data.ndim != 1 or data.size != self.offsets[-1]:
+            raise DescendTypeError(f"rebind needs a flat array of {self.offsets[-1]} values; got shape {data.shape}")
+        self.data = data
+        self.grad = np.zeros_like(data) if grad is None else grad
+        for p, start, stop in zip(self.params, self.offsets[:-1], self.offsets[1:]):
+            p.data = self.data[start:stop].reshape(p.shape)
+            p.grad = self.grad[start:stop].reshape(p.shape)
+            p.buffer = self
+
+    def zero_grad(self) -> None:
+        """Set every gradient to zero in one write."""
+        self.grad.fill(0)
+
+    def views(self, flat: np.ndarray) -> list[np.ndarray]:
+        """Cut any flat array of this layout (a momentum buffer, say) into per-parameter views."""
+        return [flat[start:stop].reshape(p.shape) for p, start, stop in zip(self.params, self.offsets[:-1], self.offsets[1:])]

@@ -1,0 +1,32 @@
+"""Every differentiable primitive, by family; each is forward + vector-Jacobian product.
+
+`PRIMITIVES` lists them all: the op-table test checks that each has a row.
+"""
+
+from descend.ops.base import Function
+from descend.ops.elementwise import (
+    abs, add, clip, cos, div, elu, exp, leaky_relu, log, maximum, mul, neg, power, relu, sigmoid, sin,
+    softplus, sqrt, sub, tanh, where,
+)
+from descend.ops.matmul import linear, matmul
+from descend.ops.reduce import max, mean, min, sum
+from descend.ops.shape import concat, getitem, reshape, split, stack, transpose
+from descend.ops.softmax import binary_cross_entropy_with_logits, cross_entropy, log_softmax, softmax
+
+
+def all_primitives() -> list[type[Function]]:
+    """Every concrete Function subclass defined so far, in definition order."""
+    found, pending = [], list(Function.__subclasses__())
+    while pending:
+        cls = pending.pop(0)
+        found.append(cls)
+        pending.extend(cls.__subclasses__())
+    return found
+
+
+__all__ = [
+    "Function", "abs", "add", "all_primitives", "binary_cross_entropy_with_logits", "clip", "concat", "cos",
+    "cross_entropy", "div", "elu", "exp", "getitem", "leaky_relu", "linear", "log", "log_softmax", "matmul",
+    "max", "maximum", "mean", "min", "mul", "neg", "power", "relu", "reshape", "sigmoid", "sin", "softmax",
+    "softplus", "split", "sqrt", "stack", "sub", "sum", "tanh", "transpose", "where",
+]

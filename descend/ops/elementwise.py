@@ -1,0 +1,365 @@
+"""Elementwise primitives: each forward sits beside its derivative.
+
+Binary ops broadcast as NumPy does; their `backward` returns gradients of
+the broadcast shape and the engine sums them back (`tensor.unbroadcast`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from descend.ops.base import Function
+from descend.tensor import Tensor
+
+
+class Add(Function):
+    notation = "{0} + {1}"
+
+    def forward(self, x, y):
+        return x + y
+
+    def backward(self, grad):
+        return grad, grad
+
+
+class Sub(Function):
+    notation = "{0} − {1}"
+
+    def forward(self, x, y):
+        return x - y
+
+    def backward(self, grad):
+        return grad, -grad if self.needs_input_grad[1] else None
+
+
+class Mul(Function):
+    notation = "{0} × {1}"
+
+    def forward(self, x, y):
+        self.x, self.y = x, y
+        return x * y
+
+    def backward(self, grad):
+        return (
+            grad * self.y if self.needs_input_grad[0] else None,
+            grad * self.x if self.needs_input_grad[1] else None,
+        )
+
+
+class Div(Function):
+    notation = "{0} / {1}"
+
+    def forward(self, x, y):
+        self.x, self.y = x, y
+        return x / y
+
+    def backward(self, grad):
+        grad_x = grad / self.y
+        return grad_x, -grad_x * self.x / self.y if self.needs_input_grad[1] else None
+
+
+class Pow(Function):
+    """x ** y; d/dy = x**y · ln x (defined where x > 0)."""
+
+    notation = "{0} ^ {1}"
+
+    def forward(self, x, y):
+        self.x, self.y = x, y
+        self.out = np.power(x, y)
+        return self.out
+
+    def backward(self, grad):
+        grad_x = grad * self.y * np.power(self.x, self.y - 1) if self.needs_input_grad[0] else None
+        grad_y = None
+        if self.needs_input_grad[1]:
+            with np.errstate(divide="ignore", invalid="ignore"):
+                grad_y = grad * self.out * np.where(self.x > 0, np.log(np.where(self.x > 0, self.x, 1)), 0)
+        return grad_x, grad_y
+
+
+class Neg(Function):
+    notation = "−{0}"
+
+    def forward(self, x):
+        return -x
+
+    def backward(self, grad):
+        return (-grad,)
+
+
+class Exp(Function):
+    notation = "exp({0})"
+
+    def forward(self, x):
+        self.out = np.exp(x)
+        return self.out
+
+    def backward(self, grad):
+        return (grad * self.out,)
+
+
+class Log(Function):
+    notation = "ln({0})"
+
+    def forward(self, x):
+        self.x = x
+        return np.log(x)
+
+    def backward(self, grad):
+        return (grad / self.x,)
+
+
+class Sqrt(Function):
+    notation = "√{0}"
+
+    def forward(self, x):
+        self.out = np.sqrt(x)
+        return self.out
+
+    def backward(self, grad):
+        return (grad / (2 * self.out),)
+
+
+class Sin(Function):
+    notation = "sin({0})"
+
+    def forward(self, x):
+        self.x = x
+        return np.sin(x)
+
+    def backward(self, grad):
+        return (grad * np.cos(self.x),)
+
+
+class Cos(Function):
+    notation = "cos({0})"
+
+    def forward(self, x):
+        self.x = x
+        return np.cos(x)
+
+    def backward(self, grad):
+        return (-grad * np.sin(self.x),)
+
+
+class Tanh(Function):
+    notation = "tanh({0})"
+
+    def forward(self, x):
+        self.out = np.tanh(x)
+        return self.out
+
+    def backward(self, grad):
+        return (grad * (1 - self.out * self.out),)
+
+
+class Sigmoid(Function):
+    """σ(x) = 1 / (1 + e^−x), written so that neither branch overflows."""
+
+    notation = "σ({0})"
+
+    def forward(self, x):
+        exp_neg_abs = np.exp(-np.abs(x))
+        self.out = np.where(x >= 0, 1 / (1 + exp_neg_abs), exp_neg_abs / (1 + exp_neg_abs))
+        return self.out
+
+    def backward(self, grad):
+        return (grad * self.out * (1 - self.out),)
+
+
+class Relu(Function):
+    notation = "relu({0})"
+
+    def forward(self, x):
+        self.positive = x > 0
+        return np.maximum(x, 0)
+
+    def backward(self, grad):
+        return (grad * self.positive,)
+
+
+class LeakyRelu(Function):
+    notation = "leaky_relu({0})"
+
+    def forward(self, x):
+        self.slope = np.where(x > 0, 1, self.negative_slope).astype(x.dtype)
+        return x * self.slope
+
+    def backward(self, grad):
+        return (grad * self.slope,)
+
+
+class Elu(Function):
+    """x for x > 0, α(eˣ − 1) otherwise."""
+
+    notation = "elu({0})"
+
+    def forward(self, x):
+        self.positive = x > 0
+        self.exp_part = self.alpha * np.exp(np.minimum(x, 0))
+        return np.where(self.positive, x, self.exp_part - self.alpha)
+
+    def backward(self, grad):
+        return (grad * np.where(self.positive, 1, self.exp_part),)
+
+
+class Softplus(Function):
+    """ln(1 + eˣ), computed as max(x, 0) + ln(1 + e^−|x|) so it never overflows."""
+
+    notation = "softplus({0})"
+
+    def forward(self, x):
+        self.x = x
+        return np.maximum(x, 0) + np.log1p(np.exp(-np.abs(x)))
+
+    def backward(self, grad):
+        return (grad * Sigmoid().forward(self.x),)
+
+
+class Abs(Function):
+    notation = "|{0}|"
+
+    def forward(self, x):
+        self.sign = np.sign(x)
+        return np.abs(x)
+
+    def backward(self, grad):
+        return (grad * self.sign,)
+
+
+class Clip(Function):
+    """Values limited to [min, max]; the gradient passes only where x was inside."""
+
+    notation = "clip({0})"
+
+    def forward(self, x):
+        self.inside = np.ones(x.shape, dtype=bool)
+        if self.min is not None:
+            self.inside &= x >= self.min
+        if self.max is not None:
+            self.inside &= x <= self.max
+        return np.clip(x, self.min, self.max)
+
+    def backward(self, grad):
+        return (grad * self.inside,)
+
+
+class Where(Function):
+    """condition ? x : y, elementwise; the condition gets no gradient."""
+
+    notation = "where({0}, {1}, {2})"
+
+    def forward(self, condition, x, y):
+        self.condition = condition.astype(bool)
+        return np.where(self.condition, x, y)
+
+    def backward(self, grad):
+        zero = np.zeros((), dtype=grad.dtype)
+        return None, np.where(self.condition, grad, zero), np.where(self.condition, zero, grad)
+
+
+def add(x: Any, y: Any) -> Tensor:
+    """x + y, broadcasting."""
+    return Add.apply(x, y)
+
+
+def sub(x: Any, y: Any) -> Tensor:
+    """x − y, broadcasting."""
+    return Sub.apply(x, y)
+
+
+def mul(x: Any, y: Any) -> Tensor:
+    """x · y elementwise, broadcasting."""
+    return Mul.apply(x, y)
+
+
+def div(x: Any, y: Any) -> Tensor:
+    """x / y elementwise, broadcasting."""
+    return Div.apply(x, y)
+
+
+def power(x: Any, y: Any) -> Tensor:
+    """x ** y elementwise, broadcasting."""
+    return Pow.apply(x, y)
+
+
+def neg(x: Any) -> Tensor:
+    """−x."""
+    return Neg.apply(x)
+
+
+def exp(x: Any) -> Tensor:
+    """eˣ elementwise."""
+    return Exp.apply(x)
+
+
+def log(x: Any) -> Tensor:
+    """Natural logarithm ln x elementwise; d/dx = 1/x."""
+    return Log.apply(x)
+
+
+def sqrt(x: Any) -> Tensor:
+    """√x elementwise."""
+    return Sqrt.apply(x)
+
+
+def sin(x: Any) -> Tensor:
+    """sin x elementwise; d/dx = cos x."""
+    return Sin.apply(x)
+
+
+def cos(x: Any) -> Tensor:
+    """cos x elementwise; d/dx = −sin x."""
+    return Cos.apply(x)
+
+
+def tanh(x: Any) -> Tensor:
+    """tanh x elementwise; d/dx = 1 − tanh² x."""
+    return Tanh.apply(x)
+
+
+def sigmoid(x: Any) -> Tensor:
+    """σ(x) = 1 / (1 + e^−x); d/dx = σ(1 − σ)."""
+    return Sigmoid.apply(x)
+
+
+def relu(x: Any) -> Tensor:
+    """max(x, 0); the gradient is 1 where x > 0, else 0."""
+    return Relu.apply(x)
+
+
+def leaky_relu(x: Any, negative_slope: float = 0.01) -> Tensor:
+    """x for x > 0, negative_slope · x otherwise."""
+    return LeakyRelu.apply(x, negative_slope=negative_slope)
+
+
+def elu(x: Any, alpha: float = 1.0) -> Tensor:
+    """x for x > 0, α(eˣ − 1) otherwise."""
+    return Elu.apply(x, alpha=alpha)
+
+
+def softplus(x: Any) -> Tensor:
+    """ln(1 + eˣ), a smooth ReLU; d/dx = σ(x)."""
+    return Softplus.apply(x)
+
+
+def abs(x: Any) -> Tensor:  # noqa: A001  (NumPy's name)
+    """|x|; the gradient is sign(x) (0 at 0)."""
+    return Abs.apply(x)
+
+
+def clip(x: Any, min: float | None = None, max: float | None = None) -> Tensor:  # noqa: A002
+    """x limited to [min, max] (either bound may be None)."""
+    return Clip.apply(x, min=min, max=max)
+
+
+def where(condition: Any, x: Any, y: Any) -> Tensor:
+    """x where condition holds, else y; broadcasting all three."""
+    return Where.apply(condition, x, y)
+
+
+def maximum(x: Any, y: Any) -> Tensor:
+    """Elementwise max of x and y; where they tie, y gets the gradient."""
+    return where(np.greater(np.asarray(getattr(x, "data", x)), np.asarray(getattr(y, "data", y))), x, y)

@@ -1,0 +1,86 @@
+"""Matrix products: batched matmul and the fused affine map of a dense layer."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from descend.errors import ShapeError
+from descend.ops.base import Function
+from descend.ops.elementwise import add
+from descend.ops.shape import reshape
+from descend.tensor import Tensor
+
+
+def _swap_last(a: np.ndarray) -> np.ndarray:
+    return np.swapaxes(a, -1, -2)
+
+
+class MatMul(Function):
+    """x @ y for 2-D or batched (..., n, k) @ (..., k, m); batch axes broadcast."""
+
+    notation = "{0} @ {1}"
+
+    def forward(self, x, y):
+        if x.ndim < 2 or y.ndim < 2 or x.shape[-1] != y.shape[-2]:
+            raise ShapeError(f"matmul: shapes {x.shape} and {y.shape} do not fit; expected (..., n, k) @ (..., k, m)")
+        self.x, self.y = x, y
+        return np.matmul(x, y)
+
+    def backward(self, grad):
+        return (
+            np.matmul(grad, _swap_last(self.y)) if self.needs_input_grad[0] else None,
+            np.matmul(_swap_last(self.x), grad) if self.needs_input_grad[1] else None,
+        )
+
+
+class Linear(Function):
+    """x @ W + b in one op.
+
+    Fused so the bias gradient is one column sum and no (N, out) temporary
+    is made twice; the products go to BLAS. Shapes: x (N, in), W (in, out),
+    b (out,) -> (N, out).
+    """
+
+    notation = "{0} @ {1} + {2}"
+
+    def forward(self, x, weight, bias):
+        self.x, self.weight = x, weight
+        out = x @ weight
+        out += bias
+        return out
+
+    def backward(self, grad):
+        return (
+            grad @ self.weight.T if self.needs_input_grad[0] else None,
+            self.x.T @ grad if self.needs_input_grad[1] else None,
+            grad.sum(axis=0) if self.needs_input_grad[2] else None,
+        )
+
+
+def matmul(x: Any, y: Any) -> Tensor:
+    """Matrix product with NumPy's rules; 1-D operands are promoted and the added axis removed.
+
+    Shapes: (..., n, k) @ (..., k, m) -> (..., n, m).
+    """
+    x_vector = np.ndim(x.data if isinstance(x, Tensor) else x) == 1
+    y_vector = np.ndim(y.data if isinstance(y, Tensor) else y) == 1
+    if x_vector:
+        x = reshape(x, (1, -1))
+    if y_vector:
+        y = reshape(y, (-1, 1))
+    out = MatMul.apply(x, y)
+    if x_vector or y_vector:
+        shape = out.shape[:-2] + ((out.shape[-2],) if not x_vector else ()) + ((out.shape[-1],) if not y_vector else ())
+        out = reshape(out, shape)
+    return out
+
+
+def linear(x: Any, weight: Any, bias: Any | None = None) -> Tensor:
+    """x @ W + b: x (..., in_features), W (in_features, out_features), b (out_features,) -> (..., out_features)."""
+    if bias is None:
+        return matmul(x, weight)
+    if np.ndim(x.data if isinstance(x, Tensor) else x) != 2:
+        return add(matmul(x, weight), bias)
+    return Linear.apply(x, weight, bias)

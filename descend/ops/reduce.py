@@ -1,0 +1,101 @@
+"""Reductions over axes: sum, mean, max, min (with keepdims)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from descend.ops.base import Function
+from descend.tensor import Tensor
+
+
+def _normalize_axis(axis: Any, ndim: int) -> tuple[int, ...]:
+    if axis is None:
+        return tuple(range(ndim))
+    axes = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
+    return tuple(int(a) % ndim if ndim else 0 for a in axes)
+
+
+def _expand_to_input(grad: np.ndarray, axes: tuple[int, ...], keepdims: bool, ndim: int) -> np.ndarray:
+    """Put the reduced axes back as size-1 axes so grad broadcasts over the input."""
+    if keepdims:
+        return grad
+    shape = list(grad.shape)
+    for axis in sorted(axes):
+        shape.insert(axis, 1)
+    return grad.reshape(shape[:ndim] if ndim else ())
+
+
+class Sum(Function):
+    notation = "Σ {0}"
+
+    def forward(self, x):
+        self.shape = x.shape
+        self.axes = _normalize_axis(self.axis, x.ndim)
+        return np.sum(x, axis=self.axes, keepdims=self.keepdims)
+
+    def backward(self, grad):
+        grad = _expand_to_input(grad, self.axes, self.keepdims, len(self.shape))
+        return (np.broadcast_to(grad, self.shape),)
+
+
+class Mean(Function):
+    notation = "mean({0})"
+
+    def forward(self, x):
+        self.shape = x.shape
+        self.axes = _normalize_axis(self.axis, x.ndim)
+        self.count = int(np.prod([x.shape[a] for a in self.axes])) if self.axes else 1
+        return np.mean(x, axis=self.axes, keepdims=self.keepdims)
+
+    def backward(self, grad):
+        grad = _expand_to_input(grad, self.axes, self.keepdims, len(self.shape))
+        return (np.broadcast_to(grad / self.count, self.shape),)
+
+
+class Max(Function):
+    """Largest value over axes; ties share the gradient equally."""
+
+    notation = "max({0})"
+    pick = staticmethod(np.max)
+
+    def forward(self, x):
+        self.x = x
+        self.axes = _normalize_axis(self.axis, x.ndim)
+        self.out = self.pick(x, axis=self.axes, keepdims=True)
+        return self.out if self.keepdims else self.out.reshape(
+            [s for a, s in enumerate(x.shape) if a not in self.axes]
+        )
+
+    def backward(self, grad):
+        grad = _expand_to_input(grad, self.axes, self.keepdims, self.x.ndim)
+        winners = self.x == self.out
+        return (grad * winners / winners.sum(axis=self.axes, keepdims=True),)
+
+
+class Min(Max):
+    """Smallest value over axes; ties share the gradient equally."""
+
+    notation = "min({0})"
+    pick = staticmethod(np.min)
+
+
+def sum(x: Any, axis: Any = None, keepdims: bool = False) -> Tensor:  # noqa: A001  (NumPy's name)
+    """Σ over `axis` (an int, a tuple, or None for all)."""
+    return Sum.apply(x, axis=axis, keepdims=keepdims)
+
+
+def mean(x: Any, axis: Any = None, keepdims: bool = False) -> Tensor:
+    """Arithmetic mean over `axis`."""
+    return Mean.apply(x, axis=axis, keepdims=keepdims)
+
+
+def max(x: Any, axis: Any = None, keepdims: bool = False) -> Tensor:  # noqa: A001
+    """Largest value over `axis`."""
+    return Max.apply(x, axis=axis, keepdims=keepdims)
+
+
+def min(x: Any, axis: Any = None, keepdims: bool = False) -> Tensor:  # noqa: A001
+    """Smallest value over `axis`."""
+    return Min.apply(x, axis=axis, keepdims=keepdims)

@@ -1,0 +1,134 @@
+"""Shape ops: reshape, transpose, indexing, concatenation; stack and split are built from them."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from descend.errors import ShapeError
+from descend.ops.base import Function
+from descend.tensor import Tensor
+
+
+class Reshape(Function):
+    notation = "reshape({0})"
+
+    def forward(self, x):
+        self.input_shape = x.shape
+        try:
+            return x.reshape(self.shape)
+        except ValueError:
+            raise ShapeError(
+                f"cannot reshape a tensor of shape {x.shape} ({x.size} elements) into {tuple(self.shape)}"
+            ) from None
+
+    def backward(self, grad):
+        return (grad.reshape(self.input_shape),)
+
+
+class Transpose(Function):
+    """Axes permuted (reversed when `axes` is None)."""
+
+    notation = "transpose({0})"
+
+    def forward(self, x):
+        self.order = tuple(range(x.ndim))[::-1] if self.axes is None else tuple(a % x.ndim for a in self.axes)
+        if sorted(self.order) != list(range(x.ndim)):
+            raise ShapeError(f"transpose axes {self.axes} are not a permutation of the {x.ndim} axes of {x.shape}")
+        return np.transpose(x, self.order)
+
+    def backward(self, grad):
+        return (np.transpose(grad, np.argsort(self.order)),)
+
+
+class GetItem(Function):
+    """x[index] for ints, slices, None, Ellipsis and integer or boolean arrays.
+
+    The backward scatters with `np.add.at`, so an index that repeats adds up.
+    """
+
+    notation = "{0}[…]"
+
+    def forward(self, x):
+        self.input_shape, self.dtype = x.shape, x.dtype
+        try:
+            return x[self.index]
+        except IndexError as error:
+            raise ShapeError(f"index {self.index!r} does not fit a tensor of shape {x.shape}: {error}") from None
+
+    def backward(self, grad):
+        full = np.zeros(self.input_shape, dtype=grad.dtype)
+        np.add.at(full, self.index, grad)
+        return (full,)
+
+
+class Concat(Function):
+    """Tensors joined along an existing axis."""
+
+    notation = "concat({0}, …)"
+
+    def forward(self, *xs):
+        self.boundaries = np.cumsum([x.shape[self.axis] for x in xs])[:-1]
+        try:
+            return np.concatenate(xs, axis=self.axis)
+        except ValueError:
+            shapes = ", ".join(str(x.shape) for x in xs)
+            raise ShapeError(f"concat along axis {self.axis} needs equal other axes; got shapes {shapes}") from None
+
+    def backward(self, grad):
+        return tuple(np.split(grad, self.boundaries, axis=self.axis))
+
+
+def reshape(x: Any, shape: Sequence[int]) -> Tensor:
+    """The same elements in a new shape (one dimension may be -1)."""
+    return Reshape.apply(x, shape=tuple(shape))
+
+
+def transpose(x: Any, axes: Sequence[int] | None = None) -> Tensor:
+    """Axes permuted as `axes` says, or reversed."""
+    return Transpose.apply(x, axes=None if axes is None else tuple(axes))
+
+
+def getitem(x: Any, index: Any) -> Tensor:
+    """x[index], NumPy indexing; index arrays may be tensors."""
+    if isinstance(index, Tensor):
+        index = index.data
+    elif isinstance(index, tuple):
+        index = tuple(i.data if isinstance(i, Tensor) else i for i in index)
+    return GetItem.apply(x, index=index)
+
+
+def concat(xs: Sequence[Any], axis: int = 0) -> Tensor:
+    """Join tensors along an existing axis: shapes (.., a, ..) + (.., b, ..) -> (.., a+b, ..)."""
+    if len(xs) == 0:
+        raise ShapeError("concat needs at least one tensor; got an empty sequence")
+    return Concat.apply(*xs, axis=axis)
+
+
+def stack(xs: Sequence[Any], axis: int = 0) -> Tensor:
+    """Join equal-shaped tensors along a new axis: k tensors of shape S -> shape with k inserted at `axis`."""
+    if len(xs) == 0:
+        raise ShapeError("stack needs at least one tensor; got an empty sequence")
+    expanded = []
+    for x in xs:
+        shape = list(np.shape(x.data if isinstance(x, Tensor) else x))
+        shape.insert(axis % (len(shape) + 1), 1)
+        expanded.append(reshape(x, shape))
+    return concat(expanded, axis=axis)
+
+
+def split(x: Tensor, sections: int | Sequence[int], axis: int = 0) -> list[Tensor]:
+    """Cut along `axis` into `sections` equal parts, or at the given indices (NumPy's rule)."""
+    length = x.shape[axis]
+    if isinstance(sections, (int, np.integer)):
+        if sections <= 0 or length % sections:
+            raise ShapeError(f"split: axis {axis} of length {length} does not divide into {sections} equal parts")
+        step = length // sections
+        cuts = list(range(step, length, step))
+    else:
+        cuts = list(sections)
+    edges = [0, *cuts, length]
+    before = (slice(None),) * (axis % x.ndim)
+    return [getitem(x, (*before, slice(start, stop))) for start, stop in zip(edges[:-1], edges[1:])]

@@ -1,0 +1,135 @@
+"""Softmax, log-softmax and the fused losses built on them.
+
+Each is one op rather than a composition: subtracting the row maximum keeps
+exp() from overflowing, and the fused losses have a short, exact gradient.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from descend.errors import DescendValueError, ShapeError
+from descend.ops.base import Function
+from descend.tensor import Tensor
+
+
+def _log_softmax(x: np.ndarray, axis: int) -> np.ndarray:
+    shifted = x - x.max(axis=axis, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
+
+
+class Softmax(Function):
+    """softmax(x)_i = e^{x_i} / Σ_j e^{x_j} along `axis`."""
+
+    notation = "softmax({0})"
+
+    def forward(self, x):
+        self.out = np.exp(_log_softmax(x, self.axis))
+        return self.out
+
+    def backward(self, grad):
+        return (self.out * (grad - (grad * self.out).sum(axis=self.axis, keepdims=True)),)
+
+
+class LogSoftmax(Function):
+    """log softmax(x) = x − log Σ e^x along `axis`."""
+
+    notation = "log_softmax({0})"
+
+    def forward(self, x):
+        self.out = _log_softmax(x, self.axis)
+        return self.out
+
+    def backward(self, grad):
+        return (grad - np.exp(self.out) * grad.sum(axis=self.axis, keepdims=True),)
+
+
+class SoftmaxCrossEntropy(Function):
+    """Mean over rows of −log softmax(logits)[label]: logits (N, C), labels (N,) ints -> scalar.
+
+    d/dlogits = (softmax(logits) − onehot(labels)) / N.
+    """
+
+    notation = "cross_entropy({0}, {1})"
+
+    def forward(self, logits, labels):
+        self.labels = labels
+        self.log_probs = _log_softmax(logits, axis=1)
+        rows = np.arange(len(labels))
+        return -self.log_probs[rows, labels].mean(dtype=logits.dtype).astype(logits.dtype)
+
+    def backward(self, grad):
+        grad_logits = np.exp(self.log_probs)
+        grad_logits[np.arange(len(self.labels)), self.labels] -= 1
+        grad_logits *= grad / len(self.labels)
+        return grad_logits, None
+
+
+class SigmoidCrossEntropy(Function):
+    """Mean binary cross-entropy on logits: −[y log σ(z) + (1 − y) log(1 − σ(z))].
+
+    Written as max(z, 0) − z·y + log(1 + e^−|z|), which never overflows;
+    d/dz = (σ(z) − y) / n.
+    """
+
+    notation = "bce_with_logits({0}, {1})"
+
+    def forward(self, logits, targets):
+        self.logits, self.targets = logits, targets
+        losses = np.maximum(logits, 0) - logits * targets + np.log1p(np.exp(-np.abs(logits)))
+        return losses.mean(dtype=logits.dtype).astype(logits.dtype)
+
+    def backward(self, grad):
+        exp_neg_abs = np.exp(-np.abs(self.logits))
+        sigmoid = np.where(self.logits >= 0, 1 / (1 + exp_neg_abs), exp_neg_abs / (1 + exp_neg_abs))
+        scale = grad / self.logits.size
+        return (sigmoid - self.targets) * scale, -self.logits * scale if self.needs_input_grad[1] else None
+
+
+def softmax(x: Any, axis: int = -1) -> Tensor:
+    """Probabilities along `axis` that sum to 1; same shape as x."""
+    return Softmax.apply(x, axis=axis)
+
+
+def log_softmax(x: Any, axis: int = -1) -> Tensor:
+    """log(softmax(x)) computed stably; same shape as x."""
+    return LogSoftmax.apply(x, axis=axis)
+
+
+def cross_entropy(logits: Tensor, labels: Any) -> Tensor:
+    """Softmax cross-entropy, the mean over rows: logits (N, C), labels (N,) in [0, C) -> scalar."""
+    labels_array = np.asarray(labels.data if isinstance(labels, Tensor) else labels)
+    logits_shape = logits.shape if isinstance(logits, Tensor) else np.shape(logits)
+    if len(logits_shape) != 2:
+        raise ShapeError(f"cross_entropy: logits must be (N, C); got shape {logits_shape}")
+    if labels_array.shape != logits_shape[:1]:
+        raise ShapeError(
+            f"cross_entropy: labels of shape {labels_array.shape} do not match logits of shape {logits_shape}; "
+            f"expected labels of shape ({logits_shape[0]},)"
+        )
+    if labels_array.dtype.kind not in "iu":
+        if labels_array.dtype.kind == "f" and np.all(np.mod(labels_array, 1) == 0):
+            labels_array = labels_array.astype(np.int64)
+        else:
+            raise DescendValueError(
+                f"cross_entropy: labels must be integer class indices; got dtype {labels_array.dtype}"
+            )
+    if labels_array.size and (labels_array.min() < 0 or labels_array.max() >= logits_shape[1]):
+        raise DescendValueError(
+            f"cross_entropy: labels must lie in [0, {logits_shape[1]}) for {logits_shape[1]} classes; "
+            f"got values from {labels_array.min()} to {labels_array.max()}"
+        )
+    return SoftmaxCrossEntropy.apply(logits, labels_array)
+
+
+def binary_cross_entropy_with_logits(logits: Tensor, targets: Any) -> Tensor:
+    """Mean binary cross-entropy on raw scores: logits and targets (in [0, 1]) of one shape -> scalar."""
+    targets_shape = targets.shape if isinstance(targets, Tensor) else np.shape(targets)
+    if tuple(targets_shape) != tuple(logits.shape):
+        raise ShapeError(
+            f"binary_cross_entropy_with_logits: targets of shape {tuple(targets_shape)} do not match "
+            f"logits of shape {logits.shape}"
+        )
+    return SigmoidCrossEntropy.apply(logits, targets)

@@ -1,0 +1,405 @@
+"""Tensor: an array that remembers the op that made it, and the reverse sweep.
+
+A `Tensor` wraps a NumPy array (`data`). When it is the output of an op on
+tensors that require gradients, it keeps that op (`creator`), and through the
+op's inputs the whole computation that led to it: the tape. `backward()`
+walks the tape from the output back to the leaves, asking each op for its
+vector-Jacobian product; the ops themselves live in `descend.ops`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+
+from descend.errors import DescendTypeError, DescendValueError
+
+DEFAULT_DTYPE = np.float32
+FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+_state = threading.local()
+
+
+def is_grad_enabled() -> bool:
+    """True unless inside a `no_grad()` block (per thread)."""
+    return getattr(_state, "grad_enabled", True)
+
+
+@contextlib.contextmanager
+def no_grad() -> Iterator[None]:
+    """Run ops without recording them, as for evaluation or a weight update.
+
+    >>> with no_grad():
+    ...     y = tensor([1.0, 2.0], requires_grad=True) * 2
+    >>> y.requires_grad
+    False
+    """
+    previous = is_grad_enabled()
+    _state.grad_enabled = False
+    try:
+        yield
+    finally:
+        _state.grad_enabled = previous
+
+
+def _as_array(data: Any, dtype: Any = None) -> np.ndarray:
+    if isinstance(data, Tensor):
+        data = data.data
+    try:
+        array = np.asarray(data, dtype=dtype)
+    except (TypeError, ValueError) as error:
+        raise DescendTypeError(
+            f"tensor data must be numbers or an array of numbers; got {type(data).__name__} ({error})"
+        ) from None
+    if dtype is None:
+        if array.dtype.kind == "f" and array.dtype not in FLOAT_DTYPES:
+            array = array.astype(DEFAULT_DTYPE)
+        elif array.dtype.kind not in "fiub":
+            raise DescendTypeError(
+                f"tensor data must be numeric (float, int or bool); got an array of dtype {array.dtype}"
+            )
+    return array
+
+
+class Tensor:
+    """An n-dimensional array with an optional gradient.
+
+    `data` is the NumPy array; `grad` holds d(output)/d(self) after
+    `backward()` for tensors created with `requires_grad=True` (leaves).
+    Python floats and float64 data become float32 unless `dtype` says
+    otherwise; integer data (labels, indices) stays integer.
+
+    >>> x = tensor([1.0, 2.0, 3.0], requires_grad=True)
+    >>> (x * x).sum().backward()
+    >>> x.grad
+    array([2., 4., 6.], dtype=float32)
+    """
+
+    __array_priority__ = 1000  # ndarray <op> Tensor defers to the Tensor's reflected method
+
+    def __init__(self, data: Any, requires_grad: bool = False, dtype: Any = None, name: str | None = None):
+        if dtype is None and not isinstance(data, (np.ndarray, Tensor)):
+            probe = np.asarray(data)
+            dtype = DEFAULT_DTYPE if probe.dtype.kind == "f" else None
+        self.data: np.ndarray = _as_array(data, dtype)
+        if requires_grad and self.data.dtype not in FLOAT_DTYPES:
+            raise DescendTypeError(
+                f"requires_grad=True needs float32 or float64 data; got dtype {self.data.dtype}. "
+                "Pass dtype=np.float32 or float values."
+            )
+        self.requires_grad = bool(requires_grad)
+        self.grad: np.ndarray | None = None
+        self.creator = None  # the Function whose output this is; None for a leaf
+        self.name = name
+
+    # -- array facts -------------------------------------------------------
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.data.shape
+
+    @property
+    def ndim(self) -> int:
+        return self.data.ndim
+
+    @property
+    def size(self) -> int:
+        return self.data.size
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.data.dtype
+
+    @property
+    def is_leaf(self) -> bool:
+        return self.creator is None
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def numpy(self) -> np.ndarray:
+        """The underlying array (shared, not copied)."""
+        return self.data
+
+    def item(self) -> float:
+        """The value of a one-element tensor as a Python number."""
+        if self.data.size != 1:
+            raise DescendValueError(f"item() needs a tensor with one element; got shape {self.shape}")
+        return self.data.item()
+
+    def detach(self) -> Tensor:
+        """The same data, cut off from the tape (no gradient flows through)."""
+        return Tensor(self.data)
+
+    def astype(self, dtype: Any) -> Tensor:
+        """A leaf copy with another dtype (the tape is not followed)."""
+        return Tensor(self.data.astype(dtype), requires_grad=self.requires_grad)
+
+    def zero_grad(self) -> None:
+        """Forget the accumulated gradient."""
+        if self.grad is not None:
+            self.grad[...] = 0
+
+    def __repr__(self) -> str:
+        body = np.array2string(self.data, precision=4, separator=", ", threshold=20)
+        extra = ", requires_grad=True" if self.requires_grad else ""
+        if self.creator is not None:
+            extra = f", op={type(self.creator).__name__}"
+        return f"tensor({body}, dtype={self.dtype}{extra})"
+
+    # -- the reverse sweep -------------------------------------------------
+    def backward(self, grad: Any = None, retain_graph: bool = False) -> None:
+        """Accumulate d(self)/d(leaf) into every leaf's `grad`.
+
+        `grad` is the upstream gradient, of self's shape; it may be left out
+        for a one-element output (it is then 1). Gradients add up across
+        calls until `zero_grad()`, as in PyTorch. The tape is freed after
+        the sweep unless `retain_graph=True`.
+        """
+        if not self.requires_grad:
+            raise DescendValueError(
+                "backward() called on a tensor that does not require grad: none of its inputs "
+                "had requires_grad=True, or it was computed under no_grad()"
+            )
+        if grad is None:
+            if self.data.size != 1:
+                raise DescendValueError(
+                    f"backward() without a gradient needs a one-element output; got shape {self.shape}. "
+                    "Reduce it first (e.g. .sum() or .mean()) or pass grad=."
+                )
+            seed = np.ones_like(self.data)
+        else:
+            seed = _as_array(grad, self.dtype)
+            if seed.shape != self.shape:
+                raise DescendValueError(f"backward(grad=) has shape {seed.shape}; expected {self.shape}")
+        for node, node_grad, _ in reverse_sweep(self, seed, retain_graph=retain_graph):
+            if node.creator is None:
+                if node.grad is None:
+                    node.grad = np.array(node_grad, dtype=node.dtype, copy=True)
+                else:
+                    node.grad += node_grad
+
+    # -- operators: each defers to one op in descend.ops -------------------
+    def __add__(self, other: Any) -> Tensor:
+        return _elementwise.add(self, other)
+
+    def __radd__(self, other: Any) -> Tensor:
+        return _elementwise.add(other, self)
+
+    def __sub__(self, other: Any) -> Tensor:
+        return _elementwise.sub(self, other)
+
+    def __rsub__(self, other: Any) -> Tensor:
+        return _elementwise.sub(other, self)
+
+    def __mul__(self, other: Any) -> Tensor:
+        return _elementwise.mul(self, other)
+
+    def __rmul__(self, other: Any) -> Tensor:
+        return _elementwise.mul(other, self)
+
+    def __truediv__(self, other: Any) -> Tensor:
+        return _elementwise.div(self, other)
+
+    def __rtruediv__(self, other: Any) -> Tensor:
+        return _elementwise.div(other, self)
+
+    def __pow__(self, other: Any) -> Tensor:
+        return _elementwise.power(self, other)
+
+    def __rpow__(self, other: Any) -> Tensor:
+        return _elementwise.power(other, self)
+
+    def __neg__(self) -> Tensor:
+        return _elementwise.neg(self)
+
+    def __matmul__(self, other: Any) -> Tensor:
+        return _matmul.matmul(self, other)
+
+    def __rmatmul__(self, other: Any) -> Tensor:
+        return _matmul.matmul(other, self)
+
+    def __getitem__(self, index: Any) -> Tensor:
+        return _shape.getitem(self, index)
+
+    # Comparisons give plain boolean tensors: they have no gradient.
+    def __lt__(self, other: Any) -> Tensor:
+        return Tensor(self.data < _as_array(other))
+
+    def __le__(self, other: Any) -> Tensor:
+        return Tensor(self.data <= _as_array(other))
+
+    def __gt__(self, other: Any) -> Tensor:
+        return Tensor(self.data > _as_array(other))
+
+    def __ge__(self, other: Any) -> Tensor:
+        return Tensor(self.data >= _as_array(other))
+
+    __hash__ = object.__hash__
+
+    # -- methods: NumPy's names ---------------------------------------------
+    def sum(self, axis: Any = None, keepdims: bool = False) -> Tensor:
+        return _reduce.sum(self, axis=axis, keepdims=keepdims)
+
+    def mean(self, axis: Any = None, keepdims: bool = False) -> Tensor:
+        return _reduce.mean(self, axis=axis, keepdims=keepdims)
+
+    def max(self, axis: Any = None, keepdims: bool = False) -> Tensor:
+        return _reduce.max(self, axis=axis, keepdims=keepdims)
+
+    def min(self, axis: Any = None, keepdims: bool = False) -> Tensor:
+        return _reduce.min(self, axis=axis, keepdims=keepdims)
+
+    def reshape(self, *shape: Any) -> Tensor:
+        if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+            shape = tuple(shape[0])
+        return _shape.reshape(self, shape)
+
+    def transpose(self, *axes: Any) -> Tensor:
+        if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
+            axes = tuple(axes[0])
+        return _shape.transpose(self, axes or None)
+
+    def permute(self, *axes: Any) -> Tensor:
+        return self.transpose(*axes)
+
+    @property
+    def T(self) -> Tensor:
+        return _shape.transpose(self, None)
+
+    def exp(self) -> Tensor:
+        return _elementwise.exp(self)
+
+    def log(self) -> Tensor:
+        return _elementwise.log(self)
+
+    def sqrt(self) -> Tensor:
+        return _elementwise.sqrt(self)
+
+    def sin(self) -> Tensor:
+        return _elementwise.sin(self)
+
+    def cos(self) -> Tensor:
+        return _elementwise.cos(self)
+
+    def tanh(self) -> Tensor:
+        return _elementwise.tanh(self)
+
+    def sigmoid(self) -> Tensor:
+        return _elementwise.sigmoid(self)
+
+    def relu(self) -> Tensor:
+        return _elementwise.relu(self)
+
+    def abs(self) -> Tensor:
+        return _elementwise.abs(self)
+
+    def clip(self, min: float | None = None, max: float | None = None) -> Tensor:
+        return _elementwise.clip(self, min, max)
+
+    def softmax(self, axis: int = -1) -> Tensor:
+        return _softmax.softmax(self, axis=axis)
+
+    def log_softmax(self, axis: int = -1) -> Tensor:
+        return _softmax.log_softmax(self, axis=axis)
+
+
+def tensor(data: Any, requires_grad: bool = False, dtype: Any = None, name: str | None = None) -> Tensor:
+    """Make a tensor, PyTorch style: `tensor(2.0, requires_grad=True)`.
+
+    >>> tensor([[1, 2], [3, 4]]).shape
+    (2, 2)
+    """
+    return Tensor(data, requires_grad=requires_grad, dtype=dtype, name=name)
+
+
+def as_tensor(value: Any, like: np.dtype | None = None) -> Tensor:
+    """A Tensor as is; anything else wrapped, Python scalars taking dtype `like`."""
+    if isinstance(value, Tensor):
+        return value
+    if like is not None and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return Tensor(np.asarray(value, dtype=like))
+    if isinstance(value, np.ndarray):
+        return Tensor(value)
+    return Tensor(value)
+
+
+def unbroadcast(grad: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """Sum `grad` down to `shape`, undoing NumPy broadcasting: the one place this is done.
+
+    >>> unbroadcast(np.ones((4, 2, 3)), (2, 1)).tolist()
+    [[12.0], [12.0]]
+    """
+    if grad.shape == shape:
+        return grad
+    extra = grad.ndim - len(shape)
+    if extra > 0:
+        grad = grad.sum(axis=tuple(range(extra)))
+    stretched = tuple(axis for axis, size in enumerate(shape) if size == 1 and grad.shape[axis] != 1)
+    if stretched:
+        grad = grad.sum(axis=stretched, keepdims=True)
+    return grad
+
+
+def topological_order(root: Tensor) -> list[Tensor]:
+    """Every tensor on the tape that leads to `root`, inputs before outputs.
+
+    Iterative, not recursive: an unrolled sequence is thousands of nodes deep.
+    """
+    order: list[Tensor] = []
+    visited: set[int] = {id(root)}
+    stack: list[tuple[Tensor, bool]] = [(root, False)]
+    while stack:
+        node, expanded = stack.pop()
+        if expanded:
+            order.append(node)
+            continue
+        stack.append((node, True))
+        if node.creator is not None:
+            for parent in node.creator.inputs:
+                if parent.requires_grad and id(parent) not in visited:
+                    visited.add(id(parent))
+                    stack.append((parent, False))
+    return order
+
+
+def reverse_sweep(
+    root: Tensor, seed: np.ndarray, retain_graph: bool = False
+) -> Iterator[tuple[Tensor, np.ndarray, list[tuple[Tensor, np.ndarray]]]]:
+    """Reverse-mode sweep from `root`, yielding each tape node with its adjoint.
+
+    Yields `(node, adjoint, contributions)` in reverse topological order,
+    where `adjoint` is d(root)/d(node) contracted with `seed`, and
+    `contributions` lists, for each input of the node's op, the part of the
+    input's adjoint that flows through this node. `Tensor.backward` and
+    `explain` both run on it.
+    """
+    adjoints: dict[int, np.ndarray] = {id(root): seed}
+    for node in reversed(topological_order(root)):
+        adjoint = adjoints.pop(id(node))
+        creator = node.creator
+        contributions: list[tuple[Tensor, np.ndarray]] = []
+        if creator is not None:
+            input_grads = creator.backward(adjoint)
+            for parent, needed, parent_grad in zip(creator.inputs, creator.needs_input_grad, input_grads):
+                if not needed or parent_grad is None:
+                    continue
+                parent_grad = unbroadcast(parent_grad, parent.shape)
+                contributions.append((parent, parent_grad))
+                key = id(parent)
+                # never in place: an op may hand the same array to several inputs
+                adjoints[key] = adjoints[key] + parent_grad if key in adjoints else parent_grad
+        yield node, adjoint, contributions
+        if creator is not None and not retain_graph:
+            node.creator = None
+            creator.release()
+
+
+from descend.ops import elementwise as _elementwise  # noqa: E402  (the ops need Tensor defined first)
+from descend.ops import matmul as _matmul  # noqa: E402
+from descend.ops import reduce as _reduce  # noqa: E402
+from descend.ops import shape as _shape  # noqa: E402
+from descend.ops import softmax as _softmax  # noqa: E402
