@@ -16,3 +16,10 @@ from descend.ops import (
 )
 
 __version__ = "0.1.0"
+
+from descend import data, nn, optim  # noqa: E402
+from descend.explain import Explanation, explain  # noqa: E402
+from descend.io import load, load_optimizer_state, save  # noqa: E402
+from descend.train import (  # noqa: E402
+    Callback, EarlyStopping, History, TrainingState, clip_grad_norm, evaluate, fit, make_step, predict,
+)

@@ -10,6 +10,7 @@ vector-Jacobian product; the ops themselves live in `descend.ops`.
 from __future__ import annotations
 
 import contextlib
+import importlib
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -350,18 +351,20 @@ def topological_order(root: Tensor) -> list[Tensor]:
     Iterative, not recursive: an unrolled sequence is thousands of nodes deep.
     """
     order: list[Tensor] = []
-    visited: set[int] = {id(root)}
+    visited: set[int] = set()
     stack: list[tuple[Tensor, bool]] = [(root, False)]
     while stack:
         node, expanded = stack.pop()
         if expanded:
             order.append(node)
             continue
+        if id(node) in visited:  # marked when expanded, not when pushed: a node pushed early may be reached again deeper
+            continue
+        visited.add(id(node))
         stack.append((node, True))
         if node.creator is not None:
-            for parent in node.creator.inputs:
+            for parent in reversed(node.creator.inputs):  # so the first input's subtree comes first
                 if parent.requires_grad and id(parent) not in visited:
-                    visited.add(id(parent))
                     stack.append((parent, False))
     return order
 
@@ -399,7 +402,9 @@ def reverse_sweep(
 
 
 from descend.ops import elementwise as _elementwise  # noqa: E402  (the ops need Tensor defined first)
-from descend.ops import matmul as _matmul  # noqa: E402
 from descend.ops import reduce as _reduce  # noqa: E402
 from descend.ops import shape as _shape  # noqa: E402
-from descend.ops import softmax as _softmax  # noqa: E402
+
+# descend.ops re-exports the functions matmul and softmax under their modules' names: fetch the modules themselves
+_matmul = importlib.import_module("descend.ops.matmul")
+_softmax = importlib.import_module("descend.ops.softmax")

@@ -1,0 +1,172 @@
+"""Dense layers, activations, dropout and containers.
+
+Weight layout, decided once: a dense weight is (in_features, out_features),
+so a layer computes x @ W + b. PyTorch stores the transpose; the oracle
+tests transpose when they copy weights, the layers never do.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from descend import ops
+from descend.errors import DescendValueError
+from descend.nn.module import Module, check_last_dim
+from descend.nn.parameter import Parameter
+from descend.tensor import Tensor
+
+
+def _positive_int(value: Any, argument: str, layer: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise DescendValueError(f"{layer}: {argument} must be a positive integer; got {value!r}")
+    return int(value)
+
+
+class Linear(Module):
+    """y = x @ W + b.
+
+    Shapes: x (N, in_features) -> y (N, out_features); W (in_features, out_features), b (out_features,).
+    W and b start uniform in ±1/√in_features, PyTorch's default, so results compare.
+
+    >>> Linear(3, 2, rng=0)(Tensor(np.ones((4, 3)))).shape
+    (4, 2)
+    """
+
+    def __init__(self, in_features: int, out_features: int, bias: bool = True, rng: Any = None):
+        self.in_features = _positive_int(in_features, "in_features", "Linear")
+        self.out_features = _positive_int(out_features, "out_features", "Linear")
+        rng = np.random.default_rng(rng)
+        bound = 1.0 / np.sqrt(in_features)
+        self.weight = Parameter(rng.uniform(-bound, bound, (in_features, out_features)), fan_in_axes=(0,))
+        self.bias = Parameter(rng.uniform(-bound, bound, out_features)) if bias else None
+
+    def forward(self, x: Tensor) -> Tensor:
+        check_last_dim(x, self.in_features, layer=self)
+        return ops.linear(x, self.weight, self.bias)
+
+    def __repr__(self) -> str:
+        return f"Linear({self.in_features} -> {self.out_features})"
+
+
+class ReLU(Module):
+    """max(x, 0), elementwise."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return ops.relu(x)
+
+
+class LeakyReLU(Module):
+    """x for x > 0, negative_slope · x otherwise."""
+
+    def __init__(self, negative_slope: float = 0.01):
+        self.negative_slope = negative_slope
+
+    def forward(self, x: Tensor) -> Tensor:
+        return ops.leaky_relu(x, self.negative_slope)
+
+
+class ELU(Module):
+    """x for x > 0, α(eˣ − 1) otherwise."""
+
+    def __init__(self, alpha: float = 1.0):
+        self.alpha = alpha
+
+    def forward(self, x: Tensor) -> Tensor:
+        return ops.elu(x, self.alpha)
+
+
+class Sigmoid(Module):
+    """1 / (1 + e^−x), elementwise."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return ops.sigmoid(x)
+
+
+class Tanh(Module):
+    """tanh x, elementwise."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return ops.tanh(x)
+
+
+class Softmax(Module):
+    """Probabilities along `axis`."""
+
+    def __init__(self, axis: int = -1):
+        self.axis = axis
+
+    def forward(self, x: Tensor) -> Tensor:
+        return ops.softmax(x, axis=self.axis)
+
+
+class Maxout(Module):
+    """Maxout units (Goodfellow et al. 2013): each output is the max of `pieces` affine maps.
+
+    Shapes: x (N, in_features) -> (N, out_features); W (in_features, out_features · pieces).
+    """
+
+    def __init__(self, in_features: int, out_features: int, pieces: int = 2, rng: Any = None):
+        self.out_features = _positive_int(out_features, "out_features", "Maxout")
+        self.pieces = _positive_int(pieces, "pieces", "Maxout")
+        self.linear = Linear(in_features, out_features * pieces, rng=rng)
+
+    def forward(self, x: Tensor) -> Tensor:
+        candidates = self.linear(x).reshape(-1, self.out_features, self.pieces)
+        return candidates.max(axis=-1)
+
+
+class Flatten(Module):
+    """(N, d1, d2, ...) -> (N, d1·d2·...)."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x.reshape(x.shape[0], -1)
+
+
+class Dropout(Module):
+    """Inverted dropout: in training, zero each value with probability p and scale the rest by 1/(1 − p).
+
+    In eval mode it is the identity, so nothing changes at test time. The
+    mask is a constant factor, so the gradient needs no code of its own.
+    """
+
+    def __init__(self, p: float = 0.5, rng: Any = None):
+        if not 0.0 <= p < 1.0:
+            raise DescendValueError(f"Dropout: p must be in [0, 1); got {p!r}")
+        self.p = float(p)
+        self.rng = np.random.default_rng(rng)
+
+    def forward(self, x: Tensor) -> Tensor:
+        if not self.training or self.p == 0.0:
+            return x
+        keep = self.rng.random(x.shape, dtype=np.float32) >= self.p
+        return x * (keep * np.asarray(1.0 / (1.0 - self.p), dtype=x.dtype))
+
+
+class Sequential(Module):
+    """Layers applied in order: Sequential(a, b, c)(x) == c(b(a(x)))."""
+
+    def __init__(self, *layers: Module):
+        self.layers = list(layers)
+
+    def forward(self, x: Tensor) -> Tensor:
+        for layer in self.layers:
+            x = layer(x)
+        return x
+
+    def __getitem__(self, index: int) -> Module:
+        return self.layers[index]
+
+    def __len__(self) -> int:
+        return len(self.layers)
+
+
+ACTIVATIONS = {"relu": ReLU, "tanh": Tanh, "sigmoid": Sigmoid, "leaky_relu": LeakyReLU, "elu": ELU}
+
+
+def activation_layer(name: str) -> Module:
+    """A fresh activation module from its name ('relu', 'tanh', 'sigmoid', 'leaky_relu', 'elu')."""
+    if name not in ACTIVATIONS:
+        raise DescendValueError(f"unknown activation {name!r}; expected one of {', '.join(ACTIVATIONS)}")
+    return ACTIVATIONS[name]()

@@ -1,0 +1,360 @@
+"""fit: the local training loop, its step function, metrics and callbacks.
+
+The training step is a plain function, `loss, grads, correct = step(params,
+x, y)`, on arrays: the same step can run in the local loop here, in a
+HOGWILD! worker or in a Spark task. `fit` adds the loop around it: shuffled
+minibatches, the optimizer, validation, a History, callbacks and a progress
+bar.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from descend.data import Dataset, as_dataset, batches
+from descend.errors import DescendValueError, NonFiniteError, ShapeError
+from descend.nn.layers import Dropout
+from descend.nn.losses import BCEWithLogitsLoss, CrossEntropyLoss
+from descend.nn.module import Module, check_finite
+from descend.tensor import Tensor, no_grad
+
+ENGINES = ("local",)
+
+StepFunction = Callable[[np.ndarray, np.ndarray, np.ndarray], tuple[float, np.ndarray, int]]
+
+
+def count_correct(output: np.ndarray, target: np.ndarray, loss_fn: Module) -> int | None:
+    """How many rows a classifier got right; None for losses that are not classification."""
+    if isinstance(loss_fn, CrossEntropyLoss):
+        return int((output.argmax(axis=1) == target).sum())
+    if isinstance(loss_fn, BCEWithLogitsLoss):
+        return int(((output > 0) == (target > 0.5)).sum())
+    return None
+
+
+def make_step(model: Module, loss_fn: Module) -> StepFunction:
+    """The training step as a function of arrays: (params, x, y) -> (loss, grads, correct).
+
+    `params` is a flat parameter array of the model's layout (the model's
+    own buffer, or a copy from elsewhere, which is then loaded first);
+    `grads` is the model's flat gradient buffer, overwritten by the next call.
+    """
+    buffer = model.flat_buffer()
+
+    def step(params: np.ndarray, x: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray, int]:
+        if params is not buffer.data:
+            np.copyto(buffer.data, params)
+        buffer.zero_grad()
+        output = model(Tensor(x))
+        loss = loss_fn(output, y)
+        loss.backward()
+        return float(loss.data), buffer.grad, count_correct(output.data, y, loss_fn)
+
+    return step
+
+
+def clip_grad_norm(grads: np.ndarray, max_norm: float) -> float:
+    """Scale `grads` in place so their global L2 norm is at most `max_norm`; returns the norm before.
+
+    `grads` is a flat gradient buffer (`model.flat_buffer().grad`).
+    """
+    if not max_norm > 0:
+        raise DescendValueError(f"clip_grad_norm: max_norm must be positive; got {max_norm!r}")
+    norm = float(np.sqrt(np.dot(grads, grads)))
+    if norm > max_norm:
+        grads *= max_norm / (norm + 1e-12)
+    return norm
+
+
+_clip_grad_norm = clip_grad_norm  # fit's argument of the same name hides the function inside fit
+
+
+@dataclass
+class History:
+    """Per-epoch records of a training run: loss, accuracy, val_loss, val_accuracy, lr, seconds."""
+
+    epochs: list[dict[str, float]] = field(default_factory=list)
+
+    def __getitem__(self, key: str) -> list[float]:
+        if not self.epochs or key not in self.epochs[0]:
+            known = ", ".join(self.epochs[0]) if self.epochs else "nothing yet"
+            raise KeyError(f"history has no metric {key!r}; it has {known}")
+        return [record.get(key, float("nan")) for record in self.epochs]
+
+    def __len__(self) -> int:
+        return len(self.epochs)
+
+    def last(self) -> dict[str, float]:
+        """The newest epoch's record."""
+        return self.epochs[-1]
+
+
+@dataclass
+class TrainingState:
+    """What callbacks see: the run's objects and where it is. Set `stop = True` to end after this epoch."""
+
+    model: Module
+    loss_fn: Module
+    optimizer: Any
+    history: History
+    epoch: int = 0
+    step: int = 0
+    stop: bool = False
+
+
+class Callback:
+    """Hooks into fit; override what you need."""
+
+    def on_train_begin(self, state: TrainingState) -> None:
+        pass
+
+    def on_batch_end(self, state: TrainingState, loss: float) -> None:
+        pass
+
+    def on_epoch_end(self, state: TrainingState, record: dict[str, float]) -> None:
+        pass
+
+    def on_train_end(self, state: TrainingState) -> None:
+        pass
+
+
+class EarlyStopping(Callback):
+    """Stop when `monitor` has not improved by `min_delta` for `patience` epochs.
+
+    Losses are minimised and accuracies maximised. With
+    `restore_best_weights`, the model ends with the weights of its best epoch.
+    """
+
+    def __init__(self, monitor: str = "val_loss", patience: int = 3, min_delta: float = 0.0, restore_best_weights: bool = True):
+        if patience < 0:
+            raise DescendValueError(f"EarlyStopping: patience must be >= 0; got {patience!r}")
+        self.monitor, self.patience, self.min_delta = monitor, patience, min_delta
+        self.restore_best_weights = restore_best_weights
+        self.sign = 1.0 if "accuracy" in monitor else -1.0
+
+    def on_train_begin(self, state: TrainingState) -> None:
+        self.best, self.best_epoch, self.best_weights, self.waited = -np.inf, -1, None, 0
+
+    def on_epoch_end(self, state: TrainingState, record: dict[str, float]) -> None:
+        if self.monitor not in record:
+            raise DescendValueError(
+                f"EarlyStopping monitors {self.monitor!r}, which this run does not record; it has {', '.join(record)}"
+                + (" (pass validation= to fit for val_ metrics)" if self.monitor.startswith("val_") else "")
+            )
+        score = self.sign * record[self.monitor]
+        if score > self.best + self.min_delta:
+            self.best, self.best_epoch, self.waited = score, record["epoch"], 0
+            if self.restore_best_weights:
+                self.best_weights = state.model.flat_buffer().data.copy()
+        else:
+            self.waited += 1
+            if self.waited > self.patience:
+                state.stop = True
+
+    def on_train_end(self, state: TrainingState) -> None:
+        if self.restore_best_weights and self.best_weights is not None:
+            state.model.flat_buffer().data[...] = self.best_weights
+
+
+class _ProgressBar(Callback):
+    """One tqdm bar per epoch, with the running loss and accuracy."""
+
+    def __init__(self, steps_per_epoch: int, epochs: int):
+        from tqdm.auto import tqdm
+
+        self.tqdm, self.steps_per_epoch, self.epochs, self.bar = tqdm, steps_per_epoch, epochs, None
+
+    def start_epoch(self, epoch: int) -> None:
+        self.bar = self.tqdm(total=self.steps_per_epoch, desc=f"epoch {epoch}/{self.epochs}", unit="batch", leave=True)
+
+    def advance(self, loss: float, accuracy: float | None) -> None:
+        self.bar.update(1)
+        if self.bar.n % 20 == 0:
+            postfix = {"loss": f"{loss:.4f}"}
+            if accuracy is not None:
+                postfix["acc"] = f"{accuracy:.4f}"
+            self.bar.set_postfix(postfix, refresh=False)
+
+    def on_epoch_end(self, state: TrainingState, record: dict[str, float]) -> None:
+        shown = {key: f"{value:.4f}" for key, value in record.items() if key not in ("epoch", "seconds", "lr")}
+        self.bar.set_postfix(shown, refresh=False)
+        self.bar.close()
+
+
+def _progress_bar(progress: bool | str, steps: int, epochs: int) -> _ProgressBar | None:
+    if progress is False:
+        return None
+    try:
+        return _ProgressBar(steps, epochs)
+    except ImportError:
+        if progress == "auto":
+            return None
+        raise ImportError("fit(progress=True) needs tqdm: pip install 'descend[cli]', or pass progress=False") from None
+
+
+def evaluate(model: Module, loss_fn: Module, data: Any, batch_size: int = 1024) -> dict[str, float]:
+    """Mean loss (and accuracy for classifiers) over a data set, in eval mode without a tape."""
+    dataset = as_dataset(data, "data")
+    was_training = model.training
+    model.eval()
+    total_loss, total_correct = 0.0, 0
+    try:
+        with no_grad():
+            for start in range(0, len(dataset), batch_size):
+                x, y = dataset.x[start : start + batch_size], dataset.y[start : start + batch_size]
+                output = model(Tensor(x))
+                total_loss += float(loss_fn(output, y).data) * len(x)
+                correct = count_correct(output.data, y, loss_fn)
+                total_correct = None if correct is None else total_correct + correct
+    finally:
+        model.train(was_training)
+    metrics = {"loss": total_loss / len(dataset)}
+    if total_correct is not None:
+        metrics["accuracy"] = total_correct / len(dataset)
+    return metrics
+
+
+def predict(model: Module, x: Any, batch_size: int = 1024) -> np.ndarray:
+    """The model's outputs for every row of x, in eval mode, batched: x (N, ...) -> (N, ...)."""
+    array = x.x if isinstance(x, Dataset) else np.asarray(x.data if isinstance(x, Tensor) else x)
+    was_training = model.training
+    model.eval()
+    try:
+        with no_grad():
+            parts = [model(Tensor(array[start : start + batch_size])).data for start in range(0, len(array), batch_size)]
+    finally:
+        model.train(was_training)
+    return np.concatenate(parts) if parts else np.zeros((0,))
+
+
+def _check_targets(dataset: Dataset, loss_fn: Module, argument: str) -> None:
+    if dataset.y is None:
+        raise DescendValueError(f"{argument} has no targets (y); fit needs (x, y)")
+    check_finite(dataset.x, f"{argument}.x")
+    if isinstance(loss_fn, CrossEntropyLoss) and dataset.y.dtype.kind not in "iu":
+        raise DescendValueError(
+            f"{argument}.y must hold integer class labels for CrossEntropyLoss; got dtype {dataset.y.dtype}"
+        )
+    if dataset.y.dtype.kind == "f":
+        check_finite(dataset.y, f"{argument}.y")
+
+
+def _seed_module_generators(model: Module, seed: int) -> None:
+    """Give every random layer its own generator derived from the run's seed, so runs repeat."""
+    for index, module in enumerate(model.modules()):
+        if isinstance(module, Dropout):
+            module.rng = np.random.default_rng([seed, index])
+
+
+def fit(
+    model: Module,
+    loss_fn: Module,
+    optimizer: Any,
+    train: Any,
+    epochs: int = 1,
+    batch_size: int = 32,
+    validation: Any = None,
+    shuffle: bool = True,
+    seed: int | None = 0,
+    callbacks: Sequence[Callback] = (),
+    progress: bool | str = "auto",
+    clip_grad_norm: float | None = None,
+    engine: str = "local",
+) -> History:
+    """Train `model` to lower `loss_fn` on `train` with `optimizer`; returns a History.
+
+    `train` and `validation` are Datasets or (x, y) pairs: x (N, ...) float,
+    y (N,) integer labels for classifiers or (N, k) targets. Each epoch
+    draws a fresh permutation from `seed`, so runs with the same seed repeat
+    exactly. Training stops with a NonFiniteError naming the step if the loss
+    or a gradient becomes NaN or infinite.
+    """
+    if engine not in ENGINES:
+        raise DescendValueError(f"fit: unknown engine {engine!r}; available engines: {', '.join(ENGINES)}")
+    if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 1:
+        raise DescendValueError(f"fit: epochs must be a positive integer; got {epochs!r}")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+        raise DescendValueError(f"fit: batch_size must be a positive integer; got {batch_size!r}")
+    train_set = as_dataset(train, "train")
+    _check_targets(train_set, loss_fn, "train")
+    validation_set = None
+    if validation is not None:
+        validation_set = as_dataset(validation, "validation")
+        _check_targets(validation_set, loss_fn, "validation")
+    buffer = model.flat_buffer()
+    if getattr(optimizer, "buffer", None) is not buffer:
+        raise DescendValueError(
+            "fit: the optimizer does not hold this model's parameters; make it with optimizer(model.parameters(), ...)"
+        )
+    x_train = train_set.x.astype(buffer.dtype, copy=False)
+    y_train = train_set.y.astype(buffer.dtype, copy=False) if train_set.y.dtype.kind == "f" else train_set.y
+
+    rng = np.random.default_rng(seed)
+    if seed is not None:
+        _seed_module_generators(model, seed)
+    step = make_step(model, loss_fn)
+    history = History()
+    state = TrainingState(model, loss_fn, optimizer, history)
+    steps_per_epoch = -(-len(train_set) // batch_size)
+    bar = _progress_bar(progress, steps_per_epoch, epochs)
+    everyone = [*callbacks, *([bar] if bar else [])]
+    for callback in everyone:
+        callback.on_train_begin(state)
+    model.train()
+    for epoch in range(1, epochs + 1):
+        state.epoch = epoch
+        started = time.perf_counter()
+        if bar:
+            bar.start_epoch(epoch)
+        loss_sum, correct_sum, seen = 0.0, 0, 0
+        for rows in batches(len(train_set), batch_size, rng=rng, shuffle=shuffle):
+            loss, grads, correct = step(buffer.data, x_train[rows], y_train[rows])
+            state.step += 1
+            _check_finite_step(model, loss, grads, state)
+            if clip_grad_norm is not None:
+                _clip_grad_norm(grads, clip_grad_norm)
+            optimizer.step()
+            loss_sum += loss * len(rows)
+            seen += len(rows)
+            correct_sum = None if correct is None else correct_sum + correct
+            if bar:
+                bar.advance(loss_sum / seen, None if correct_sum is None else correct_sum / seen)
+            for callback in callbacks:
+                callback.on_batch_end(state, loss)
+        record = {"epoch": epoch, "loss": loss_sum / seen}
+        if correct_sum is not None:
+            record["accuracy"] = correct_sum / seen
+        if validation_set is not None:
+            record.update({f"val_{k}": v for k, v in evaluate(model, loss_fn, validation_set).items()})
+        record["lr"] = float(optimizer.lr)
+        record["seconds"] = time.perf_counter() - started
+        history.epochs.append(record)
+        for callback in everyone:
+            callback.on_epoch_end(state, record)
+        if state.stop:
+            break
+    for callback in everyone:
+        callback.on_train_end(state)
+    return history
+
+
+def _check_finite_step(model: Module, loss: float, grads: np.ndarray, state: TrainingState) -> None:
+    where = f"epoch {state.epoch}, step {state.step}"
+    if not np.isfinite(loss):
+        raise NonFiniteError(
+            f"the loss became {loss} at {where} (learning rate {state.optimizer.lr:g}); "
+            "lower the learning rate, clip gradients (clip_grad_norm=) or check the data for extreme values"
+        )
+    if not np.isfinite(np.dot(grads, grads)):
+        for name, parameter in model.named_parameters():
+            if not np.isfinite(parameter.grad).all():
+                raise NonFiniteError(
+                    f"the gradient of '{name}' became NaN or infinite at {where}; "
+                    "lower the learning rate or clip gradients (clip_grad_norm=)"
+                )
+        raise NonFiniteError(f"the gradient norm overflowed at {where}; clip gradients (clip_grad_norm=)")

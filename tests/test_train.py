@@ -1,0 +1,149 @@
+"""fit: convergence on problems with known answers, history, callbacks, determinism, bad input."""
+
+import numpy as np
+import pytest
+
+import descend as dc
+from descend import nn, optim
+from descend.errors import DescendError, DescendValueError, NonFiniteError
+
+
+def test_linear_regression_recovers_slope_and_intercept():
+    data = dc.data.make_line(n=500, slope=2.0, intercept=1.0, noise=0.1, seed=0)
+    model = nn.LinearRegression(1, rng=0)
+    dc.fit(model, nn.MSELoss(), optim.SGD(model.parameters(), lr=0.1), data, epochs=30, batch_size=32, progress=False)
+    assert model.linear.weight.data.item() == pytest.approx(2.0, abs=0.05)
+    assert model.linear.bias.data.item() == pytest.approx(1.0, abs=0.05)
+
+
+def test_relu_network_separates_two_moons_where_a_linear_model_cannot():
+    data = dc.data.make_moons(n=600, noise=0.1, seed=0)
+    deep = nn.MLP([2, 32, 32, 2], rng=0)
+    dc.fit(deep, nn.CrossEntropyLoss(), optim.SGD(deep.parameters(), lr=0.1, momentum=0.9), data, epochs=40,
+           batch_size=32, progress=False)
+    flat = nn.LogisticRegression(2, 2, rng=0)
+    dc.fit(flat, nn.CrossEntropyLoss(), optim.SGD(flat.parameters(), lr=0.1, momentum=0.9), data, epochs=40,
+           batch_size=32, progress=False)
+    assert dc.evaluate(deep, nn.CrossEntropyLoss(), data)["accuracy"] > 0.98
+    assert dc.evaluate(flat, nn.CrossEntropyLoss(), data)["accuracy"] < 0.92
+
+
+def test_history_records_every_epoch():
+    train, test = dc.data.make_blobs(n=300, seed=0).split(0.8, seed=0)
+    model = nn.MLP([2, 8, 3], rng=0)
+    opt = optim.SGD(model.parameters(), lr=0.1, schedule=optim.InverseTimeDecay(decay=0.01))
+    history = dc.fit(model, nn.CrossEntropyLoss(), opt, train, epochs=3, batch_size=50, validation=test, progress=False)
+    assert len(history) == 3 and history["epoch"] == [1, 2, 3]
+    assert set(history.last()) == {"epoch", "loss", "accuracy", "val_loss", "val_accuracy", "lr", "seconds"}
+    assert history["lr"][0] > history["lr"][2]  # the schedule decays per step
+    with pytest.raises(KeyError, match="val_auc"):
+        history["val_auc"]
+
+
+def test_same_seed_gives_bit_identical_weights_and_another_seed_does_not():
+    data = dc.data.make_moons(n=200, seed=1)
+
+    def train(seed):
+        model = nn.MLP([2, 16, 2], dropout=0.3, rng=0)
+        dc.fit(model, nn.CrossEntropyLoss(), optim.SGD(model.parameters(), lr=0.1, momentum=0.9), data, epochs=3,
+               batch_size=16, seed=seed, progress=False)
+        return model.flat_buffer().data.copy()
+
+    np.testing.assert_array_equal(train(7), train(7))
+    assert not np.array_equal(train(7), train(8))
+
+
+def test_early_stopping_stops_and_restores_the_best_weights():
+    rng = np.random.default_rng(0)
+    x, y = rng.random((40, 5)).astype(np.float32), rng.integers(0, 2, 40)  # labels are noise: validation gets worse
+    vx, vy = rng.random((40, 5)).astype(np.float32), rng.integers(0, 2, 40)
+    model = nn.MLP([5, 64, 2], rng=0)
+    stopper = dc.EarlyStopping(monitor="val_loss", patience=2)
+
+    class Snapshot(dc.Callback):
+        weights = {}
+
+        def on_epoch_end(self, state, record):
+            self.weights[record["epoch"]] = state.model.flat_buffer().data.copy()
+
+    snapshot = Snapshot()
+    history = dc.fit(model, nn.CrossEntropyLoss(), optim.SGD(model.parameters(), lr=0.5, momentum=0.9), (x, y),
+                     epochs=100, batch_size=8, validation=(vx, vy), callbacks=[stopper, snapshot], progress=False)
+    assert len(history) < 100
+    best = int(np.argmin(history["val_loss"])) + 1
+    assert stopper.best_epoch == best
+    np.testing.assert_array_equal(model.flat_buffer().data, snapshot.weights[best])
+
+
+def test_a_diverging_run_stops_with_a_named_error():
+    data = dc.data.make_line(n=64, seed=0)
+    model = nn.LinearRegression(1, rng=0)
+    with pytest.raises(NonFiniteError, match=r"epoch \d+, step \d+"):
+        dc.fit(model, nn.MSELoss(), optim.SGD(model.parameters(), lr=1e6), data, epochs=50, batch_size=8, progress=False)
+
+
+def test_gradient_clipping_limits_the_global_norm():
+    grads = np.array([3.0, 4.0], dtype=np.float32)
+    assert dc.clip_grad_norm(grads, 1.0) == pytest.approx(5.0)
+    np.testing.assert_allclose(grads, [0.6, 0.8], rtol=1e-5)
+    data = dc.data.make_line(n=64, seed=0)
+    model = nn.LinearRegression(1, rng=0)
+    dc.fit(model, nn.MSELoss(), optim.SGD(model.parameters(), lr=10.0), data, epochs=2, batch_size=8,
+           clip_grad_norm=0.01, progress=False)
+
+
+def test_the_step_function_is_pure_in_the_parameters():
+    model = nn.MLP([3, 4, 2], rng=0)
+    step = dc.make_step(model, nn.CrossEntropyLoss())
+    x, y = np.ones((5, 3), np.float32), np.array([0, 1, 0, 1, 1])
+    params = model.flat_buffer().data.copy()
+    loss_a, grads_a, correct = step(params, x, y)
+    grads_a = grads_a.copy()
+    model.flat_buffer().data[:] = 0
+    loss_b, grads_b, _ = step(params, x, y)
+    assert loss_a == loss_b and 0 <= correct <= 5
+    np.testing.assert_array_equal(grads_a, grads_b)
+
+
+def test_predict_returns_outputs_for_every_row_in_eval_mode():
+    model = nn.MLP([3, 4, 2], dropout=0.5, rng=0)
+    x = np.random.default_rng(0).random((2500, 3)).astype(np.float32)
+    out = dc.predict(model, x, batch_size=1000)
+    assert out.shape == (2500, 2)
+    np.testing.assert_array_equal(out, dc.predict(model, x))  # dropout is off: deterministic
+    assert model.training
+
+
+def _fit(**overrides):
+    model = nn.MLP([2, 4, 2], rng=0)
+    arguments = dict(model=model, loss_fn=nn.CrossEntropyLoss(), optimizer=optim.SGD(model.parameters(), lr=0.1),
+                     train=dc.data.make_moons(n=20, seed=0), epochs=1, batch_size=4, progress=False)
+    arguments.update(overrides)
+    return dc.fit(**arguments)
+
+
+@pytest.mark.parametrize(
+    "overrides, words",
+    [
+        (dict(epochs=0), ["epochs", "0"]),
+        (dict(batch_size=-1), ["batch_size", "-1"]),
+        (dict(engine="gpu"), ["engine", "gpu", "local"]),
+        (dict(train=(np.full((4, 2), np.nan, np.float32), np.zeros(4, int))), ["train.x", "NaN"]),
+        (dict(train=(np.ones((4, 2), np.float32), np.array([0.5, 1, 0, 1]))), ["integer", "train.y"]),
+        (dict(train=(np.ones((4, 2), np.float32), np.array([0, 1, 5, 1]))), ["[0, 2)", "5"]),
+        (dict(train=(np.zeros((0, 2), np.float32), np.zeros(0, int))), ["empty"]),
+        (dict(train=(np.ones((4, 3), np.float32), np.zeros(4, int))), ["(4, 3)", "(N, 2)"]),
+        (dict(optimizer=optim.SGD(nn.Linear(2, 2).parameters(), lr=0.1)), ["optimizer", "model.parameters()"]),
+    ],
+)
+def test_fit_refuses_bad_input_with_a_named_error(overrides, words):
+    with pytest.raises(DescendError) as raised:
+        _fit(**overrides)
+    for word in words:
+        assert word in str(raised.value)
+    assert isinstance(raised.value, (ValueError, TypeError))
+
+
+def test_early_stopping_on_a_metric_the_run_lacks_says_so():
+    with pytest.raises(DescendValueError, match="validation="):
+        _fit(callbacks=[dc.EarlyStopping(monitor="val_loss")])
