@@ -1,0 +1,55 @@
+"""The `descend` command: train and evaluate end to end, usage errors, exit codes."""
+
+import json
+import subprocess
+import sys
+
+from click.testing import CliRunner
+
+from descend.cli import main
+
+
+def test_train_then_evaluate_on_digits(tmp_path):
+    runner = CliRunner()
+    out = tmp_path / "run"
+    result = runner.invoke(main, ["train", "--model", "mlp", "--data", "digits", "--epochs", "2", "--batch-size", "16", "--hidden", "32",
+                                  "--out", str(out), "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert (out / "model.dsc").is_file()
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in records] == [1, 2] and records[-1]["val_accuracy"] > 0.8
+
+    result = runner.invoke(main, ["evaluate", str(out / "model.dsc"), "--data", "digits", "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["accuracy"] > 0.8
+
+
+def test_train_prints_one_line_per_epoch_and_json_mode_prints_records(tmp_path):
+    result = CliRunner().invoke(main, ["train", "--model", "logistic", "--data", "digits", "--epochs", "2",
+                                       "--out", str(tmp_path), "--json"])
+    assert result.exit_code == 0, result.output
+    lines = [json.loads(line) for line in result.output.splitlines()]
+    assert [line["epoch"] for line in lines] == [1, 2]
+
+
+def test_bad_usage_exits_2_and_failures_exit_1_with_one_line(tmp_path):
+    runner = CliRunner()
+    assert runner.invoke(main, ["train", "--epochs", "0"]).exit_code == 2
+    assert runner.invoke(main, ["train", "--hidden", "12,x"]).exit_code == 2
+    assert runner.invoke(main, ["train", "--model", "transformer"]).exit_code == 2
+    bad = tmp_path / "bad.dsc"
+    bad.write_bytes(b"not a model")
+    result = runner.invoke(main, ["evaluate", str(bad), "--data", "digits"])
+    assert result.exit_code == 1
+    assert result.output.strip().startswith("error:") and len(result.output.strip().splitlines()) == 1
+
+
+def test_help_explains_each_command_with_an_example():
+    for command in ([], ["train"], ["evaluate"]):
+        result = CliRunner().invoke(main, [*command, "--help"])
+        assert result.exit_code == 0 and "Example:" in result.output
+
+
+def test_console_script_is_installed():
+    result = subprocess.run([sys.executable, "-m", "descend.cli", "--version"], capture_output=True, text=True)
+    assert result.returncode == 0 and "descend" in result.stdout
