@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from descend.errors import DescendTypeError
+from descend.errors import DescendTypeError, DescendValueError
 from descend.tensor import DEFAULT_DTYPE, Tensor
 
 
@@ -47,6 +47,7 @@ class ParameterBuffer:
 
     def __init__(self, params: Sequence[Parameter], dtype: Any = None):
         self.params = list(params)
+        self.pinned = False  # set by an optimizer that holds this buffer: it must not be regrouped
         if dtype is None:
             dtype = np.result_type(*(p.dtype for p in self.params)) if self.params else DEFAULT_DTYPE
         self.offsets = np.concatenate([[0], np.cumsum([p.size for p in self.params])]).astype(int)
@@ -68,6 +69,15 @@ class ParameterBuffer:
             shared = params[0].buffer
             if len(shared.params) == len(params) and all(a is b for a, b in zip(shared.params, params)):
                 return shared
+        if len({id(p) for p in params}) != len(params):
+            raise DescendValueError("the same Parameter appears twice in the list; pass each parameter once")
+        for p in params:
+            if p.buffer is not None and p.buffer.pinned:
+                raise DescendValueError(
+                    f"{p!r} already belongs to the flat buffer of an optimizer made from another list of parameters; "
+                    "regrouping would leave that optimizer updating arrays the model no longer uses. "
+                    "Make the optimizer from model.parameters() and use optimizer.zero_grad()."
+                )
         return cls(params)
 
     @property

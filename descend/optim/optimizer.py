@@ -1,0 +1,212 @@
+"""Optimizer: the base of every update rule, working on the one flat parameter buffer."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import numpy as np
+
+from descend.errors import DescendTypeError, DescendValueError, ShapeError
+from descend.nn.parameter import Parameter, ParameterBuffer
+from descend.optim._checks import check_integer, check_real
+from descend.optim.constraints import MaxNorm
+from descend.optim.schedules import MomentumRamp, Schedule, build_schedule
+from descend.tensor import Tensor
+
+
+class Optimizer:
+    """Base of the optimizers: one step updates every parameter in a few vector operations.
+
+    The parameters are gathered into one flat buffer, `self.buffer` (the
+    model's own when they are all of a model's parameters, in order). A
+    subclass's `_update(lr)` changes `self.buffer.data` in place from
+    `self.buffer.grad` and keeps its per-weight state (momentum, moment
+    estimates) in `self.state`, flat arrays of the same length.
+
+    One `step()`:
+        lr = schedule(base_lr, iterations)      (base_lr when there is no schedule)
+        g  = grad + weight_decay · w + l1 · sign(w)   (l1 is SGD's)
+        the subclass's update of w from g
+        max-norm constraint, when max_norm is set
+        iterations += 1
+    """
+
+    #: strength of the L1 term l1·sign(w) added to the gradient; SGD takes it as an argument
+    l1: float = 0.0
+
+    def __init__(
+        self,
+        params: Iterable[Parameter],
+        lr: float,
+        schedule: Schedule | None = None,
+        max_norm: float | None = None,
+        weight_decay: float = 0.0,
+    ):
+        self.base_lr = check_real("lr", lr, low=0.0, low_open=True)
+        self.schedule = _check_schedule(schedule)
+        self.weight_decay = check_real("weight_decay", weight_decay, low=0.0)
+        self.buffer = ParameterBuffer.of(_check_params(params))
+        self.buffer.pinned = True
+        self.constraint = None if max_norm is None else MaxNorm(self.buffer.params, max_norm)
+        self.max_norm = None if self.constraint is None else self.constraint.max_norm
+        self.iterations = 0
+        self.state: dict[str, np.ndarray] = {}
+
+    @property
+    def lr(self) -> float:
+        """The learning rate the next step uses: the schedule applied to base_lr."""
+        if self.schedule is None:
+            return self.base_lr
+        return float(self.schedule(self.base_lr, self.iterations))
+
+    def zero_grad(self) -> None:
+        """Set every gradient to zero (one write to the flat gradient buffer)."""
+        self.buffer.zero_grad()
+
+    def step(self) -> None:
+        """Update every parameter from its gradient, then apply the max-norm constraint."""
+        self._update(self.lr)
+        if self.constraint is not None:
+            self.constraint.apply()
+        self.iterations += 1
+
+    def _update(self, lr: float) -> None:
+        raise NotImplementedError(f"{type(self).__name__} must define _update(lr)")
+
+    def _gradient(self) -> np.ndarray:
+        """grad + weight_decay·w + l1·sign(w), flat.
+
+        A new array when a term is added: `buffer.grad` stays what backward() made it.
+        """
+        grad, weights = self.buffer.grad, self.buffer.data
+        if self.weight_decay:
+            grad = grad + self.weight_decay * weights
+        if self.l1:
+            grad = grad + self.l1 * np.sign(weights)
+        return grad
+
+    def _subtract(self, delta: np.ndarray) -> None:
+        """w ← w − delta in place: the parameters' views (and any shared memory) stay bound to the buffer."""
+        weights = self.buffer.data
+        weights -= delta
+
+    def _new_state(self, *names: str) -> None:
+        """Start flat state arrays of zeros, one weight each."""
+        for name in names:
+            self.state[name] = np.zeros_like(self.buffer.data)
+
+    # -- saving and resuming -----------------------------------------------
+    def hyperparameters(self) -> dict[str, Any]:
+        """The constructor arguments other than params and schedule, JSON-ready."""
+        return {"lr": self.base_lr, "weight_decay": self.weight_decay, "max_norm": self.max_norm}
+
+    def state_dict(self) -> dict[str, dict[str, Any]]:
+        """What resumes training exactly: flat state arrays, and JSON-ready scalars.
+
+        {"arrays": {name: copy of a flat array}, "scalars": {"class", "iterations",
+        "hyperparameters", "schedule"}}. The weights themselves are the model's to save.
+        """
+        return {
+            "arrays": {name: array.copy() for name, array in self.state.items()},
+            "scalars": {
+                "class": type(self).__name__,
+                "iterations": self.iterations,
+                "hyperparameters": self.hyperparameters(),
+                "schedule": None if self.schedule is None else self.schedule.describe(),
+            },
+        }
+
+    def load_state_dict(self, state: dict[str, dict[str, Any]]) -> None:
+        """Restore what `state_dict()` saved: hyperparameters, schedule, iterations, state arrays.
+
+        Everything is checked before anything changes.
+        """
+        parts = state if isinstance(state, dict) else {}
+        if not (isinstance(parts.get("arrays"), dict) and isinstance(parts.get("scalars"), dict)):
+            raise DescendTypeError(
+                "state must be a dict holding dicts 'arrays' and 'scalars' (from state_dict()); "
+                f"got {type(state).__name__} {state!r:.200}"
+            )
+        arrays, scalars = state["arrays"], state["scalars"]
+        if scalars.get("class") != type(self).__name__:
+            raise DescendValueError(
+                f"state was saved by {scalars.get('class')!r}; it cannot be loaded into {type(self).__name__}"
+            )
+        iterations = check_integer("iterations", scalars.get("iterations"), low=0)
+        schedule = None if scalars.get("schedule") is None else build_schedule(scalars["schedule"])
+        saved = scalars.get("hyperparameters")
+        if not isinstance(saved, dict):
+            raise DescendTypeError(f"state's hyperparameters must be a dict of arguments; got {saved!r:.200}")
+        hyperparameters = {name: _decode(value) for name, value in saved.items()}
+        try:
+            # the constructor checks the saved hyperparameters exactly as it checks new ones
+            restored = type(self)(self.buffer.params, schedule=schedule, **hyperparameters)
+        except TypeError as error:
+            if isinstance(error, DescendTypeError):
+                raise
+            raise DescendValueError(
+                f"saved hyperparameters {hyperparameters} do not fit {type(self).__name__}: {error}"
+            ) from None
+        missing, unexpected = sorted(set(restored.state) - set(arrays)), sorted(set(arrays) - set(restored.state))
+        if missing or unexpected:
+            raise DescendValueError(
+                f"state arrays do not fit {restored!r}: missing {missing or 'nothing'}, "
+                f"unexpected {unexpected or 'nothing'}"
+            )
+        for name, target in restored.state.items():
+            value = np.asarray(arrays[name])
+            if value.shape != target.shape:
+                raise ShapeError(
+                    f"state array '{name}' has shape {value.shape}; these parameters need {target.shape}"
+                )
+        for name, target in restored.state.items():
+            target[...] = arrays[name]
+        restored.iterations = iterations
+        vars(self).update(vars(restored))
+
+    def __repr__(self) -> str:
+        arguments = ", ".join(f"{name}={_decode(value)!r}" for name, value in self.hyperparameters().items())
+        if self.schedule is not None:
+            arguments += f", schedule={self.schedule!r}"
+        return f"{type(self).__name__}({arguments})"
+
+
+def _check_params(params: Any) -> list[Parameter]:
+    if isinstance(params, Tensor) or not isinstance(params, Iterable):
+        hint = "; wrap a single one in a list: [p]" if isinstance(params, Tensor) else ""
+        raise DescendTypeError(
+            f"params must be an iterable of Parameters, e.g. model.parameters(); got {type(params).__name__}{hint}"
+        )
+    params = list(params)
+    if not params:
+        raise DescendValueError("params is empty: the optimizer would have nothing to update")
+    first_index: dict[int, int] = {}
+    for index, p in enumerate(params):
+        if not isinstance(p, Parameter):
+            raise DescendTypeError(
+                f"params[{index}] must be a Parameter (e.g. from model.parameters()); got {type(p).__name__}"
+            )
+        if id(p) in first_index:
+            raise DescendValueError(
+                f"params lists the same {p!r} twice (at {first_index[id(p)]} and {index}); give each parameter once"
+            )
+        first_index[id(p)] = index
+    return params
+
+
+def _check_schedule(schedule: Any) -> Schedule | None:
+    if schedule is None or isinstance(schedule, Schedule):
+        return schedule
+    hint = "; a MomentumRamp goes to SGD(momentum=...)" if isinstance(schedule, MomentumRamp) else ""
+    raise DescendTypeError(
+        "schedule must be None or a learning-rate schedule (StepDecay, ExponentialDecay, InverseTimeDecay, "
+        f"CosineDecay); got {type(schedule).__name__} {schedule!r}{hint}"
+    )
+
+
+def _decode(value: Any) -> Any:
+    """A saved hyperparameter as the constructor takes it (a MomentumRamp from its description)."""
+    if isinstance(value, dict):
+        return build_schedule(value)
+    return value
