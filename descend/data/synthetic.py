@@ -1,0 +1,90 @@
+"""Small synthetic data sets for first experiments; each draws only from its own seeded generator."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from descend.data._checks import check_int, check_real
+from descend.data.dataset import Dataset
+from descend.errors import DescendTypeError, DescendValueError, ShapeError
+
+CENTER_BOX = 10.0  # make_blobs draws its centers uniformly from [-10, 10]^2, as scikit-learn does
+
+
+def make_line(
+    n: int = 100, slope: float = 2.0, intercept: float = 1.0, noise: float = 0.5, seed: int | None = 0
+) -> Dataset:
+    """Points on y = slope * x + intercept + noise * e, with x ~ U(-1, 1) and e ~ N(0, 1).
+
+    Shapes: x (n, 1) float32, y (n, 1) float32.
+
+    >>> ds = make_line(n=5, noise=0.0)
+    >>> ds.x.shape, ds.y.shape, bool(np.allclose(ds.y, 2 * ds.x + 1))
+    ((5, 1), (5, 1), True)
+    """
+    n = check_int(n, "n", 1)
+    slope, intercept = check_real(slope, "slope"), check_real(intercept, "intercept")
+    noise = check_real(noise, "noise", minimum=0.0)
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(-1.0, 1.0, size=(n, 1))
+    y = slope * x + intercept + noise * rng.standard_normal((n, 1))
+    return Dataset(x, y.astype(np.float32), name="line")
+
+
+def make_moons(n: int = 200, noise: float = 0.1, seed: int | None = 0) -> Dataset:
+    """Two interleaving half circles in the plane, a classic task a linear model cannot solve.
+
+    Class 0 lies on (cos t, sin t), class 1 on (1 - cos t, 0.5 - sin t), t in [0, pi],
+    plus N(0, noise^2) on each coordinate; rows are shuffled. n // 2 points in class 0.
+    Shapes: x (n, 2) float32, y (n,) int64 in {0, 1}.
+
+    >>> ds = make_moons(n=10)
+    >>> ds.x.shape, ds.y.tolist().count(0)
+    ((10, 2), 5)
+    """
+    n = check_int(n, "n", 1)
+    noise = check_real(noise, "noise", minimum=0.0)
+    rng = np.random.default_rng(seed)
+    n_upper = n // 2
+    t = np.concatenate([np.linspace(0.0, np.pi, n_upper), np.linspace(0.0, np.pi, n - n_upper)])
+    y = (np.arange(n) >= n_upper).astype(np.int64)
+    upper = np.stack([np.cos(t), np.sin(t)], axis=1)
+    lower = np.stack([1.0 - np.cos(t), 0.5 - np.sin(t)], axis=1)
+    x = np.where(y[:, None] == 0, upper, lower) + noise * rng.standard_normal((n, 2))
+    order = rng.permutation(n)  # otherwise every class-0 row comes first
+    return Dataset(x[order], y[order], name="moons")
+
+
+def make_blobs(n: int = 300, centers: int | np.ndarray = 3, spread: float = 1.0, seed: int | None = 0) -> Dataset:
+    """Gaussian clusters in the plane: class k is centers[k] + N(0, spread^2 I).
+
+    `centers` is a count (drawn uniformly from [-10, 10]^2) or an array (k, 2) of them.
+    The classes get n // k or n // k + 1 points each; rows are shuffled.
+    Shapes: x (n, 2) float32, y (n,) int64 in 0..k-1.
+
+    >>> ds = make_blobs(n=9, centers=3)
+    >>> ds.x.shape, np.bincount(ds.y).tolist()
+    ((9, 2), [3, 3, 3])
+    """
+    n = check_int(n, "n", 1)
+    spread = check_real(spread, "spread", minimum=0.0)
+    rng = np.random.default_rng(seed)
+    if np.ndim(centers) == 0:
+        points = rng.uniform(-CENTER_BOX, CENTER_BOX, size=(check_int(centers, "centers", 1), 2))
+    else:
+        points = _center_points(centers)
+    y = rng.permutation(np.arange(n) % len(points))  # balanced classes in a random order
+    x = points[y] + spread * rng.standard_normal((n, 2))
+    return Dataset(x, y.astype(np.int64), name="blobs")
+
+
+def _center_points(centers: object) -> np.ndarray:
+    try:
+        points = np.asarray(centers, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise DescendTypeError(f"centers must be a count or an array (k, 2) of points; got {centers!r}") from None
+    if points.ndim != 2 or points.shape[1] != 2 or len(points) == 0:
+        raise ShapeError(f"centers must be a count or an array (k, 2) of points; got shape {points.shape}")
+    if not np.isfinite(points).all():
+        raise DescendValueError("centers must hold finite coordinates; got NaN or infinity")
+    return points
