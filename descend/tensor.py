@@ -84,7 +84,7 @@ class Tensor:
 
     def __init__(self, data: Any, requires_grad: bool = False, dtype: Any = None, name: str | None = None):
         if dtype is None and not isinstance(data, (np.ndarray, Tensor)):
-            probe = np.asarray(data)
+            probe = _as_array(data)  # raises DescendTypeError for ragged or non-numeric data
             dtype = DEFAULT_DTYPE if probe.dtype.kind == "f" else None
         self.data: np.ndarray = _as_array(data, dtype)
         if requires_grad and self.data.dtype not in FLOAT_DTYPES:
@@ -358,7 +358,7 @@ def topological_order(root: Tensor) -> list[Tensor]:
         if expanded:
             order.append(node)
             continue
-        if id(node) in visited:  # marked when expanded, not when pushed: a node pushed early may be reached again deeper
+        if id(node) in visited:  # marked when expanded, not when pushed: an early push may be reached again deeper
             continue
         visited.add(id(node))
         stack.append((node, True))

@@ -16,8 +16,9 @@ from typing import Any
 
 import numpy as np
 
+from descend.checks import check_integer
 from descend.data import Dataset, as_dataset, batches
-from descend.errors import DescendValueError, NonFiniteError, ShapeError
+from descend.errors import DescendValueError, NonFiniteError
 from descend.nn.layers import Dropout
 from descend.nn.losses import BCEWithLogitsLoss, CrossEntropyLoss
 from descend.nn.module import Module, check_finite
@@ -276,10 +277,8 @@ def fit(
     """
     if engine not in ENGINES:
         raise DescendValueError(f"fit: unknown engine {engine!r}; available engines: {', '.join(ENGINES)}")
-    if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 1:
-        raise DescendValueError(f"fit: epochs must be a positive integer; got {epochs!r}")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-        raise DescendValueError(f"fit: batch_size must be a positive integer; got {batch_size!r}")
+    epochs = check_integer("epochs", epochs, low=1)
+    batch_size = check_integer("batch_size", batch_size, low=1)
     train_set = as_dataset(train, "train")
     _check_targets(train_set, loss_fn, "train")
     validation_set = None

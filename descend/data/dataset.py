@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from descend.data._checks import check_fraction, check_int
+from descend.checks import check_fraction, check_integer
 from descend.errors import DataError, DescendTypeError, DescendValueError, ShapeError
 
 _NUMERIC_KINDS = "biuf"  # bool, signed and unsigned integers, floats: numpy's dtype.kind codes
@@ -101,7 +101,7 @@ class Dataset:
         >>> len(train), len(test)
         (8, 2)
         """
-        fraction = check_fraction(fraction, "fraction")
+        fraction = check_fraction("fraction", fraction)
         n_first = int(round(fraction * len(self)))
         if not 0 < n_first < len(self):
             raise DataError(
@@ -117,7 +117,7 @@ class Dataset:
         >>> len(Dataset(np.arange(10.0)).subset(3, seed=1))
         3
         """
-        n = check_int(n, "n", 1)
+        n = check_integer("n", n, 1)
         if n > len(self):
             raise DescendValueError(f"{self.name}: subset(n={n}) asks for more rows than the {len(self)} it has")
         if seed is None:
@@ -191,8 +191,8 @@ def batches(
     >>> [rows.tolist() for rows in batches(5, 2, shuffle=False)]
     [[0, 1], [2, 3], [4]]
     """
-    n_rows = check_int(n_rows, "n_rows", 0)
-    batch_size = check_int(batch_size, "batch_size", 1)
+    n_rows = check_integer("n_rows", n_rows, 0)
+    batch_size = check_integer("batch_size", batch_size, 1)
     order = np.random.default_rng(rng).permutation(n_rows) if shuffle else np.arange(n_rows)
     # a generator expression, so that the checks above run when batches() is called, not at the first next()
     return (order[start : start + batch_size] for start in range(0, n_rows, batch_size))

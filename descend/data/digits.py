@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from descend.data._checks import check_fraction
+from descend.checks import check_fraction
 from descend.data.dataset import Dataset
 
 
@@ -14,7 +14,7 @@ def load_digits(test_fraction: float = 0.25, seed: int | np.random.Generator | N
     Shapes: x (N, 64) float32 pixel / 16 in [0, 1]; y (N,) int64 digits 0..9;
     test holds round(test_fraction * 1797) rows. Needs scikit-learn, which ships the data.
     """
-    test_fraction = check_fraction(test_fraction, "test_fraction")
+    test_fraction = check_fraction("test_fraction", test_fraction)
     try:
         from sklearn.datasets import load_digits as sklearn_load_digits
     except ImportError as error:

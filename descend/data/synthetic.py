@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from descend.data._checks import check_int, check_real
+from descend.checks import check_integer, check_real
 from descend.data.dataset import Dataset
 from descend.errors import DescendTypeError, DescendValueError, ShapeError
 
@@ -22,9 +22,9 @@ def make_line(
     >>> ds.x.shape, ds.y.shape, bool(np.allclose(ds.y, 2 * ds.x + 1))
     ((5, 1), (5, 1), True)
     """
-    n = check_int(n, "n", 1)
-    slope, intercept = check_real(slope, "slope"), check_real(intercept, "intercept")
-    noise = check_real(noise, "noise", minimum=0.0)
+    n = check_integer("n", n, 1)
+    slope, intercept = check_real("slope", slope), check_real("intercept", intercept)
+    noise = check_real("noise", noise, low=0.0)
     rng = np.random.default_rng(seed)
     x = rng.uniform(-1.0, 1.0, size=(n, 1))
     y = slope * x + intercept + noise * rng.standard_normal((n, 1))
@@ -42,8 +42,8 @@ def make_moons(n: int = 200, noise: float = 0.1, seed: int | None = 0) -> Datase
     >>> ds.x.shape, ds.y.tolist().count(0)
     ((10, 2), 5)
     """
-    n = check_int(n, "n", 1)
-    noise = check_real(noise, "noise", minimum=0.0)
+    n = check_integer("n", n, 1)
+    noise = check_real("noise", noise, low=0.0)
     rng = np.random.default_rng(seed)
     n_upper = n // 2
     t = np.concatenate([np.linspace(0.0, np.pi, n_upper), np.linspace(0.0, np.pi, n - n_upper)])
@@ -66,11 +66,11 @@ def make_blobs(n: int = 300, centers: int | np.ndarray = 3, spread: float = 1.0,
     >>> ds.x.shape, np.bincount(ds.y).tolist()
     ((9, 2), [3, 3, 3])
     """
-    n = check_int(n, "n", 1)
-    spread = check_real(spread, "spread", minimum=0.0)
+    n = check_integer("n", n, 1)
+    spread = check_real("spread", spread, low=0.0)
     rng = np.random.default_rng(seed)
     if np.ndim(centers) == 0:
-        points = rng.uniform(-CENTER_BOX, CENTER_BOX, size=(check_int(centers, "centers", 1), 2))
+        points = rng.uniform(-CENTER_BOX, CENTER_BOX, size=(check_integer("centers", centers, 1), 2))
     else:
         points = _center_points(centers)
     y = rng.permutation(np.arange(n) % len(points))  # balanced classes in a random order

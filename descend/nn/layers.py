@@ -12,16 +12,11 @@ from typing import Any
 import numpy as np
 
 from descend import ops
+from descend.checks import check_integer, check_real
 from descend.errors import DescendValueError
 from descend.nn.module import Module, check_last_dim
 from descend.nn.parameter import Parameter
 from descend.tensor import Tensor
-
-
-def _positive_int(value: Any, argument: str, layer: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise DescendValueError(f"{layer}: {argument} must be a positive integer; got {value!r}")
-    return int(value)
 
 
 class Linear(Module):
@@ -35,8 +30,8 @@ class Linear(Module):
     """
 
     def __init__(self, in_features: int, out_features: int, bias: bool = True, rng: Any = None):
-        self.in_features = _positive_int(in_features, "in_features", "Linear")
-        self.out_features = _positive_int(out_features, "out_features", "Linear")
+        self.in_features = check_integer("in_features", in_features, low=1)
+        self.out_features = check_integer("out_features", out_features, low=1)
         rng = np.random.default_rng(rng)
         bound = 1.0 / np.sqrt(in_features)
         self.weight = Parameter(rng.uniform(-bound, bound, (in_features, out_features)), fan_in_axes=(0,))
@@ -108,8 +103,8 @@ class Maxout(Module):
     """
 
     def __init__(self, in_features: int, out_features: int, pieces: int = 2, rng: Any = None):
-        self.out_features = _positive_int(out_features, "out_features", "Maxout")
-        self.pieces = _positive_int(pieces, "pieces", "Maxout")
+        self.out_features = check_integer("out_features", out_features, low=1)
+        self.pieces = check_integer("pieces", pieces, low=1)
         self.linear = Linear(in_features, out_features * pieces, rng=rng)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -132,9 +127,7 @@ class Dropout(Module):
     """
 
     def __init__(self, p: float = 0.5, rng: Any = None):
-        if not 0.0 <= p < 1.0:
-            raise DescendValueError(f"Dropout: p must be in [0, 1); got {p!r}")
-        self.p = float(p)
+        self.p = check_real("p", p, low=0.0, high=1.0, high_open=True)
         self.rng = np.random.default_rng(rng)
 
     def forward(self, x: Tensor) -> Tensor:

@@ -42,7 +42,8 @@ class Function:
         tensors = _as_tensors(inputs)
         function = cls(**params)
         function.needs_input_grad = tuple(t.requires_grad for t in tensors)
-        output = function.forward(*(t.data for t in tensors))
+        # NumPy hands back scalars (np.float64) from full reductions and int indexing; keep them arrays of their dtype
+        output = np.asarray(function.forward(*(t.data for t in tensors)))
         if is_grad_enabled() and any(function.needs_input_grad):
             result = Tensor(output)
             result.requires_grad = True

@@ -71,7 +71,8 @@ class Max(Function):
     def backward(self, grad):
         grad = _expand_to_input(grad, self.axes, self.keepdims, self.x.ndim)
         winners = self.x == self.out
-        return (grad * winners / winners.sum(axis=self.axes, keepdims=True),)
+        count = winners.sum(axis=self.axes, keepdims=True, dtype=self.x.dtype)  # an int count would give float64
+        return (grad * winners / count,)
 
 
 class Min(Max):

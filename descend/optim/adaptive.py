@@ -15,7 +15,7 @@ import numpy as np
 
 from descend.errors import DescendTypeError
 from descend.nn.parameter import Parameter
-from descend.optim._checks import check_real
+from descend.checks import check_real
 from descend.optim.optimizer import Optimizer
 from descend.optim.schedules import Schedule
 

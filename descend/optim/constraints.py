@@ -8,7 +8,7 @@ import numpy as np
 
 from descend.errors import DescendValueError
 from descend.nn.parameter import Parameter
-from descend.optim._checks import check_real
+from descend.checks import check_real
 
 
 class MaxNorm:

@@ -9,7 +9,7 @@ import numpy as np
 
 from descend.errors import DescendTypeError, DescendValueError, ShapeError
 from descend.nn.parameter import Parameter, ParameterBuffer
-from descend.optim._checks import check_integer, check_real
+from descend.checks import check_integer, check_real
 from descend.optim.constraints import MaxNorm
 from descend.optim.schedules import MomentumRamp, Schedule, build_schedule
 from descend.tensor import Tensor

@@ -18,7 +18,7 @@ from collections.abc import Iterable
 from descend import ops
 from descend.errors import DescendTypeError, DescendValueError
 from descend.nn.parameter import Parameter
-from descend.optim._checks import check_real
+from descend.checks import check_real
 from descend.tensor import Tensor
 
 

@@ -14,7 +14,7 @@ import math
 from typing import Any
 
 from descend.errors import DescendTypeError, DescendValueError
-from descend.optim._checks import check_integer, check_real
+from descend.checks import check_integer, check_real
 
 #: every schedule class (and MomentumRamp) by class name, for rebuilding from a description
 SCHEDULES: dict[str, type[Described]] = {}

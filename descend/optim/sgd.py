@@ -7,7 +7,7 @@ from typing import Any
 
 from descend.errors import DescendTypeError, DescendValueError
 from descend.nn.parameter import Parameter
-from descend.optim._checks import check_real
+from descend.checks import check_real
 from descend.optim.optimizer import Optimizer
 from descend.optim.schedules import MomentumRamp, Schedule
 

@@ -1,7 +1,4 @@
-"""Argument checks shared by the optimizers, schedules and regularisers.
-
-Each names the argument, quotes what came and says what was expected.
-"""
+"""Argument checks at the boundary: each error names the argument, quotes what came and says what was expected."""
 
 from __future__ import annotations
 
@@ -45,6 +42,11 @@ def check_integer(name: str, value: Any, low: int) -> int:
     if value < low:
         raise DescendValueError(f"{name} must be an integer >= {low}; got {value!r}")
     return int(value)
+
+
+def check_fraction(name: str, value: Any) -> float:
+    """`value` as a float strictly between 0 and 1; else raise."""
+    return check_real(name, value, low=0.0, high=1.0, low_open=True, high_open=True)
 
 
 def _interval(low: float | None, high: float | None, low_open: bool, high_open: bool) -> str:
