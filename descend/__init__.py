@@ -11,7 +11,7 @@
 from descend import errors
 from descend.tensor import Tensor, no_grad, tensor  # first: the ops import it
 from descend.ops import (
-    abs, clip, concat, cos, exp, leaky_relu, log, log_softmax, matmul, max, maximum, mean, min, relu, reshape,
+    abs, clip, concat, cos, elu, exp, leaky_relu, log, log_softmax, matmul, max, maximum, mean, min, relu, reshape,
     sigmoid, sin, softmax, softplus, split, sqrt, stack, sum, tanh, transpose, where,
 )
 

@@ -71,8 +71,9 @@ class Tensor:
 
     `data` is the NumPy array; `grad` holds d(output)/d(self) after
     `backward()` for tensors created with `requires_grad=True` (leaves).
-    Python floats and float64 data become float32 unless `dtype` says
-    otherwise; integer data (labels, indices) stays integer.
+    Python numbers and lists become float32 unless `dtype` says otherwise;
+    NumPy arrays keep their dtype (float16 becomes float32); integer data
+    (labels, indices) stays integer.
 
     >>> x = tensor([1.0, 2.0, 3.0], requires_grad=True)
     >>> (x * x).sum().backward()
@@ -95,6 +96,7 @@ class Tensor:
         self.requires_grad = bool(requires_grad)
         self.grad: np.ndarray | None = None
         self.creator = None  # the Function whose output this is; None for a leaf
+        self.freed = False  # True once a backward() has released the op that made it
         self.name = name
 
     # -- array facts -------------------------------------------------------
@@ -362,6 +364,11 @@ def topological_order(root: Tensor) -> list[Tensor]:
             continue
         visited.add(id(node))
         stack.append((node, True))
+        if node.freed:
+            raise DescendValueError(
+                "backward() through a part of the graph that an earlier backward() already freed; "
+                "pass retain_graph=True to the first backward() to go through it twice"
+            )
         if node.creator is not None:
             for parent in reversed(node.creator.inputs):  # so the first input's subtree comes first
                 if parent.requires_grad and id(parent) not in visited:
@@ -398,6 +405,7 @@ def reverse_sweep(
         yield node, adjoint, contributions
         if creator is not None and not retain_graph:
             node.creator = None
+            node.freed = True
             creator.release()
 
 

@@ -301,7 +301,7 @@ def fit(
     state = TrainingState(model, loss_fn, optimizer, history)
     steps_per_epoch = -(-len(train_set) // batch_size)
     bar = _progress_bar(progress, steps_per_epoch, epochs)
-    everyone = [*callbacks, *([bar] if bar else [])]
+    everyone = [*([bar] if bar else []), *callbacks]  # the bar closes before callbacks print
     for callback in everyone:
         callback.on_train_begin(state)
     model.train()
