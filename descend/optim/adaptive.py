@@ -59,10 +59,10 @@ class Adam(Optimizer):
         super().__init__(params, lr, schedule=schedule, max_norm=max_norm, weight_decay=weight_decay)
         self._new_state("exp_avg", "exp_avg_sq")
 
-    def _update(self, lr: float) -> None:
-        grad = self._gradient()
+    def _update(self, lr, weights, grad, state):
+        grad = self._gradient(weights, grad)
         beta1, beta2 = self.betas
-        mean, square = self.state["exp_avg"], self.state["exp_avg_sq"]
+        mean, square = state["exp_avg"], state["exp_avg_sq"]
         mean *= beta1
         mean += (1.0 - beta1) * grad
         square *= beta2
@@ -71,7 +71,7 @@ class Adam(Optimizer):
         # the averages start at 0: dividing by 1 − βᵗ undoes that bias in the early steps
         denominator = np.sqrt(square) / math.sqrt(1.0 - beta2**t)
         denominator += self.eps
-        self._subtract((lr / (1.0 - beta1**t)) * mean / denominator)
+        weights -= (lr / (1.0 - beta1**t)) * mean / denominator
 
     def hyperparameters(self) -> dict[str, Any]:
         return {**super().hyperparameters(), "betas": list(self.betas), "eps": self.eps}
@@ -113,18 +113,18 @@ class RMSprop(Optimizer):
         if self.momentum > 0:
             self._new_state("momentum_buffer")
 
-    def _update(self, lr: float) -> None:
-        grad = self._gradient()
-        square = self.state["square_avg"]
+    def _update(self, lr, weights, grad, state):
+        grad = self._gradient(weights, grad)
+        square = state["square_avg"]
         square *= self.alpha
         square += (1.0 - self.alpha) * np.square(grad)
         scaled = grad / (np.sqrt(square) + self.eps)
         if self.momentum > 0:
-            velocity = self.state["momentum_buffer"]
+            velocity = state["momentum_buffer"]
             velocity *= self.momentum
             velocity += scaled
             scaled = velocity
-        self._subtract(lr * scaled)
+        weights -= lr * scaled
 
     def hyperparameters(self) -> dict[str, Any]:
         return {**super().hyperparameters(), "alpha": self.alpha, "eps": self.eps, "momentum": self.momentum}
@@ -165,15 +165,15 @@ class Adadelta(Optimizer):
         super().__init__(params, lr, schedule=schedule, max_norm=max_norm, weight_decay=weight_decay)
         self._new_state("square_avg", "acc_delta")
 
-    def _update(self, lr: float) -> None:
-        grad = self._gradient()
-        square, delta_square = self.state["square_avg"], self.state["acc_delta"]
+    def _update(self, lr, weights, grad, state):
+        grad = self._gradient(weights, grad)
+        square, delta_square = state["square_avg"], state["acc_delta"]
         square *= self.rho
         square += (1.0 - self.rho) * np.square(grad)
         delta = np.sqrt(delta_square + self.eps) / np.sqrt(square + self.eps) * grad
         delta_square *= self.rho
         delta_square += (1.0 - self.rho) * np.square(delta)
-        self._subtract(lr * delta)
+        weights -= lr * delta
 
     def hyperparameters(self) -> dict[str, Any]:
         return {**super().hyperparameters(), "rho": self.rho, "eps": self.eps}

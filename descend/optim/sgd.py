@@ -71,14 +71,14 @@ class SGD(Optimizer):
             return self.momentum(self.iterations)
         return self.momentum
 
-    def _update(self, lr: float) -> None:
-        grad = self._gradient()
-        if "momentum_buffer" in self.state:
-            momentum, velocity = self.current_momentum, self.state["momentum_buffer"]
+    def _update(self, lr, weights, grad, state):
+        grad = self._gradient(weights, grad)
+        if "momentum_buffer" in state:
+            momentum, velocity = self.current_momentum, state["momentum_buffer"]
             velocity *= momentum
             velocity += grad
             grad = grad + momentum * velocity if self.nesterov else velocity
-        self._subtract(lr * grad)
+        weights -= lr * grad
 
     def hyperparameters(self) -> dict[str, Any]:
         momentum = self.momentum.describe() if isinstance(self.momentum, MomentumRamp) else self.momentum
