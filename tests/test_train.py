@@ -75,6 +75,7 @@ def test_early_stopping_stops_and_restores_the_best_weights():
     np.testing.assert_array_equal(model.flat_buffer().data, snapshot.weights[best])
 
 
+@pytest.mark.filterwarnings("ignore:overflow encountered")  # NumPy's own note on the way to infinity
 def test_a_diverging_run_stops_with_a_named_error():
     data = dc.data.make_line(n=64, seed=0)
     model = nn.LinearRegression(1, rng=0)
