@@ -20,7 +20,10 @@ from descend.ops.elementwise import (
     Abs, Add, Clip, Cos, Div, Elu, Exp, LeakyRelu, Log, Mul, Neg, Pow, Relu, Sigmoid, Sin, Softplus, Sqrt, Sub,
     Tanh, Where,
 )
+from descend.ops.conv import Conv2d
 from descend.ops.matmul import Linear, MatMul
+from descend.ops.normalization import BatchNorm
+from descend.ops.pool import AvgPool2d, MaxPool2d
 from descend.ops.reduce import Max, Mean, Min, Sum
 from descend.ops.shape import Concat, GetItem, Reshape, Transpose
 from descend.ops.softmax import LogSoftmax, SigmoidCrossEntropy, Softmax, SoftmaxCrossEntropy
@@ -369,3 +372,53 @@ row("bce_with_logits", dc.ops.binary_cross_entropy_with_logits, [normal(3, 4, sc
 row("bce_with_logits_fixed_targets", dc.ops.binary_cross_entropy_with_logits,
     [uniform(-40.0, 40.0, 8), lambda rng: rng.integers(0, 2, 8).astype(np.float64)], [SigmoidCrossEntropy],
     lambda z, t: F.binary_cross_entropy_with_logits(z, t), np_bce_with_logits_stable, grad_inputs=(0,))
+
+
+# -- convolution, pooling, batch normalisation (NCHW; PyTorch's weight layout) ---
+CONV2D = [
+    # name, x shape, weight shape, keyword arguments
+    ("plain", (2, 3, 6, 5), (4, 3, 3, 3), {}),
+    ("stride_padding", (2, 2, 7, 6), (3, 2, 3, 2), dict(stride=2, padding=1)),
+    ("rect_stride_padding", (1, 2, 7, 8), (2, 2, 3, 3), dict(stride=(2, 1), padding=(1, 2))),
+    ("dilation", (2, 2, 7, 7), (3, 2, 3, 3), dict(dilation=2, padding=1)),
+    ("groups", (2, 4, 5, 5), (6, 2, 3, 3), dict(groups=2, padding=1)),
+    ("depthwise", (1, 3, 5, 4), (3, 1, 2, 2), dict(groups=3)),
+    ("one_by_one", (2, 3, 4, 4), (5, 3, 1, 1), {}),
+]
+for case, x_shape, w_shape, options in CONV2D:
+    row(f"conv2d_{case}", lambda x, w, b, o=options: dc.ops.conv2d(x, w, b, **o),
+        [normal(*x_shape), normal(*w_shape), normal(w_shape[0])], [Conv2d],
+        lambda x, w, b, o=options: F.conv2d(x, w, b, **o))
+row("conv2d_no_bias", lambda x, w: dc.ops.conv2d(x, w, padding=1), [normal(2, 3, 5, 5), normal(2, 3, 3, 3)], [Conv2d],
+    lambda x, w: F.conv2d(x, w, padding=1))
+row("conv1d", lambda x, w, b: dc.ops.conv1d(x, w, b, stride=2, padding=1, dilation=2),
+    [normal(2, 3, 11), normal(4, 3, 3), normal(4)], [Reshape, Conv2d],
+    lambda x, w, b: F.conv1d(x, w, b, stride=2, padding=1, dilation=2))
+row("conv1d_groups", lambda x, w: dc.ops.conv1d(x, w, groups=2), [normal(2, 4, 6), normal(2, 2, 3)], [Reshape, Conv2d],
+    lambda x, w: F.conv1d(x, w, groups=2))
+
+POOL2D = [
+    ("2x2", 2, None, 0, (2, 3, 6, 4)),
+    ("3x3_stride_1", 3, 1, 0, (1, 2, 5, 5)),
+    ("overlapping_padded", 3, 2, 1, (2, 2, 7, 6)),
+    ("rect", (2, 3), (2, 1), (1, 1), (1, 2, 5, 6)),
+]
+for case, kernel, stride, padding, shape in POOL2D:
+    row(f"max_pool2d_{case}", lambda x, k=kernel, s=stride, p=padding: dc.ops.max_pool2d(x, k, s, p),
+        [distinct(*shape)], [MaxPool2d], lambda x, k=kernel, s=stride, p=padding: F.max_pool2d(x, k, s, p))
+    row(f"avg_pool2d_{case}", lambda x, k=kernel, s=stride, p=padding: dc.ops.avg_pool2d(x, k, s, p),
+        [normal(*shape)], [AvgPool2d], lambda x, k=kernel, s=stride, p=padding: F.avg_pool2d(x, k, s, p))
+row("global_avg_pool2d", dc.ops.global_avg_pool2d, [normal(2, 3, 4, 5)], [Mean],
+    lambda x: F.adaptive_avg_pool2d(x, 1).flatten(1), lambda x: x.mean(axis=(2, 3)))
+row("adaptive_avg_pool2d", lambda x: dc.ops.adaptive_avg_pool2d(x, (2, 3)), [normal(2, 3, 4, 6)], [AvgPool2d],
+    lambda x: F.adaptive_avg_pool2d(x, (2, 3)))
+
+for case, shape in (("2d", (6, 4)), ("3d", (3, 4, 5)), ("4d", (3, 2, 4, 5))):
+    row(f"batch_norm_train_{case}", lambda x, g, b: dc.ops.batch_norm(x, g, b, training=True),
+        [normal(*shape, scale=2.0), normal(shape[1]), normal(shape[1])], [BatchNorm],
+        lambda x, g, b: F.batch_norm(x, None, None, g, b, training=True))
+row("batch_norm_eval", lambda x, g, b: dc.ops.batch_norm(x, g, b, np.array([0.5, -1.0]), np.array([2.0, 0.5]),
+                                                            training=False),
+    [normal(3, 2, 4, 4), normal(2), normal(2)], [Sub, Mul, Add, Reshape],
+    lambda x, g, b: F.batch_norm(x, torch.tensor([0.5, -1.0], dtype=x.dtype), torch.tensor([2.0, 0.5], dtype=x.dtype),
+                                 g, b, training=False))

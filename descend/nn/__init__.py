@@ -1,15 +1,17 @@
 """Layers, losses and ready models, PyTorch's names and Keras's habit of keeping each layer's config."""
 
+from descend.nn.conv import AdaptiveAvgPool2d, AvgPool2d, BatchNorm1d, BatchNorm2d, Conv1d, Conv2d, MaxPool2d
 from descend.nn.layers import (
     ELU, Dropout, Flatten, LeakyReLU, Linear, Maxout, ReLU, Sequential, Sigmoid, Softmax, Tanh,
 )
 from descend.nn.losses import BCEWithLogitsLoss, CrossEntropyLoss, MSELoss
-from descend.nn.models import MLP, LinearRegression, LogisticRegression
+from descend.nn.models import MLP, LeNet5, LinearRegression, LogisticRegression, SimpleCNN
 from descend.nn.module import Module, build_module, module_spec
 from descend.nn.parameter import Parameter, ParameterBuffer
 
 __all__ = [
-    "BCEWithLogitsLoss", "CrossEntropyLoss", "Dropout", "ELU", "Flatten", "LeakyReLU", "Linear",
+    "AdaptiveAvgPool2d", "AvgPool2d", "BatchNorm1d", "BatchNorm2d", "Conv1d", "Conv2d", "LeNet5", "MaxPool2d",
+    "SimpleCNN", "BCEWithLogitsLoss", "CrossEntropyLoss", "Dropout", "ELU", "Flatten", "LeakyReLU", "Linear",
     "LinearRegression", "LogisticRegression", "MLP", "MSELoss", "Maxout", "Module", "Parameter",
     "ParameterBuffer", "ReLU", "Sequential", "Sigmoid", "Softmax", "Tanh", "build_module", "module_spec",
 ]

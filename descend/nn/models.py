@@ -1,4 +1,4 @@
-"""Ready models of the crash course: linear and logistic regression, the multi-layer perceptron."""
+"""Ready models of the crash course: linear and logistic regression, the multi-layer perceptron, CNNs."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ from typing import Any
 import numpy as np
 
 from descend.errors import DescendValueError
-from descend.nn.layers import Dropout, Linear, Sequential, activation_layer
+from descend.nn.conv import AvgPool2d, BatchNorm2d, Conv2d, MaxPool2d
+from descend.nn.layers import Dropout, Flatten, Linear, ReLU, Sequential, activation_layer
 from descend.nn.module import Module
 from descend.tensor import Tensor
 
@@ -72,3 +73,54 @@ class MLP(Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return self.network(x)
+
+
+class SimpleCNN(Sequential):
+    """Two conv blocks and a dense head for 28x28 images: (N, in_channels, 28, 28) -> (N, n_classes).
+
+    [Conv2d 3x3 (padding 1), (BatchNorm2d), ReLU, MaxPool2d 2] for each entry
+    of `channels`, then Flatten, Linear(·, hidden), ReLU, Dropout, Linear(hidden, n_classes).
+    """
+
+    def __init__(
+        self,
+        n_classes: int = 10,
+        in_channels: int = 1,
+        channels: Sequence[int] = (32, 64),
+        hidden: int = 128,
+        dropout: float = 0.3,
+        batch_norm: bool = False,
+        image_size: int = 28,
+        rng: Any = None,
+    ):
+        rng = np.random.default_rng(rng)
+        layers: list[Module] = []
+        previous, size = in_channels, image_size
+        for width in channels:
+            layers.append(Conv2d(previous, width, kernel_size=3, padding=1, rng=rng))
+            layers.extend([BatchNorm2d(width)] if batch_norm else [])
+            layers.extend([ReLU(), MaxPool2d(2)])
+            previous, size = width, size // 2
+        layers.extend([Flatten(), Linear(previous * size * size, hidden, rng=rng), ReLU()])
+        layers.extend([Dropout(dropout, rng=rng)] if dropout > 0 else [])
+        layers.append(Linear(hidden, n_classes, rng=rng))
+        super().__init__(*layers)
+
+
+class LeNet5(Sequential):
+    """LeCun et al.'s LeNet-5 for 28x28 images (padded to 32x32 by the first convolution).
+
+    Conv 6@5x5 (padding 2), activation, 2x2 average pooling, Conv 16@5x5,
+    activation, pooling, then dense 400 -> 120 -> 84 -> n_classes: (N, 1, 28, 28) -> (N, n_classes).
+    """
+
+    def __init__(self, n_classes: int = 10, activation: str = "tanh", rng: Any = None):
+        rng = np.random.default_rng(rng)
+        super().__init__(
+            Conv2d(1, 6, kernel_size=5, padding=2, rng=rng), activation_layer(activation), AvgPool2d(2),
+            Conv2d(6, 16, kernel_size=5, rng=rng), activation_layer(activation), AvgPool2d(2),
+            Flatten(),
+            Linear(16 * 5 * 5, 120, rng=rng), activation_layer(activation),
+            Linear(120, 84, rng=rng), activation_layer(activation),
+            Linear(84, n_classes, rng=rng),
+        )

@@ -8,7 +8,10 @@ from descend.ops.elementwise import (
     abs, add, clip, cos, div, elu, exp, leaky_relu, log, maximum, mul, neg, power, relu, sigmoid, sin,
     softplus, sqrt, sub, tanh, where,
 )
+from descend.ops.conv import conv1d, conv2d
 from descend.ops.matmul import linear, matmul
+from descend.ops.normalization import batch_norm
+from descend.ops.pool import adaptive_avg_pool2d, avg_pool2d, global_avg_pool2d, max_pool2d
 from descend.ops.reduce import max, mean, min, sum
 from descend.ops.shape import concat, getitem, reshape, split, stack, transpose
 from descend.ops.softmax import binary_cross_entropy_with_logits, cross_entropy, log_softmax, softmax
@@ -25,6 +28,7 @@ def all_primitives() -> list[type[Function]]:
 
 
 __all__ = [
+    "adaptive_avg_pool2d", "avg_pool2d", "batch_norm", "conv1d", "conv2d", "global_avg_pool2d", "max_pool2d",
     "Function", "abs", "add", "all_primitives", "binary_cross_entropy_with_logits", "clip", "concat", "cos",
     "cross_entropy", "div", "elu", "exp", "getitem", "leaky_relu", "linear", "log", "log_softmax", "matmul",
     "max", "maximum", "mean", "min", "mul", "neg", "power", "relu", "reshape", "sigmoid", "sin", "softmax",

@@ -1,0 +1,155 @@
+"""Convolution: conv2d as one op over im2col, conv1d built from it.
+
+Layout, decided once: activations are NCHW, a weight is (out_channels,
+in_channels / groups, kernel_height, kernel_width), as in PyTorch.
+
+im2col copies every receptive field into a column, so the convolution of
+a whole batch becomes one batched BLAS product; the copy is a loop over the
+kernel's offsets (9 for a 3x3 kernel), never over pixels, samples or
+channels. col2im, in the backward, is the same loop adding back.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from descend.errors import DescendValueError, ShapeError
+from descend.ops.base import Function
+from descend.ops.shape import reshape
+from descend.tensor import Tensor
+
+
+def shape_of(value: Any) -> tuple[int, ...]:
+    """The shape of a tensor or array-like."""
+    return tuple(np.shape(value.data if isinstance(value, Tensor) else value))
+
+
+def pair(value: Any, argument: str, low: int) -> tuple[int, int]:
+    """(a, b) from an int or a pair of ints, each >= low; else an error naming the argument."""
+    values = (value, value) if isinstance(value, (int, np.integer)) and not isinstance(value, bool) else tuple(value)
+    if len(values) != 2 or not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in values):
+        raise DescendValueError(f"{argument} must be an int or a pair of ints; got {value!r}")
+    if min(values) < low:
+        raise DescendValueError(f"{argument} must be >= {low}; got {value!r}")
+    return int(values[0]), int(values[1])
+
+
+def output_size(size: int, kernel: int, stride: int, padding: int, dilation: int, what: str) -> int:
+    """Output length along one axis: ⌊(size + 2·padding − dilation·(kernel − 1) − 1) / stride⌋ + 1."""
+    span = dilation * (kernel - 1) + 1
+    if size + 2 * padding < span:
+        raise ShapeError(
+            f"{what}: the kernel spans {span} but the padded input is only {size + 2 * padding} long "
+            f"(input {size}, padding {padding}); use a smaller kernel or more padding"
+        )
+    return (size + 2 * padding - span) // stride + 1
+
+
+def offsets(kernel: tuple[int, int], stride: tuple[int, int], dilation: tuple[int, int], out: tuple[int, int]):
+    """Each kernel offset (i, j) with the strided window of the padded input it sees: (i, j, rows, cols)."""
+    for i in range(kernel[0]):
+        for j in range(kernel[1]):
+            rows = slice(i * dilation[0], i * dilation[0] + stride[0] * (out[0] - 1) + 1, stride[0])
+            cols = slice(j * dilation[1], j * dilation[1] + stride[1] * (out[1] - 1) + 1, stride[1])
+            yield i, j, rows, cols
+
+
+def pad(x: np.ndarray, padding: tuple[int, int], value: float = 0.0) -> np.ndarray:
+    """Pad the last two axes of an NCHW array (no copy when there is no padding)."""
+    if padding == (0, 0):
+        return x
+    widths = ((0, 0), (0, 0), (padding[0], padding[0]), (padding[1], padding[1]))
+    return np.pad(x, widths, constant_values=value)
+
+
+class Conv2d(Function):
+    """Cross-correlation of x (N, C, H, W) with w (O, C/groups, kh, kw), plus b (O,): -> (N, O, Ho, Wo).
+
+    Forward: cols = im2col(x) of shape (N, groups, C/groups·kh·kw, Ho·Wo);
+    out = w @ cols per group. Backward: dw = Σ_n grad @ colsᵀ,
+    dcols = wᵀ @ grad, dx = col2im(dcols), db = Σ grad over N, Ho, Wo.
+    """
+
+    notation = "conv2d({0}, {1})"
+
+    def forward(self, x, weight, bias=None):
+        n, channels, height, width = x.shape
+        out_channels, group_channels, kh, kw = weight.shape
+        groups = self.groups
+        self.out_hw = (
+            output_size(height, kh, self.stride[0], self.padding[0], self.dilation[0], "conv2d height"),
+            output_size(width, kw, self.stride[1], self.padding[1], self.dilation[1], "conv2d width"),
+        )
+        self.input_shape, self.kernel = x.shape, (kh, kw)
+        padded = pad(x, self.padding)
+        cols = np.empty((n, channels, kh, kw, *self.out_hw), dtype=x.dtype)
+        for i, j, rows, columns in offsets(self.kernel, self.stride, self.dilation, self.out_hw):
+            cols[:, :, i, j] = padded[:, :, rows, columns]
+        self.cols = cols.reshape(n, groups, group_channels * kh * kw, -1)
+        self.weight = weight.reshape(groups, out_channels // groups, -1)
+        out = np.matmul(self.weight, self.cols).reshape(n, out_channels, *self.out_hw)
+        if bias is not None:
+            out += bias.reshape(1, -1, 1, 1)
+        return out
+
+    def backward(self, grad):
+        n, channels = self.input_shape[:2]
+        groups, group_out = self.weight.shape[:2]
+        grad_groups = grad.reshape(n, groups, group_out, -1)
+        grad_x = grad_weight = grad_bias = None
+        if self.needs_input_grad[1]:
+            grad_weight = np.matmul(grad_groups, np.swapaxes(self.cols, -1, -2)).sum(axis=0)
+            grad_weight = grad_weight.reshape(groups * group_out, channels // groups, *self.kernel)
+        if len(self.needs_input_grad) > 2 and self.needs_input_grad[2]:
+            grad_bias = grad.sum(axis=(0, 2, 3))
+        if self.needs_input_grad[0]:
+            grad_cols = np.matmul(np.swapaxes(self.weight, -1, -2), grad_groups)
+            grad_cols = grad_cols.reshape(n, channels, *self.kernel, *self.out_hw)
+            height, width = self.input_shape[2:]
+            grad_padded = np.zeros(
+                (n, channels, height + 2 * self.padding[0], width + 2 * self.padding[1]), dtype=grad.dtype
+            )
+            for i, j, rows, columns in offsets(self.kernel, self.stride, self.dilation, self.out_hw):
+                grad_padded[:, :, rows, columns] += grad_cols[:, :, i, j]
+            grad_x = grad_padded[:, :, self.padding[0] : self.padding[0] + height, self.padding[1] : self.padding[1] + width]
+        return grad_x, grad_weight, grad_bias
+
+
+def conv2d(
+    x: Tensor, weight: Tensor, bias: Tensor | None = None, stride: Any = 1, padding: Any = 0, dilation: Any = 1,
+    groups: int = 1,
+) -> Tensor:
+    """2-D convolution (cross-correlation, as in every framework): x (N, C, H, W), weight (O, C/groups, kh, kw).
+
+    Returns (N, O, Ho, Wo) with Ho = ⌊(H + 2·padding − dilation·(kh − 1) − 1) / stride⌋ + 1.
+    """
+    x_shape, w_shape = shape_of(x), shape_of(weight)
+    if len(x_shape) != 4 or len(w_shape) != 4:
+        raise ShapeError(f"conv2d needs x (N, C, H, W) and weight (O, C/groups, kh, kw); got {x_shape} and {w_shape}")
+    if groups < 1 or x_shape[1] % groups or w_shape[0] % groups or x_shape[1] // groups != w_shape[1]:
+        raise ShapeError(
+            f"conv2d: input with {x_shape[1]} channels in {groups} group(s) needs a weight of shape "
+            f"(O, {x_shape[1] // max(groups, 1)}, kh, kw) with O divisible by {groups}; got {w_shape}"
+        )
+    parameters = dict(stride=pair(stride, "stride", 1), padding=pair(padding, "padding", 0),
+                      dilation=pair(dilation, "dilation", 1), groups=groups)
+    if bias is None:
+        return Conv2d.apply(x, weight, **parameters)
+    return Conv2d.apply(x, weight, bias, **parameters)
+
+
+def conv1d(
+    x: Tensor, weight: Tensor, bias: Tensor | None = None, stride: int = 1, padding: int = 0, dilation: int = 1,
+    groups: int = 1,
+) -> Tensor:
+    """1-D convolution: x (N, C, L), weight (O, C/groups, k) -> (N, O, Lo); a conv2d over a height of 1."""
+    x_shape, w_shape = shape_of(x), shape_of(weight)
+    if len(x_shape) != 3 or len(w_shape) != 3:
+        raise ShapeError(f"conv1d needs x (N, C, L) and weight (O, C/groups, k); got {x_shape} and {w_shape}")
+    out = conv2d(
+        reshape(x, (x_shape[0], x_shape[1], 1, x_shape[2])), reshape(weight, (*w_shape[:2], 1, w_shape[2])), bias,
+        stride=(1, stride), padding=(0, padding), dilation=(1, dilation), groups=groups,
+    )
+    return reshape(out, (out.shape[0], out.shape[1], out.shape[3]))
