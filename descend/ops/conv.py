@@ -4,9 +4,10 @@ Layout, decided once: activations are NCHW, a weight is (out_channels,
 in_channels / groups, kernel_height, kernel_width), as in PyTorch.
 
 im2col copies every receptive field into a column, so the convolution of
-a whole batch becomes one batched BLAS product; the copy is a loop over the
-kernel's offsets (9 for a 3x3 kernel), never over pixels, samples or
-channels. col2im, in the backward, is the same loop adding back.
+a whole batch becomes one BLAS product per group; the copy is one NumPy
+copy from a strided view. col2im, in the backward, adds the columns back
+with a loop over the kernel's offsets (9 for a 3x3 kernel), never over
+pixels, samples or channels.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 
 from descend.errors import DescendValueError, ShapeError
 from descend.ops.base import Function
@@ -57,19 +59,41 @@ def offsets(kernel: tuple[int, int], stride: tuple[int, int], dilation: tuple[in
 
 
 def pad(x: np.ndarray, padding: tuple[int, int], value: float = 0.0) -> np.ndarray:
-    """Pad the last two axes of an NCHW array (no copy when there is no padding)."""
+    """The last two axes of x (N, C, H, W) padded with `value`, in x's own memory layout (no copy without padding)."""
     if padding == (0, 0):
         return x
-    widths = ((0, 0), (0, 0), (padding[0], padding[0]), (padding[1], padding[1]))
-    return np.pad(x, widths, constant_values=value)
+    n, channels, height, width = x.shape
+    padded = np.full_like(x, value, shape=(n, channels, height + 2 * padding[0], width + 2 * padding[1]))
+    padded[:, :, padding[0] : padding[0] + height, padding[1] : padding[1] + width] = x
+    return padded
+
+
+def receptive_fields(
+    x: np.ndarray, kernel: tuple[int, int], stride: tuple[int, int], dilation: tuple[int, int]
+) -> np.ndarray:
+    """Every window of the last two axes as a view: (A, B, H, W) -> (A, B, Ho, Wo, kh, kw), no copy."""
+    span = (dilation[0] * (kernel[0] - 1) + 1, dilation[1] * (kernel[1] - 1) + 1)
+    windows = sliding_window_view(x, span, axis=(2, 3))
+    return windows[:, :, :: stride[0], :: stride[1], :: dilation[0], :: dilation[1]]
+
+
+def crop(x: np.ndarray, padding: tuple[int, int], size: tuple[int, int]) -> np.ndarray:
+    """Undo `pad`: the (height, width) interior of a padded array, as a view."""
+    return x[:, :, padding[0] : padding[0] + size[0], padding[1] : padding[1] + size[1]]
 
 
 class Conv2d(Function):
     """Cross-correlation of x (N, C, H, W) with w (O, C/groups, kh, kw), plus b (O,): -> (N, O, Ho, Wo).
 
-    Forward: cols = im2col(x) of shape (N, groups, C/groups·kh·kw, Ho·Wo);
-    out = w @ cols per group. Backward: dw = Σ_n grad @ colsᵀ,
-    dcols = wᵀ @ grad, dx = col2im(dcols), db = Σ grad over N, Ho, Wo.
+    Forward: cols = im2col(x), of shape (groups, C/groups·kh·kw, N·Ho·Wo),
+    and out = w @ cols, one BLAS product per group for the whole batch.
+    Backward: dw = grad @ colsᵀ, dcols = wᵀ @ grad, dx = col2im(dcols),
+    db = Σ grad over N, Ho, Wo.
+
+    The columns are laid out channel-major (C, kh, kw, N, Ho, Wo), so the
+    product lands as (O, N, Ho, Wo) and the output is that array seen
+    through a transposed view: no copy. Elementwise ops keep the layout, and
+    the next convolution reads its channel-major input without a copy either.
     """
 
     notation = "conv2d({0}, {1})"
@@ -77,43 +101,40 @@ class Conv2d(Function):
     def forward(self, x, weight, bias=None):
         n, channels, height, width = x.shape
         out_channels, group_channels, kh, kw = weight.shape
-        groups = self.groups
         self.out_hw = (
             output_size(height, kh, self.stride[0], self.padding[0], self.dilation[0], "conv2d height"),
             output_size(width, kw, self.stride[1], self.padding[1], self.dilation[1], "conv2d width"),
         )
         self.input_shape, self.kernel = x.shape, (kh, kw)
-        padded = pad(x, self.padding)
-        cols = np.empty((n, channels, kh, kw, *self.out_hw), dtype=x.dtype)
-        for i, j, rows, columns in offsets(self.kernel, self.stride, self.dilation, self.out_hw):
-            cols[:, :, i, j] = padded[:, :, rows, columns]
-        self.cols = cols.reshape(n, groups, group_channels * kh * kw, -1)
-        self.weight = weight.reshape(groups, out_channels // groups, -1)
-        out = np.matmul(self.weight, self.cols).reshape(n, out_channels, *self.out_hw)
+        padded = pad(x, self.padding).transpose(1, 0, 2, 3)
+        cols = np.empty((channels, kh, kw, n, *self.out_hw), dtype=x.dtype)
+        np.copyto(cols, receptive_fields(padded, self.kernel, self.stride, self.dilation).transpose(0, 4, 5, 1, 2, 3))
+        self.cols = cols.reshape(self.groups, group_channels * kh * kw, -1)
+        self.weight = weight.reshape(self.groups, out_channels // self.groups, -1)
+        out = np.matmul(self.weight, self.cols).reshape(out_channels, n, *self.out_hw)
         if bias is not None:
-            out += bias.reshape(1, -1, 1, 1)
-        return out
+            out += bias.reshape(-1, 1, 1, 1)
+        return out.transpose(1, 0, 2, 3)
 
     def backward(self, grad):
-        n, channels = self.input_shape[:2]
+        n, channels, height, width = self.input_shape
         groups, group_out = self.weight.shape[:2]
-        grad_groups = grad.reshape(n, groups, group_out, -1)
+        grad_groups = grad.transpose(1, 0, 2, 3).reshape(groups, group_out, -1)
         grad_x = grad_weight = grad_bias = None
         if self.needs_input_grad[1]:
-            grad_weight = np.matmul(grad_groups, np.swapaxes(self.cols, -1, -2)).sum(axis=0)
+            grad_weight = np.matmul(grad_groups, np.swapaxes(self.cols, 1, 2))
             grad_weight = grad_weight.reshape(groups * group_out, channels // groups, *self.kernel)
         if len(self.needs_input_grad) > 2 and self.needs_input_grad[2]:
             grad_bias = grad.sum(axis=(0, 2, 3))
         if self.needs_input_grad[0]:
-            grad_cols = np.matmul(np.swapaxes(self.weight, -1, -2), grad_groups)
-            grad_cols = grad_cols.reshape(n, channels, *self.kernel, *self.out_hw)
-            height, width = self.input_shape[2:]
+            grad_cols = np.matmul(np.swapaxes(self.weight, 1, 2), grad_groups)
+            grad_cols = grad_cols.reshape(channels, *self.kernel, n, *self.out_hw)
             grad_padded = np.zeros(
-                (n, channels, height + 2 * self.padding[0], width + 2 * self.padding[1]), dtype=grad.dtype
+                (channels, n, height + 2 * self.padding[0], width + 2 * self.padding[1]), dtype=grad.dtype
             )
             for i, j, rows, columns in offsets(self.kernel, self.stride, self.dilation, self.out_hw):
-                grad_padded[:, :, rows, columns] += grad_cols[:, :, i, j]
-            grad_x = grad_padded[:, :, self.padding[0] : self.padding[0] + height, self.padding[1] : self.padding[1] + width]
+                grad_padded[:, :, rows, columns] += grad_cols[:, i, j]
+            grad_x = crop(grad_padded, self.padding, (height, width)).transpose(1, 0, 2, 3)
         return grad_x, grad_weight, grad_bias
 
 

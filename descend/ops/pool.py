@@ -12,7 +12,7 @@ import numpy as np
 
 from descend.errors import ShapeError
 from descend.ops.base import Function
-from descend.ops.conv import offsets, output_size, pad, pair, shape_of
+from descend.ops.conv import crop, offsets, output_size, pad, pair, shape_of
 from descend.ops.reduce import mean
 from descend.tensor import Tensor
 
@@ -20,22 +20,34 @@ _NO_DILATION = (1, 1)
 
 
 class _Pool2d(Function):
-    def _windows(self, x):
+    """Shared by the pools: the windows of the padded input, one strided view per kernel offset."""
+
+    def _windows(self, x: np.ndarray, fill: float) -> list[np.ndarray]:
         height, width = x.shape[2:]
         self.input_shape = x.shape
         self.out_hw = (
             output_size(height, self.kernel_size[0], self.stride[0], self.padding[0], 1, f"{self.name} height"),
             output_size(width, self.kernel_size[1], self.stride[1], self.padding[1], 1, f"{self.name} width"),
         )
+        self.padded = pad(x, self.padding, fill)
+        return self._views()
+
+    def _views(self) -> list[np.ndarray]:
+        return [self.padded[:, :, rows, columns] for _, _, rows, columns in self._offsets()]
+
+    def _offsets(self):
         return offsets(self.kernel_size, self.stride, _NO_DILATION, self.out_hw)
 
-    def _scatter(self, parts):
-        """Add each offset's gradient back into its window of the padded input; crop the padding."""
-        n, channels, height, width = self.input_shape
-        grad_padded = np.zeros((n, channels, height + 2 * self.padding[0], width + 2 * self.padding[1]), dtype=self.dtype)
-        for (_, _, rows, columns), part in zip(offsets(self.kernel_size, self.stride, _NO_DILATION, self.out_hw), parts):
-            grad_padded[:, :, rows, columns] += part
-        return grad_padded[:, :, self.padding[0] : self.padding[0] + height, self.padding[1] : self.padding[1] + width]
+    def _scatter(self, parts) -> np.ndarray:
+        """Put each offset's gradient back into its window of the padded input, then crop the padding."""
+        grad_padded = np.zeros_like(self.padded)
+        disjoint = self.stride[0] >= self.kernel_size[0] and self.stride[1] >= self.kernel_size[1]
+        for (_, _, rows, columns), part in zip(self._offsets(), parts):
+            if disjoint:  # each input position lies in one window at most: write, no need to add
+                grad_padded[:, :, rows, columns] = part
+            else:
+                grad_padded[:, :, rows, columns] += part
+        return crop(grad_padded, self.padding, self.input_shape[2:])
 
 
 class MaxPool2d(_Pool2d):
@@ -45,22 +57,25 @@ class MaxPool2d(_Pool2d):
     name = "max_pool2d"
 
     def forward(self, x):
-        self.dtype = x.dtype
-        padded = pad(x, self.padding, value=-np.inf)
-        out, self.winner = None, None
-        for index, (_, _, rows, columns) in enumerate(self._windows(x)):
-            window = padded[:, :, rows, columns]
-            if out is None:
-                out, self.winner = window.copy(), np.zeros(window.shape, dtype=np.int16)
-            else:
-                better = window > out  # strictly: ties keep the earlier position, as PyTorch does
-                np.copyto(out, window, where=better)
-                np.copyto(self.winner, index, where=better)
-        return out
+        windows = self._windows(x, -np.inf)
+        self.out = windows[0].copy(order="K") if len(windows) == 1 else np.maximum(windows[0], windows[1])
+        for window in windows[2:]:
+            np.maximum(self.out, window, out=self.out)
+        return self.out
 
     def backward(self, grad):
-        count = self.kernel_size[0] * self.kernel_size[1]
-        return (self._scatter(grad * (self.winner == index) for index in range(count)),)
+        def parts():
+            taken = None
+            for window in self._views():
+                hit = window == self.out
+                if taken is None:
+                    taken = hit
+                else:  # ties go to the first position in the window, as in PyTorch
+                    hit &= ~taken
+                    taken |= hit
+                yield grad * hit
+
+        return (self._scatter(parts()),)
 
 
 class AvgPool2d(_Pool2d):
@@ -70,19 +85,16 @@ class AvgPool2d(_Pool2d):
     name = "avg_pool2d"
 
     def forward(self, x):
-        self.dtype = x.dtype
-        padded = pad(x, self.padding)
-        out = None
-        for _, _, rows, columns in self._windows(x):
-            window = padded[:, :, rows, columns]
-            out = window.copy() if out is None else np.add(out, window, out=out)
-        self.scale = np.asarray(1.0 / (self.kernel_size[0] * self.kernel_size[1]), dtype=x.dtype)
-        return out * self.scale
+        windows = self._windows(x, 0.0)
+        total = windows[0].copy(order="K")
+        for window in windows[1:]:
+            total += window
+        self.scale = np.asarray(1.0 / len(windows), dtype=x.dtype)
+        return total * self.scale
 
     def backward(self, grad):
         share = grad * self.scale
-        count = self.kernel_size[0] * self.kernel_size[1]
-        return (self._scatter(share for _ in range(count)),)
+        return (self._scatter(share for _ in range(self.kernel_size[0] * self.kernel_size[1])),)
 
 
 def _pool_arguments(x: Any, kernel_size: Any, stride: Any, padding: Any, name: str) -> dict[str, tuple[int, int]]:
