@@ -132,7 +132,7 @@ def main() -> None:
                          seed=0, progress=False)
         accuracies = history["val_accuracy"]
         reached = next((epoch + 1 for epoch, value in enumerate(accuracies) if value >= 0.98), None)
-        print(f"\ndescend with dropout 0.2 and inverse-time decay 1e-4: test accuracy by epoch "
+        print("\ndescend with dropout 0.2 and inverse-time decay 1e-4: test accuracy by epoch "
               + " ".join(f"{a:.4f}" for a in accuracies)
               + (f"; 98% reached at epoch {reached}" if reached else "; 98% not reached in 10 epochs"))
 

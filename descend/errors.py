@@ -21,6 +21,10 @@ class ShapeError(DescendValueError):
     """Shapes that do not fit together: both are named in the message."""
 
 
+class IndexOutOfRangeError(ShapeError, IndexError):
+    """An index that does not fit the tensor's shape (also an IndexError, so iteration stops)."""
+
+
 class NonFiniteError(DescendError, FloatingPointError):
     """A loss or gradient became NaN or infinite during training."""
 

@@ -16,13 +16,13 @@ from __future__ import annotations
 import json
 import os
 import struct
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from descend.errors import DescendValueError, ModelFileError
+from descend.files import write_atomically
 from descend.nn.module import Module, build_module, module_spec
 
 FORMAT = "descend-model"
@@ -63,23 +63,7 @@ def save(model: Module, path: str | os.PathLike, optimizer: Any = None) -> Path:
         tensors.update({f"optimizer/{name}": np.ascontiguousarray(value) for name, value in state["arrays"].items()})
         metadata["optimizer"] = json.dumps(state["scalars"])
     payload = _safetensors_numpy().save(tensors, metadata=metadata)
-    return write_atomically(Path(path), payload)
-
-
-def write_atomically(path: Path, payload: bytes) -> Path:
-    """Write bytes to `path` through a temporary file and a rename; nothing partial is ever visible."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(payload)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-    return path
+    return write_atomically(path, lambda stream: stream.write(payload))
 
 
 def read_header(path: str | os.PathLike) -> tuple[dict[str, Any], bytes]:

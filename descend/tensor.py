@@ -123,6 +123,29 @@ class Tensor:
     def __len__(self) -> int:
         return len(self.data)
 
+    def __bool__(self) -> bool:
+        if self.data.size != 1:
+            raise DescendValueError(
+                f"the truth value of a tensor of shape {self.shape} is ambiguous; use .any() or .all() on .data"
+            )
+        return bool(self.data)
+
+    def __float__(self) -> float:
+        return float(self.item())
+
+    def __int__(self) -> int:
+        return int(self.item())
+
+    def __array__(self, dtype: Any = None, copy: bool | None = None) -> np.ndarray:
+        """NumPy sees the data (np.asarray(t)); the tape is not followed."""
+        return self.data.astype(dtype, copy=bool(copy)) if dtype is not None else (self.data.copy() if copy else self.data)
+
+    def __iter__(self) -> Iterator[Tensor]:
+        """The slices along the first axis, each on the tape like t[i]."""
+        if self.ndim == 0:
+            raise DescendTypeError("iteration over a 0-d tensor")
+        return (self[index] for index in range(len(self)))
+
     def numpy(self) -> np.ndarray:
         """The underlying array (shared, not copied)."""
         return self.data
@@ -229,6 +252,12 @@ class Tensor:
         return _shape.getitem(self, index)
 
     # Comparisons give plain boolean tensors: they have no gradient.
+    def __eq__(self, other: Any) -> Tensor:  # type: ignore[override]
+        return Tensor(self.data == _as_array(other))
+
+    def __ne__(self, other: Any) -> Tensor:  # type: ignore[override]
+        return Tensor(self.data != _as_array(other))
+
     def __lt__(self, other: Any) -> Tensor:
         return Tensor(self.data < _as_array(other))
 
@@ -311,11 +340,15 @@ class Tensor:
 
 
 def tensor(data: Any, requires_grad: bool = False, dtype: Any = None, name: str | None = None) -> Tensor:
-    """Make a tensor, PyTorch style: `tensor(2.0, requires_grad=True)`.
+    """Make a tensor, PyTorch style: `tensor(2.0, requires_grad=True)`. The data is copied, as torch.tensor does.
 
     >>> tensor([[1, 2], [3, 4]]).shape
     (2, 2)
     """
+    if isinstance(data, Tensor):
+        data = data.data
+    if isinstance(data, np.ndarray):
+        data = data.copy()
     return Tensor(data, requires_grad=requires_grad, dtype=dtype, name=name)
 
 
@@ -325,8 +358,6 @@ def as_tensor(value: Any, like: np.dtype | None = None) -> Tensor:
         return value
     if like is not None and isinstance(value, (int, float)) and not isinstance(value, bool):
         return Tensor(np.asarray(value, dtype=like))
-    if isinstance(value, np.ndarray):
-        return Tensor(value)
     return Tensor(value)
 
 
@@ -389,8 +420,13 @@ def reverse_sweep(
     """
     adjoints: dict[int, np.ndarray] = {id(root): seed}
     for node in reversed(topological_order(root)):
-        adjoint = adjoints.pop(id(node))
         creator = node.creator
+        adjoint = adjoints.pop(id(node), None)
+        if adjoint is None:  # every op that uses this tensor declined to give it a gradient (a where() condition)
+            if creator is not None and not retain_graph:
+                node.creator, node.freed = None, True
+                creator.release()
+            continue
         contributions: list[tuple[Tensor, np.ndarray]] = []
         if creator is not None:
             input_grads = creator.backward(adjoint)

@@ -33,6 +33,7 @@ import numpy as np
 
 from descend.data.dataset import Dataset
 from descend.errors import DataError, DescendTypeError, DescendValueError
+from descend.files import write_atomically
 
 CACHE_FILE = "mnist.npz"
 SIDE = 28
@@ -183,20 +184,9 @@ def _check_layout(arrays: dict[str, np.ndarray], what: str, fix: str) -> None:
 
 
 def _write_cache(path: Path, arrays: dict[str, np.ndarray]) -> None:
-    """Write the cache atomically (temporary file, then os.replace): a reader never sees half a file."""
+    """Write the cache atomically: a reader never sees half a file."""
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=".mnist-", suffix=".npz.tmp")
-        try:
-            with os.fdopen(descriptor, "wb") as file:
-                np.savez_compressed(file, **arrays)
-                file.flush()
-                os.fsync(file.fileno())
-            os.chmod(temporary, 0o644)  # mkstemp makes it private; the cache is meant to be shared
-            os.replace(temporary, path)
-        except BaseException:
-            Path(temporary).unlink(missing_ok=True)
-            raise
+        write_atomically(path, lambda stream: np.savez_compressed(stream, **arrays))
     except OSError as error:
         # the data itself is fine, so the caller still gets it; only the next load pays again
         warnings.warn(

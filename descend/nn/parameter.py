@@ -61,16 +61,11 @@ class ParameterBuffer:
     @classmethod
     def of(cls, params: Iterable[Parameter]) -> ParameterBuffer:
         """The buffer these parameters already share, in this order; else a new one for them."""
-        params = list(params)
-        for p in params:
-            if not isinstance(p, Parameter):
-                raise DescendTypeError(f"expected Parameters (e.g. model.parameters()); got {type(p).__name__}")
+        params = check_parameters(params)
         if params and params[0].buffer is not None:
             shared = params[0].buffer
             if len(shared.params) == len(params) and all(a is b for a, b in zip(shared.params, params)):
                 return shared
-        if len({id(p) for p in params}) != len(params):
-            raise DescendValueError("the same Parameter appears twice in the list; pass each parameter once")
         for p in params:
             if p.buffer is not None and p.buffer.pinned:
                 raise DescendValueError(
@@ -106,3 +101,25 @@ class ParameterBuffer:
     def views(self, flat: np.ndarray) -> list[np.ndarray]:
         """Cut any flat array of this layout (a momentum buffer, say) into per-parameter views."""
         return [flat[start:stop].reshape(p.shape) for p, start, stop in zip(self.params, self.offsets[:-1], self.offsets[1:])]
+
+
+def check_parameters(params: Any) -> list[Parameter]:
+    """`params` as a list of distinct Parameters, or an error naming the first one that is not."""
+    if isinstance(params, Tensor) or not isinstance(params, Iterable):
+        hint = "; wrap a single one in a list: [p]" if isinstance(params, Tensor) else ""
+        raise DescendTypeError(
+            f"params must be an iterable of Parameters, e.g. model.parameters(); got {type(params).__name__}{hint}"
+        )
+    params = list(params)
+    first_index: dict[int, int] = {}
+    for index, p in enumerate(params):
+        if not isinstance(p, Parameter):
+            raise DescendTypeError(
+                f"params[{index}] must be a Parameter (e.g. from model.parameters()); got {type(p).__name__}"
+            )
+        if id(p) in first_index:
+            raise DescendValueError(
+                f"params lists the same {p!r} twice (at {first_index[id(p)]} and {index}); give each parameter once"
+            )
+        first_index[id(p)] = index
+    return params

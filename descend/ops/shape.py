@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from descend.errors import ShapeError
+from descend.errors import IndexOutOfRangeError, ShapeError
 from descend.ops.base import Function
 from descend.tensor import Tensor
 
@@ -34,7 +34,7 @@ class Transpose(Function):
     notation = "transpose({0})"
 
     def forward(self, x):
-        self.order = tuple(range(x.ndim))[::-1] if self.axes is None else tuple(a % x.ndim for a in self.axes)
+        self.order = tuple(range(x.ndim))[::-1] if self.axes is None else tuple(a % max(x.ndim, 1) for a in self.axes)
         if sorted(self.order) != list(range(x.ndim)):
             raise ShapeError(f"transpose axes {self.axes} are not a permutation of the {x.ndim} axes of {x.shape}")
         return np.transpose(x, self.order)
@@ -52,11 +52,11 @@ class GetItem(Function):
     notation = "{0}[…]"
 
     def forward(self, x):
-        self.input_shape, self.dtype = x.shape, x.dtype
+        self.input_shape = x.shape
         try:
             return x[self.index]
         except IndexError as error:
-            raise ShapeError(f"index {self.index!r} does not fit a tensor of shape {x.shape}: {error}") from None
+            raise IndexOutOfRangeError(f"index {self.index!r} does not fit a tensor of shape {x.shape}: {error}") from None
 
     def backward(self, grad):
         full = np.zeros(self.input_shape, dtype=grad.dtype)

@@ -12,7 +12,6 @@ from descend.nn.parameter import Parameter, ParameterBuffer
 from descend.checks import check_integer, check_real
 from descend.optim.constraints import MaxNorm
 from descend.optim.schedules import MomentumRamp, Schedule, build_schedule
-from descend.tensor import Tensor
 
 
 #: weights per chunk of an update: with a few state arrays, a chunk stays in a core's L2 cache
@@ -50,7 +49,9 @@ class Optimizer:
         self.base_lr = check_real("lr", lr, low=0.0, low_open=True)
         self.schedule = _check_schedule(schedule)
         self.weight_decay = check_real("weight_decay", weight_decay, low=0.0)
-        self.buffer = ParameterBuffer.of(_check_params(params))
+        self.buffer = ParameterBuffer.of(params)
+        if not self.buffer.params:
+            raise DescendValueError("params is empty: the optimizer would have nothing to update")
         self.buffer.pinned = True
         self.constraint = None if max_norm is None else MaxNorm(self.buffer.params, max_norm)
         self.max_norm = None if self.constraint is None else self.constraint.max_norm
@@ -179,29 +180,6 @@ class Optimizer:
         if self.schedule is not None:
             arguments += f", schedule={self.schedule!r}"
         return f"{type(self).__name__}({arguments})"
-
-
-def _check_params(params: Any) -> list[Parameter]:
-    if isinstance(params, Tensor) or not isinstance(params, Iterable):
-        hint = "; wrap a single one in a list: [p]" if isinstance(params, Tensor) else ""
-        raise DescendTypeError(
-            f"params must be an iterable of Parameters, e.g. model.parameters(); got {type(params).__name__}{hint}"
-        )
-    params = list(params)
-    if not params:
-        raise DescendValueError("params is empty: the optimizer would have nothing to update")
-    first_index: dict[int, int] = {}
-    for index, p in enumerate(params):
-        if not isinstance(p, Parameter):
-            raise DescendTypeError(
-                f"params[{index}] must be a Parameter (e.g. from model.parameters()); got {type(p).__name__}"
-            )
-        if id(p) in first_index:
-            raise DescendValueError(
-                f"params lists the same {p!r} twice (at {first_index[id(p)]} and {index}); give each parameter once"
-            )
-        first_index[id(p)] = index
-    return params
 
 
 def _check_schedule(schedule: Any) -> Schedule | None:

@@ -16,8 +16,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from descend import ops
-from descend.errors import DescendTypeError, DescendValueError
-from descend.nn.parameter import Parameter
+from descend.errors import DescendValueError
+from descend.nn.parameter import Parameter, check_parameters
 from descend.checks import check_real
 from descend.tensor import Tensor
 
@@ -51,12 +51,7 @@ def l2_penalty(params: Iterable[Parameter], strength: float, include_all: bool =
 
 
 def _penalised(params: Iterable[Parameter], include_all: bool) -> list[Parameter]:
-    params = list(params)
-    for index, p in enumerate(params):
-        if not isinstance(p, Parameter):
-            raise DescendTypeError(
-                f"params[{index}] must be a Parameter (e.g. from model.parameters()); got {type(p).__name__}"
-            )
+    params = check_parameters(params)
     chosen = params if include_all else [p for p in params if p.fan_in_axes is not None]
     if not chosen:
         # a penalty on nothing is almost surely a mistake (weights made without fan_in_axes): say so
