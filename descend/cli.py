@@ -21,10 +21,12 @@ MODELS = ("mlp", "logistic")
 DATASETS = ("mnist", "digits")
 
 
-def _load_data(name: str) -> tuple[Any, Any]:
+def _load_data(name: str) -> tuple[Any, Any, Any]:
+    """(train, validation, test): the test split is kept out of training and model choice."""
     if name == "mnist":
-        return dc.data.load_mnist()
-    return dc.data.load_digits()
+        return dc.data.load_mnist(validation_split=True)
+    train, test = dc.data.load_digits()
+    return (*train.split(0.8, seed=0), test)
 
 
 def _build_model(name: str, n_features: int, n_classes: int, hidden: list[int], dropout: float, seed: int) -> nn.Module:
@@ -85,11 +87,11 @@ def train(
     model_name: str, data_name: str, epochs: int, batch_size: int, lr: float, momentum: float, hidden: list[int],
     dropout: float, weight_decay: float, decay: float, seed: int, out_dir: str | None, quiet: bool, as_json: bool,
 ) -> None:
-    """Train a model and write it, with its metrics, to a run folder.
+    """Train a model, validate each epoch, test once at the end; write the model and metrics to a run folder.
 
     Example: descend train --model mlp --data mnist --epochs 5
     """
-    train_set, test_set = _load_data(data_name)
+    train_set, validation_set, test_set = _load_data(data_name)
     model = _build_model(model_name, train_set.n_features, train_set.n_classes, hidden, dropout, seed)
     optimizer = optim.SGD(
         model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay,
@@ -113,10 +115,15 @@ def train(
 
     dc.fit(
         model, nn.CrossEntropyLoss(), optimizer, train_set, epochs=epochs, batch_size=batch_size,
-        validation=test_set, seed=seed, callbacks=[Report()], progress=not (quiet or as_json),
+        validation=validation_set, seed=seed, callbacks=[Report()], progress=not (quiet or as_json),
     )
     model_path = dc.save(model, run / "model.dsc", optimizer=optimizer)
-    if not as_json:
+    test = {f"test_{name}": value for name, value in dc.evaluate(model, nn.CrossEntropyLoss(), test_set).items()}
+    (run / "test.json").write_text(json.dumps(test) + "\n")
+    if as_json:
+        click.echo(json.dumps(test))
+    else:
+        click.echo(f"test loss {test['test_loss']:.4f}  test acc {test['test_accuracy']:.4f}")
         click.echo(f"model written to {model_path}")
 
 
@@ -130,7 +137,7 @@ def evaluate(model_path: str, data_name: str, as_json: bool) -> None:
     Example: descend evaluate runs/mlp-mnist/model.dsc --data mnist
     """
     model = dc.load(model_path)
-    _, test_set = _load_data(data_name)
+    test_set = _load_data(data_name)[-1]
     metrics = dc.evaluate(model, nn.CrossEntropyLoss(), test_set)
     if as_json:
         click.echo(json.dumps(metrics))

@@ -57,6 +57,7 @@ def save(model: Module, path: str | os.PathLike, optimizer: Any = None) -> Path:
         "format_version": str(FORMAT_VERSION),
         "descend_version": __version__,
         "architecture": json.dumps(module_spec(model)),
+        "dtype": model.flat_buffer().dtype.name,
     }
     if optimizer is not None:
         state = optimizer.state_dict()
@@ -76,18 +77,9 @@ def read_header(path: str | os.PathLike) -> tuple[dict[str, Any], bytes]:
     if not path.is_file():
         raise ModelFileError(f"no model file at {str(path)!r}")
     raw = path.read_bytes()
-    if raw[:1] == b"\x80":  # the protocol marker every pickle since Python 2.3 starts with
-        raise ModelFileError(f"{path} looks like a Python pickle; descend never loads pickles (they can run code)")
-    if raw[:4] == b"PK\x03\x04":
-        raise ModelFileError(f"{path} is a zip archive (a PyTorch .pt file?), not a descend model file")
-    if len(raw) < 8:
-        raise ModelFileError(f"{path} is truncated: {len(raw)} bytes, too short for a header")
-    (header_size,) = struct.unpack("<Q", raw[:8])
-    if header_size > min(MAX_HEADER_BYTES, len(raw) - 8):
-        raise ModelFileError(
-            f"{path} is not a descend model file or is truncated: its header claims {header_size} bytes "
-            f"but the file holds {len(raw) - 8} after the size field"
-        )
+    header_size = struct.unpack("<Q", raw[:8])[0] if len(raw) >= 8 else None
+    if header_size is None or header_size > min(MAX_HEADER_BYTES, len(raw) - 8) or raw[8:9] != b"{":
+        raise ModelFileError(_what_it_is_instead(path, raw, header_size))
     try:
         header = json.loads(raw[8 : 8 + header_size])
     except (UnicodeDecodeError, json.JSONDecodeError):
@@ -107,6 +99,19 @@ def read_header(path: str | os.PathLike) -> tuple[dict[str, Any], bytes]:
             continue
         _check_entry(path, name, entry, data_size)
     return header, raw
+
+
+def _what_it_is_instead(path: Path, raw: bytes, header_size: int | None) -> str:
+    """Why a file is no safetensors file, in words: a pickle, a zip, cut short, or something else."""
+    if raw[:1] == b"\x80" and raw[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05"):
+        return f"{path} looks like a Python pickle; descend never loads pickles (they can run code)"
+    if raw[:4] == b"PK\x03\x04":
+        return f"{path} is a zip archive (a PyTorch .pt file?), not a descend model file"
+    if header_size is None:
+        return f"{path} is truncated: {len(raw)} bytes, too short for a header"
+    if raw[8:9] == b"{" and header_size <= MAX_HEADER_BYTES:
+        return f"{path} is truncated: its header claims {header_size} bytes but the file holds {len(raw) - 8}"
+    return f"{path} is not a descend model file (no safetensors header)"
 
 
 def _check_entry(path: Path, name: str, entry: Any, data_size: int) -> None:
@@ -136,6 +141,10 @@ def load(path: str | os.PathLike) -> Module:
         model = build_module(spec)
     except (DescendValueError, TypeError) as error:
         raise ModelFileError(f"{path}: cannot rebuild the model: {error}") from None
+    dtype = metadata.get("dtype", "float32")
+    if dtype not in ("float32", "float64"):
+        raise ModelFileError(f"{path}: parameters of dtype {dtype!r}; descend models are float32 or float64")
+    model.astype(np.dtype(dtype))
     tensors = _safetensors_numpy().load(raw)
     state = {name[len("model/") :]: value for name, value in tensors.items() if name.startswith("model/")}
     try:

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from descend.checks import check_integer
+from descend.checks import check_integer, check_real
 from descend.data import Dataset, as_dataset, batches
 from descend.errors import DescendValueError, NonFiniteError
 from descend.nn.layers import Dropout
@@ -26,15 +26,20 @@ from descend.tensor import Tensor, no_grad
 
 ENGINES = ("local",)
 
-StepFunction = Callable[[np.ndarray, np.ndarray, np.ndarray], tuple[float, np.ndarray, int]]
+StepFunction = Callable[[np.ndarray, np.ndarray, np.ndarray], tuple[float, np.ndarray, float | None]]
 
 
-def count_correct(output: np.ndarray, target: np.ndarray, loss_fn: Module) -> int | None:
-    """How many rows a classifier got right; None for losses that are not classification."""
+def count_correct(output: np.ndarray, target: np.ndarray, loss_fn: Module) -> float | None:
+    """How many rows a classifier got right; None for losses that are not classification.
+
+    With several binary labels per row (BCEWithLogitsLoss on (N, k)), a row
+    counts as the fraction of its labels that are right.
+    """
     if isinstance(loss_fn, CrossEntropyLoss):
-        return int((output.argmax(axis=1) == target).sum())
+        return float((output.argmax(axis=1) == target).sum())
     if isinstance(loss_fn, BCEWithLogitsLoss):
-        return int(((output > 0) == (target > 0.5)).sum())
+        right = (output > 0) == (target > 0.5)
+        return float(right.mean(axis=tuple(range(1, right.ndim))).sum()) if right.ndim > 1 else float(right.sum())
     return None
 
 
@@ -47,7 +52,7 @@ def make_step(model: Module, loss_fn: Module) -> StepFunction:
     """
     buffer = model.flat_buffer()
 
-    def step(params: np.ndarray, x: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray, int]:
+    def step(params: np.ndarray, x: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray, float | None]:
         if params is not buffer.data:
             np.copyto(buffer.data, params)
         buffer.zero_grad()
@@ -125,16 +130,16 @@ class Callback:
 
 
 class EarlyStopping(Callback):
-    """Stop when `monitor` has not improved by `min_delta` for `patience` epochs.
+    """Stop after `patience` epochs in a row in which `monitor` did not improve by more than `min_delta`.
 
     Losses are minimised and accuracies maximised. With
     `restore_best_weights`, the model ends with the weights of its best epoch.
     """
 
     def __init__(self, monitor: str = "val_loss", patience: int = 3, min_delta: float = 0.0, restore_best_weights: bool = True):
-        if patience < 0:
-            raise DescendValueError(f"EarlyStopping: patience must be >= 0; got {patience!r}")
-        self.monitor, self.patience, self.min_delta = monitor, patience, min_delta
+        self.monitor = monitor
+        self.patience = check_integer("patience", patience, low=1)
+        self.min_delta = check_real("min_delta", min_delta, low=0.0)
         self.restore_best_weights = restore_best_weights
         self.sign = 1.0 if "accuracy" in monitor else -1.0
 
@@ -154,7 +159,7 @@ class EarlyStopping(Callback):
                 self.best_weights = state.model.flat_buffer().data.copy()
         else:
             self.waited += 1
-            if self.waited > self.patience:
+            if self.waited >= self.patience:
                 state.stop = True
 
     def on_train_end(self, state: TrainingState) -> None:
@@ -201,13 +206,16 @@ def _progress_bar(progress: bool | str, steps: int, epochs: int) -> _ProgressBar
 def evaluate(model: Module, loss_fn: Module, data: Any, batch_size: int = 1024) -> dict[str, float]:
     """Mean loss (and accuracy for classifiers) over a data set, in eval mode without a tape."""
     dataset = as_dataset(data, "data")
+    _check_targets(dataset, loss_fn, "data")
+    batch_size = check_integer("batch_size", batch_size, low=1)
+    x_all = dataset.x.astype(model.flat_buffer().dtype, copy=False)
     was_training = model.training
     model.eval()
     total_loss, total_correct = 0.0, 0
     try:
         with no_grad():
             for start in range(0, len(dataset), batch_size):
-                x, y = dataset.x[start : start + batch_size], dataset.y[start : start + batch_size]
+                x, y = x_all[start : start + batch_size], dataset.y[start : start + batch_size]
                 output = model(Tensor(x))
                 total_loss += float(loss_fn(output, y).data) * len(x)
                 correct = count_correct(output.data, y, loss_fn)
@@ -221,8 +229,13 @@ def evaluate(model: Module, loss_fn: Module, data: Any, batch_size: int = 1024) 
 
 
 def predict(model: Module, x: Any, batch_size: int = 1024) -> np.ndarray:
-    """The model's outputs for every row of x, in eval mode, batched: x (N, ...) -> (N, ...)."""
-    array = x.x if isinstance(x, Dataset) else np.asarray(x.data if isinstance(x, Tensor) else x)
+    """The model's outputs for every row of x, in eval mode, batched: x (N, ...) -> (N, ...).
+
+    x is cast to the model's dtype, so a float32 model runs in float32 whatever it is given.
+    """
+    batch_size = check_integer("batch_size", batch_size, low=1)
+    array = as_dataset(x if isinstance(x, Dataset) else (x.data if isinstance(x, Tensor) else x,), "x").x
+    array = array.astype(model.flat_buffer().dtype, copy=False)
     was_training = model.training
     model.eval()
     try:
@@ -245,11 +258,11 @@ def _check_targets(dataset: Dataset, loss_fn: Module, argument: str) -> None:
         check_finite(dataset.y, f"{argument}.y")
 
 
-def _seed_module_generators(model: Module, seed: int) -> None:
+def _seed_module_generators(model: Module, key: list[int]) -> None:
     """Give every random layer its own generator derived from the run's seed, so runs repeat."""
     for index, module in enumerate(model.modules()):
         if isinstance(module, Dropout):
-            module.rng = np.random.default_rng([seed, index])
+            module.rng = np.random.default_rng([*key, index])
 
 
 def fit(
@@ -271,8 +284,9 @@ def fit(
 
     `train` and `validation` are Datasets or (x, y) pairs: x (N, ...) float,
     y (N,) integer labels for classifiers or (N, k) targets. Each epoch
-    draws a fresh permutation from `seed`, so runs with the same seed repeat
-    exactly. Training stops with a NonFiniteError naming the step if the loss
+    draws a fresh permutation from a generator keyed by `seed` and the
+    optimizer's step count, so runs with the same seed repeat exactly and a
+    second call continues rather than replays the first. Training stops with a NonFiniteError naming the step if the loss
     or a gradient becomes NaN or infinite.
     """
     if engine not in ENGINES:
@@ -293,9 +307,11 @@ def fit(
     x_train = train_set.x.astype(buffer.dtype, copy=False)
     y_train = train_set.y.astype(buffer.dtype, copy=False) if train_set.y.dtype.kind == "f" else train_set.y
 
-    rng = np.random.default_rng(seed)
-    if seed is not None:
-        _seed_module_generators(model, seed)
+    # keyed by how far training has come, so a second fit() continues rather than replays the first
+    progress_key = [seed, optimizer.iterations] if seed is not None else None
+    rng = np.random.default_rng(progress_key)
+    if progress_key is not None:
+        _seed_module_generators(model, progress_key)
     step = make_step(model, loss_fn)
     history = History()
     state = TrainingState(model, loss_fn, optimizer, history)
@@ -317,6 +333,7 @@ def fit(
             _check_finite_step(model, loss, grads, state)
             if clip_grad_norm is not None:
                 _clip_grad_norm(grads, clip_grad_norm)
+            lr_used = optimizer.lr
             optimizer.step()
             loss_sum += loss * len(rows)
             seen += len(rows)
@@ -330,7 +347,7 @@ def fit(
             record["accuracy"] = correct_sum / seen
         if validation_set is not None:
             record.update({f"val_{k}": v for k, v in evaluate(model, loss_fn, validation_set).items()})
-        record["lr"] = float(optimizer.lr)
+        record["lr"] = float(lr_used)  # the rate of the epoch's last step
         record["seconds"] = time.perf_counter() - started
         history.epochs.append(record)
         for callback in everyone:

@@ -29,7 +29,9 @@ def test_train_prints_one_line_per_epoch_and_json_mode_prints_records(tmp_path):
                                        "--out", str(tmp_path), "--json"])
     assert result.exit_code == 0, result.output
     lines = [json.loads(line) for line in result.output.splitlines()]
-    assert [line["epoch"] for line in lines] == [1, 2]
+    assert [line["epoch"] for line in lines[:-1]] == [1, 2]
+    assert 0.5 < lines[-1]["test_accuracy"] <= 1.0
+    assert json.loads((tmp_path / "test.json").read_text()) == lines[-1]
 
 
 def test_bad_usage_exits_2_and_failures_exit_1_with_one_line(tmp_path):

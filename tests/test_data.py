@@ -45,7 +45,7 @@ BAD_INPUT = [
     (lambda: small().subset(0), DescendValueError, ["n", ">= 1", "0"]),
     (lambda: small().subset(11), DescendValueError, ["n=11", "10"]),
     (lambda: small().subset(2.0), DescendTypeError, ["n", "integer", "float"]),
-    (lambda: Dataset(np.zeros(2), np.zeros(2)).n_classes, DescendValueError, ["n_classes", "float32"]),
+    (lambda: Dataset(np.zeros(2), np.zeros(2)).n_classes, DescendValueError, ["n_classes", "float64"]),
     (lambda: Dataset(np.zeros(2)).n_classes, DescendValueError, ["n_classes", "no targets"]),
     (lambda: batches(10, 0), DescendValueError, ["batch_size", ">= 1", "0"]),
     (lambda: batches(-1, 2), DescendValueError, ["n_rows", ">= 0", "-1"]),
@@ -79,7 +79,8 @@ def test_dataset_converts_dtypes_and_unpacks():
     x, y = ds
     assert x is ds.x and y is ds.y
     regression = Dataset(np.zeros((2, 3)), np.ones((2, 4)))
-    assert regression.y.dtype == np.float32 and regression.y.shape == (2, 4)
+    assert regression.y.dtype == np.float64 and regression.y.shape == (2, 4)  # float64 stays float64
+    assert Dataset(np.zeros((2, 3), np.float16)).x.dtype == np.float32
     assert Dataset(np.zeros(4)).y is None
     already = np.zeros((3, 2), np.float32)
     assert Dataset(already).x is already  # no copy when the dtype is already right

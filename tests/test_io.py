@@ -37,7 +37,7 @@ def test_file_is_plain_safetensors_with_json_architecture(tmp_path):
     with safe_open(path, "np") as handle:
         metadata = handle.metadata()
     assert metadata["format"] == "descend-model"
-    assert json.loads(metadata["architecture"])["class"] == "MLP"
+    assert json.loads(metadata["architecture"])["class"] == "descend.nn.models.MLP"
 
 
 def test_optimizer_state_round_trip_continues_identically(tmp_path):
@@ -145,3 +145,23 @@ def test_no_pickle_on_any_model_load_path():
     source = inspect.getsource(descend.io)
     for forbidden in ("import pickle", "pickle.load", "eval(", "exec(", "allow_pickle=True"):
         assert forbidden not in source
+
+
+def test_float64_models_stay_float64_and_files_are_readable_by_others(tmp_path):
+    model = nn.MLP([3, 4, 2], rng=0).astype(np.float64)
+    path = dc.save(model, tmp_path / "m.dsc")
+    loaded = dc.load(path)
+    assert loaded.flat_buffer().dtype == np.float64
+    np.testing.assert_array_equal(loaded.flat_buffer().data, model.flat_buffer().data)
+    assert path.stat().st_mode & 0o777 == 0o644
+
+
+def test_a_user_class_with_a_descend_name_does_not_replace_descend_s(tmp_path):
+    path = dc.save(nn.Sequential(nn.Linear(2, 2, rng=0)), tmp_path / "m.dsc")
+
+    class Linear(nn.Module):  # a user's own class of the same name
+        def forward(self, x):
+            return x
+
+    loaded = dc.load(path)
+    assert type(loaded.layers[0]) is nn.Linear

@@ -170,3 +170,14 @@ def test_losses_match_torch(ours, theirs):
     torch_loss.backward()
     np.testing.assert_allclose(loss.item(), torch_loss.item(), rtol=1e-12)
     np.testing.assert_allclose(p.grad, tp.grad.numpy(), rtol=1e-10)
+
+
+def test_maxout_keeps_leading_axes():
+    layer = nn.Maxout(5, 3, pieces=2, rng=0)
+    assert layer(dc.tensor(np.ones((2, 4, 5)))).shape == (2, 4, 3)
+
+
+def test_mlp_refuses_dropout_outside_zero_one():
+    for bad in (-0.1, 1.0):
+        with pytest.raises(DescendValueError, match="dropout"):
+            nn.MLP([3, 2], dropout=bad)

@@ -355,3 +355,25 @@ def test_backward_through_a_freed_graph_is_refused_unless_retained():
     loss.backward(retain_graph=True)
     loss.backward()
     assert x.grad == pytest.approx(36.0 + 2 * 36.0)
+
+
+def test_tensors_follow_python_and_numpy_protocols():
+    t = dc.tensor([1.0, 2.0, 3.0])
+    assert bool(dc.tensor([0.0]) > 1) is False and float(dc.tensor(2.0)) == 2.0 and int(dc.tensor(3.0)) == 3
+    np.testing.assert_array_equal(np.asarray(t), [1.0, 2.0, 3.0])
+    assert [float(v) for v in t] == [1.0, 2.0, 3.0]
+    np.testing.assert_array_equal((t == dc.tensor([1.0, 0.0, 3.0])).data, [True, False, True])
+    with pytest.raises(DescendValueError, match="ambiguous"):
+        bool(t)
+    source = np.zeros(2)
+    copied = dc.tensor(source)
+    source[0] = 5
+    assert copied.data[0] == 0  # dc.tensor copies, as torch.tensor does
+
+
+def test_a_where_condition_that_requires_grad_gets_none():
+    condition = dc.tensor([1.0, 0.0], requires_grad=True)
+    x = dc.tensor([1.0, 2.0], requires_grad=True)
+    dc.where(condition, x, 0.0).sum().backward()
+    np.testing.assert_array_equal(x.grad, [1.0, 0.0])
+    assert condition.grad is None

@@ -148,3 +148,49 @@ def test_fit_refuses_bad_input_with_a_named_error(overrides, words):
 def test_early_stopping_on_a_metric_the_run_lacks_says_so():
     with pytest.raises(DescendValueError, match="validation="):
         _fit(callbacks=[dc.EarlyStopping(monitor="val_loss")])
+
+
+def test_a_second_fit_continues_rather_than_replays_the_first():
+    data = dc.data.make_moons(n=64, seed=0)
+    losses = []
+
+    class Record(dc.Callback):
+        def on_batch_end(self, state, loss):
+            losses.append(loss)
+
+    model2 = nn.MLP([2, 8, 2], rng=0)
+    opt2 = optim.SGD(model2.parameters(), lr=1e-12)  # weights barely move: only the batch order changes the losses
+    for _ in range(2):
+        dc.fit(model2, nn.CrossEntropyLoss(), opt2, data, epochs=1, batch_size=8, callbacks=[Record()], progress=False)
+    assert losses[:8] != losses[8:]
+
+
+def test_early_stopping_waits_exactly_patience_epochs():
+    model = nn.LinearRegression(1, rng=0)
+    data = dc.data.make_line(n=16, seed=0)
+    stopper = dc.EarlyStopping(monitor="loss", patience=2, min_delta=1e9)  # nothing ever counts as better
+    history = dc.fit(model, nn.MSELoss(), optim.SGD(model.parameters(), lr=0.01), data, epochs=10, batch_size=4,
+                     callbacks=[stopper], progress=False)
+    assert len(history) == 3  # the first epoch sets the best, then two without improvement
+
+
+def test_binary_accuracy_counts_labels_not_rows():
+    rng = np.random.default_rng(0)
+    x = rng.random((32, 4)).astype(np.float32)
+    y = (rng.random((32, 3)) > 0.5).astype(np.float32)
+    model = nn.MLP([4, 8, 3], rng=0)
+    history = dc.fit(model, nn.BCEWithLogitsLoss(), optim.SGD(model.parameters(), lr=0.1), (x, y), epochs=1,
+                     batch_size=8, progress=False)
+    assert 0.0 <= history["accuracy"][0] <= 1.0
+    metrics = dc.evaluate(model, nn.BCEWithLogitsLoss(), (x, y))
+    expected = ((dc.predict(model, x) > 0) == (y > 0.5)).mean()
+    assert metrics["accuracy"] == pytest.approx(expected)
+
+
+def test_evaluate_and_predict_refuse_bad_input():
+    model = nn.MLP([2, 3, 2], rng=0)
+    with pytest.raises(DescendValueError, match="no targets"):
+        dc.evaluate(model, nn.CrossEntropyLoss(), (np.ones((3, 2), np.float32),))
+    with pytest.raises(DescendError, match="batch_size"):
+        dc.predict(model, np.ones((3, 2)), batch_size=0)
+    assert dc.predict(model, np.ones((3, 2))).dtype == np.float32  # float64 input runs in the model's dtype

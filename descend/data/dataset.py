@@ -18,9 +18,10 @@ _ACCEPTED = "a Dataset, an (x, y) tuple, an (x,) tuple or a numeric array"
 class Dataset:
     """Features `x` and optional targets `y`, one row per sample.
 
-    Shapes: x (N, ...) float32; y (N,) int64 class labels, (N, ...) float32
-    regression targets, or None for unsupervised data. Integer and bool y
-    become int64 labels (which must be >= 0), float y becomes float32 targets.
+    Shapes: x (N, ...) float32 or float64; y (N,) int64 class labels, (N, ...)
+    float regression targets, or None for unsupervised data. Integer and bool
+    x become float32; float64 stays float64 (a float64 model trains on it
+    unrounded). Integer and bool y become int64 labels (which must be >= 0).
     Arrays that already have the right dtype are not copied.
 
     >>> ds = Dataset(np.zeros((4, 2)), np.array([0, 1, 1, 2]))
@@ -143,13 +144,17 @@ def _as_features(x: Any, name: str) -> np.ndarray:
     array = _as_array(x, f"{name}: x")
     if array.size == 0:
         raise DataError(f"{name}: x is empty (shape {array.shape}); expected at least one row with at least one number")
-    return array.astype(np.float32, copy=False)
+    return _as_float(array)
+
+
+def _as_float(array: np.ndarray) -> np.ndarray:
+    return array if array.dtype in (np.float32, np.float64) else array.astype(np.float32)
 
 
 def _as_targets(y: Any, name: str) -> np.ndarray:
     array = _as_array(y, f"{name}: y")
     if array.dtype.kind == "f":
-        return array.astype(np.float32, copy=False)
+        return _as_float(array)
     labels = array.astype(np.int64, copy=False)
     if labels.size and labels.min() < 0:
         raise DescendValueError(

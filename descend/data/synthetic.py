@@ -28,7 +28,7 @@ def make_line(
     rng = np.random.default_rng(seed)
     x = rng.uniform(-1.0, 1.0, size=(n, 1))
     y = slope * x + intercept + noise * rng.standard_normal((n, 1))
-    return Dataset(x, y.astype(np.float32), name="line")
+    return Dataset(x.astype(np.float32), y.astype(np.float32), name="line")
 
 
 def make_moons(n: int = 200, noise: float = 0.1, seed: int | None = 0) -> Dataset:
@@ -52,7 +52,7 @@ def make_moons(n: int = 200, noise: float = 0.1, seed: int | None = 0) -> Datase
     lower = np.stack([1.0 - np.cos(t), 0.5 - np.sin(t)], axis=1)
     x = np.where(y[:, None] == 0, upper, lower) + noise * rng.standard_normal((n, 2))
     order = rng.permutation(n)  # otherwise every class-0 row comes first
-    return Dataset(x[order], y[order], name="moons")
+    return Dataset(x[order].astype(np.float32), y[order], name="moons")
 
 
 def make_blobs(n: int = 300, centers: int | np.ndarray = 3, spread: float = 1.0, seed: int | None = 0) -> Dataset:
@@ -75,7 +75,7 @@ def make_blobs(n: int = 300, centers: int | np.ndarray = 3, spread: float = 1.0,
         points = _center_points(centers)
     y = rng.permutation(np.arange(n) % len(points))  # balanced classes in a random order
     x = points[y] + spread * rng.standard_normal((n, 2))
-    return Dataset(x, y.astype(np.int64), name="blobs")
+    return Dataset(x.astype(np.float32), y.astype(np.int64), name="blobs")
 
 
 def _center_points(centers: object) -> np.ndarray:

@@ -99,7 +99,7 @@ class Softmax(Module):
 class Maxout(Module):
     """Maxout units (Goodfellow et al. 2013): each output is the max of `pieces` affine maps.
 
-    Shapes: x (N, in_features) -> (N, out_features); W (in_features, out_features · pieces).
+    Shapes: x (..., in_features) -> (..., out_features); W (in_features, out_features · pieces).
     """
 
     def __init__(self, in_features: int, out_features: int, pieces: int = 2, rng: Any = None):
@@ -108,7 +108,7 @@ class Maxout(Module):
         self.linear = Linear(in_features, out_features * pieces, rng=rng)
 
     def forward(self, x: Tensor) -> Tensor:
-        candidates = self.linear(x).reshape(-1, self.out_features, self.pieces)
+        candidates = self.linear(x).reshape(*x.shape[:-1], self.out_features, self.pieces)
         return candidates.max(axis=-1)
 
 

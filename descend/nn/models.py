@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from descend.checks import check_real
 from descend.errors import DescendValueError
 from descend.nn.conv import AvgPool2d, BatchNorm2d, Conv2d, MaxPool2d
 from descend.nn.layers import Dropout, Flatten, Linear, ReLU, Sequential, activation_layer
@@ -56,6 +57,8 @@ class MLP(Module):
         if len(sizes) < 2:
             raise DescendValueError(f"MLP: sizes needs at least [in_features, out_features]; got {list(sizes)!r}")
         activation_layer(activation)  # refuse an unknown name even when there is no hidden layer
+        for name, value in (("dropout", dropout), ("input_dropout", input_dropout)):
+            check_real(name, value, low=0.0, high=1.0, high_open=True)
         rng = np.random.default_rng(rng)
         layers: list[Module] = [Dropout(input_dropout, rng=rng)] if input_dropout > 0 else []
         for index, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:])):

@@ -20,8 +20,14 @@ from descend.errors import DescendTypeError, DescendValueError, ShapeError
 from descend.nn.parameter import Parameter, ParameterBuffer
 from descend.tensor import Tensor
 
-#: every Module subclass by class name, for rebuilding a model from its JSON description
+#: every Module subclass by qualified name (module.Class), for rebuilding a model from its JSON description;
+#: qualified, so a user's own class called Linear never stands in for descend's
 REGISTRY: dict[str, type[Module]] = {}
+
+
+def qualified_name(cls: type) -> str:
+    """'descend.nn.layers.Linear' for descend's Linear: the name a model file records."""
+    return f"{cls.__module__}.{cls.__qualname__}"
 
 
 class Module:
@@ -36,7 +42,7 @@ class Module:
 
     def __init_subclass__(cls, **kwargs: Any):
         super().__init_subclass__(**kwargs)
-        REGISTRY[cls.__name__] = cls
+        REGISTRY[qualified_name(cls)] = cls
         if "__init__" in cls.__dict__:
             cls.__init__ = _recording_config(cls.__init__)
 
@@ -157,13 +163,17 @@ class Module:
 
     def __repr__(self) -> str:
         children = list(self.named_children())
-        arguments = ", ".join(f"{k}={v!r}" for k, v in self.config().items() if not isinstance(v, (Module, list, tuple)))
+        arguments = ", ".join(f"{k}={v!r}" for k, v in self.config().items() if not _holds_module(v))
         if not children:
             return f"{type(self).__name__}({arguments})"
         lines = [f"{type(self).__name__}({arguments}"]
         for name, child in children:
             lines.append(f"  ({name}): " + repr(child).replace("\n", "\n  "))
         return "\n".join(lines) + "\n)"
+
+
+def _holds_module(value: Any) -> bool:
+    return isinstance(value, Module) or (isinstance(value, (list, tuple)) and any(_holds_module(v) for v in value))
 
 
 def _recording_config(init: Any) -> Any:
@@ -190,7 +200,7 @@ def _recording_config(init: Any) -> Any:
 
 def module_spec(module: Module) -> dict[str, Any]:
     """A JSON-ready description: {"class": name, "config": arguments}, nested for sub-modules."""
-    return {"class": type(module).__name__, "config": {k: _encode(v) for k, v in module.config().items()}}
+    return {"class": qualified_name(type(module)), "config": {k: _encode(v) for k, v in module.config().items()}}
 
 
 def _encode(value: Any) -> Any:
@@ -213,7 +223,10 @@ def build_module(spec: dict[str, Any]) -> Module:
         raise DescendValueError(f"a module description needs 'class' and 'config'; got {spec!r:.200}")
     cls = REGISTRY.get(spec["class"])
     if cls is None:
-        raise DescendValueError(f"unknown module class '{spec['class']}'; known: {', '.join(sorted(REGISTRY))}")
+        raise DescendValueError(
+            f"unknown module class '{spec['class']}'; import the module that defines it before loading "
+            f"(descend knows {', '.join(sorted(name.rsplit('.', 1)[-1] for name in REGISTRY))})"
+        )
     signature = inspect.signature(cls.__init__)
     positional, keywords = [], {}
     for name, value in spec["config"].items():

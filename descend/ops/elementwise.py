@@ -14,6 +14,12 @@ from descend.ops.base import Function
 from descend.tensor import Tensor
 
 
+def stable_sigmoid(x: np.ndarray) -> np.ndarray:
+    """σ(x) on arrays, through e^−|x| so that neither sign overflows."""
+    exp_neg_abs = np.exp(-np.abs(x))
+    return np.where(x >= 0, 1 / (1 + exp_neg_abs), exp_neg_abs / (1 + exp_neg_abs))
+
+
 class Add(Function):
     notation = "{0} + {1}"
 
@@ -161,8 +167,7 @@ class Sigmoid(Function):
     notation = "σ({0})"
 
     def forward(self, x):
-        exp_neg_abs = np.exp(-np.abs(x))
-        self.out = np.where(x >= 0, 1 / (1 + exp_neg_abs), exp_neg_abs / (1 + exp_neg_abs))
+        self.out = stable_sigmoid(x)
         return self.out
 
     def backward(self, grad):
@@ -215,7 +220,7 @@ class Softplus(Function):
         return np.maximum(x, 0) + np.log1p(np.exp(-np.abs(x)))
 
     def backward(self, grad):
-        return (grad * Sigmoid().forward(self.x),)
+        return (grad * stable_sigmoid(self.x),)
 
 
 class Abs(Function):

@@ -12,6 +12,7 @@ import numpy as np
 
 from descend.errors import DescendValueError, ShapeError
 from descend.ops.base import Function
+from descend.ops.elementwise import stable_sigmoid
 from descend.tensor import Tensor
 
 
@@ -82,10 +83,8 @@ class SigmoidCrossEntropy(Function):
         return losses.mean(dtype=logits.dtype).astype(logits.dtype)
 
     def backward(self, grad):
-        exp_neg_abs = np.exp(-np.abs(self.logits))
-        sigmoid = np.where(self.logits >= 0, 1 / (1 + exp_neg_abs), exp_neg_abs / (1 + exp_neg_abs))
         scale = grad / self.logits.size
-        return (sigmoid - self.targets) * scale, -self.logits * scale if self.needs_input_grad[1] else None
+        return (stable_sigmoid(self.logits) - self.targets) * scale, -self.logits * scale if self.needs_input_grad[1] else None
 
 
 def softmax(x: Any, axis: int = -1) -> Tensor:

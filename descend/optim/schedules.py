@@ -13,10 +13,11 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from descend.errors import DescendTypeError, DescendValueError
 from descend.checks import check_integer, check_real
+from descend.errors import DescendTypeError, DescendValueError
+from descend.nn.module import qualified_name
 
-#: every schedule class (and MomentumRamp) by class name, for rebuilding from a description
+#: every schedule class (and MomentumRamp) by qualified name, for rebuilding from a description
 SCHEDULES: dict[str, type[Described]] = {}
 
 
@@ -25,7 +26,7 @@ class Described:
 
     def __init_subclass__(cls, **kwargs: Any):
         super().__init_subclass__(**kwargs)
-        SCHEDULES[cls.__name__] = cls
+        SCHEDULES[qualified_name(cls)] = cls
 
     def config(self) -> dict[str, Any]:
         """The arguments this object was built with."""
@@ -33,7 +34,7 @@ class Described:
 
     def describe(self) -> dict[str, Any]:
         """A JSON-ready description that `build_schedule` turns back into an equal object."""
-        return {"class": type(self).__name__, "config": self.config()}
+        return {"class": qualified_name(type(self)), "config": self.config()}
 
     def __eq__(self, other: object) -> bool:
         return type(self) is type(other) and self.config() == other.config()
@@ -154,7 +155,7 @@ def build_schedule(spec: dict[str, Any]) -> Described:
         )
     cls = SCHEDULES.get(spec["class"])
     if cls is None or cls is Schedule:
-        known = ", ".join(sorted(name for name in SCHEDULES if name != "Schedule"))
+        known = ", ".join(sorted(known.__name__ for known in SCHEDULES.values() if known is not Schedule))
         raise DescendValueError(f"unknown schedule '{spec['class']}'; known schedules: {known}")
     try:
         return cls(**spec["config"])
