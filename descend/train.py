@@ -19,6 +19,7 @@ import numpy as np
 from descend.checks import check_integer, check_real
 from descend.data import Dataset, as_dataset, batches
 from descend.errors import DescendValueError, NonFiniteError
+from descend.memory import reuse_freed_memory
 from descend.nn.layers import Dropout
 from descend.nn.losses import BCEWithLogitsLoss, CrossEntropyLoss
 from descend.nn.module import Module, check_finite
@@ -299,6 +300,7 @@ def fit(
     if validation is not None:
         validation_set = as_dataset(validation, "validation")
         _check_targets(validation_set, loss_fn, "validation")
+    reuse_freed_memory()
     buffer = model.flat_buffer()
     if getattr(optimizer, "buffer", None) is not buffer:
         raise DescendValueError(
