@@ -17,25 +17,43 @@ import descend as dc
 from descend import nn, optim
 from descend.errors import DescendError
 
-MODELS = ("mlp", "logistic")
+MODELS = ("mlp", "logistic", "cnn", "lenet")
+IMAGE_MODELS = ("cnn", "lenet")
 DATASETS = ("mnist", "digits")
 
 
-def _load_data(name: str) -> tuple[Any, Any, Any]:
-    """(train, validation, test): the test split is kept out of training and model choice."""
+def _load_data(name: str, images: bool = False) -> tuple[Any, Any, Any]:
+    """(train, validation, test): the test split is kept out of training and model choice.
+
+    With `images`, x is (N, 1, side, side) for convolutional models.
+    """
     if name == "mnist":
-        return dc.data.load_mnist(validation_split=True)
+        return dc.data.load_mnist(shape="images" if images else "flat", validation_split=True)
     train, test = dc.data.load_digits()
-    return (*train.split(0.8, seed=0), test)
+    parts = (*train.split(0.8, seed=0), test)
+    if images:
+        parts = tuple(dc.data.Dataset(part.x.reshape(-1, 1, 8, 8), part.y, name=part.name) for part in parts)
+    return parts
 
 
-def _build_model(name: str, n_features: int, n_classes: int, hidden: list[int], dropout: float, seed: int) -> nn.Module:
+def _build_model(name: str, train_set: Any, hidden: list[int] | None, dropout: float, seed: int) -> nn.Module:
+    n_classes = train_set.n_classes
     if name == "logistic":
-        return nn.LogisticRegression(n_features, n_classes, rng=seed)
-    return nn.MLP([n_features, *hidden, n_classes], activation="relu", dropout=dropout, rng=seed)
+        return nn.LogisticRegression(train_set.n_features, n_classes, rng=seed)
+    if name == "cnn":
+        width = hidden[0] if hidden else 128
+        return nn.SimpleCNN(n_classes, image_size=train_set.x.shape[-1], hidden=width, dropout=dropout, rng=seed)
+    if name == "lenet":
+        if train_set.x.shape[-1] != 28:
+            raise click.UsageError("lenet is built for 28x28 images; use --data mnist")
+        return nn.LeNet5(n_classes, rng=seed)
+    sizes = hidden if hidden else [512, 256]
+    return nn.MLP([train_set.n_features, *sizes, n_classes], activation="relu", dropout=dropout, rng=seed)
 
 
-def _hidden_sizes(context: click.Context, parameter: click.Parameter, value: str) -> list[int]:
+def _hidden_sizes(context: click.Context, parameter: click.Parameter, value: str | None) -> list[int] | None:
+    if value is None:
+        return None
     try:
         sizes = [int(part) for part in value.split(",") if part.strip()]
     except ValueError:
@@ -75,7 +93,8 @@ def main(debug: bool) -> None:
 @click.option("--batch-size", type=click.IntRange(min=1), default=128, show_default=True)
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=0.05, show_default=True, help="Learning rate.")
 @click.option("--momentum", type=click.FloatRange(0, 1, max_open=True), default=0.9, show_default=True)
-@click.option("--hidden", default="512,256", show_default=True, callback=_hidden_sizes, help="Hidden layer widths (mlp).")
+@click.option("--hidden", default=None, callback=_hidden_sizes,
+              help="Hidden layer widths [mlp: 512,256; cnn: its dense width, 128].")
 @click.option("--dropout", type=click.FloatRange(0, 1, max_open=True), default=0.2, show_default=True)
 @click.option("--weight-decay", type=click.FloatRange(min=0), default=1e-4, show_default=True, help="L2 penalty.")
 @click.option("--decay", type=click.FloatRange(min=0), default=1e-4, show_default=True, help="Inverse-time learning-rate decay per step.")
@@ -84,15 +103,18 @@ def main(debug: bool) -> None:
 @click.option("--quiet", is_flag=True, help="No progress bar or per-epoch lines.")
 @click.option("--json", "as_json", is_flag=True, help="Print each epoch's metrics as a JSON line.")
 def train(
-    model_name: str, data_name: str, epochs: int, batch_size: int, lr: float, momentum: float, hidden: list[int],
+    model_name: str, data_name: str, epochs: int, batch_size: int, lr: float, momentum: float, hidden: list[int] | None,
     dropout: float, weight_decay: float, decay: float, seed: int, out_dir: str | None, quiet: bool, as_json: bool,
 ) -> None:
     """Train a model, validate each epoch, test once at the end; write the model and metrics to a run folder.
 
+    Convolutional models (cnn, lenet) also get their first-layer filters and
+    one image's feature maps drawn as PNGs.
+
     Example: descend train --model mlp --data mnist --epochs 5
     """
-    train_set, validation_set, test_set = _load_data(data_name)
-    model = _build_model(model_name, train_set.n_features, train_set.n_classes, hidden, dropout, seed)
+    train_set, validation_set, test_set = _load_data(data_name, images=model_name in IMAGE_MODELS)
+    model = _build_model(model_name, train_set, hidden, dropout, seed)
     optimizer = optim.SGD(
         model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay,
         schedule=optim.InverseTimeDecay(decay=decay) if decay > 0 else None,
@@ -120,11 +142,17 @@ def train(
     model_path = dc.save(model, run / "model.dsc", optimizer=optimizer)
     test = {f"test_{name}": value for name, value in dc.evaluate(model, nn.CrossEntropyLoss(), test_set).items()}
     (run / "test.json").write_text(json.dumps(test) + "\n")
+    pictures = []
+    if model_name in IMAGE_MODELS:
+        from descend import viz
+
+        pictures = [viz.plot_filters(model.layers[0], run / "filters.png"),
+                    viz.plot_feature_maps(model, test_set.x[0], run / "feature_maps.png")]
     if as_json:
         click.echo(json.dumps(test))
     else:
         click.echo(f"test loss {test['test_loss']:.4f}  test acc {test['test_accuracy']:.4f}")
-        click.echo(f"model written to {model_path}")
+        click.echo(f"model written to {model_path}" + "".join(f"; {picture.name}" for picture in pictures))
 
 
 @main.command()
@@ -137,7 +165,7 @@ def evaluate(model_path: str, data_name: str, as_json: bool) -> None:
     Example: descend evaluate runs/mlp-mnist/model.dsc --data mnist
     """
     model = dc.load(model_path)
-    test_set = _load_data(data_name)[-1]
+    test_set = _load_data(data_name, images=isinstance(model, (nn.SimpleCNN, nn.LeNet5)))[-1]
     metrics = dc.evaluate(model, nn.CrossEntropyLoss(), test_set)
     if as_json:
         click.echo(json.dumps(metrics))

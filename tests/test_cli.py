@@ -55,3 +55,13 @@ def test_help_explains_each_command_with_an_example():
 def test_console_script_is_installed():
     result = subprocess.run([sys.executable, "-m", "descend.cli", "--version"], capture_output=True, text=True)
     assert result.returncode == 0 and "descend" in result.stdout
+
+
+def test_train_a_cnn_writes_its_filters_and_feature_maps(tmp_path):
+    result = CliRunner().invoke(main, ["train", "--model", "cnn", "--data", "digits", "--epochs", "1",
+                                       "--batch-size", "32", "--out", str(tmp_path), "--quiet"])
+    assert result.exit_code == 0, result.output
+    for name in ("model.dsc", "filters.png", "feature_maps.png"):
+        assert (tmp_path / name).stat().st_size > 1000
+    result = CliRunner().invoke(main, ["evaluate", str(tmp_path / "model.dsc"), "--data", "digits", "--json"])
+    assert result.exit_code == 0, result.output
