@@ -37,6 +37,7 @@ class Explanation:
     gradients: dict[str, Any] = field(default_factory=dict)
 
     def summary_lines(self) -> list[str]:
+        """One line '∂f/∂name = value' per input, then 'f = value'."""
         lines = [f"∂f/∂{name} = {_format(gradient)}" for name, gradient in self.gradients.items()]
         return lines + [f"f = {_format(self.value)}"]
 

@@ -102,22 +102,27 @@ class Tensor:
     # -- array facts -------------------------------------------------------
     @property
     def shape(self) -> tuple[int, ...]:
+        """The length of each axis, e.g. (N, C)."""
         return self.data.shape
 
     @property
     def ndim(self) -> int:
+        """The number of axes."""
         return self.data.ndim
 
     @property
     def size(self) -> int:
+        """The number of elements, the product of the shape."""
         return self.data.size
 
     @property
     def dtype(self) -> np.dtype:
+        """The NumPy dtype of `data`."""
         return self.data.dtype
 
     @property
     def is_leaf(self) -> bool:
+        """True when no recorded op made this tensor (`creator` is None), as for inputs and parameters."""
         return self.creator is None
 
     def __len__(self) -> int:
@@ -165,7 +170,7 @@ class Tensor:
         return Tensor(self.data.astype(dtype), requires_grad=self.requires_grad)
 
     def zero_grad(self) -> None:
-        """Forget the accumulated gradient."""
+        """Set the accumulated gradient to zero in place (it may be a view of a flat buffer)."""
         if self.grad is not None:
             self.grad[...] = 0
 
@@ -274,68 +279,88 @@ class Tensor:
 
     # -- methods: NumPy's names ---------------------------------------------
     def sum(self, axis: Any = None, keepdims: bool = False) -> Tensor:
+        """Sum over `axis` (an int, a tuple, or None for all); see descend.ops.sum."""
         return _reduce.sum(self, axis=axis, keepdims=keepdims)
 
     def mean(self, axis: Any = None, keepdims: bool = False) -> Tensor:
+        """Mean over `axis` (an int, a tuple, or None for all); see descend.ops.mean."""
         return _reduce.mean(self, axis=axis, keepdims=keepdims)
 
     def max(self, axis: Any = None, keepdims: bool = False) -> Tensor:
+        """Largest value over `axis`; ties share the gradient; see descend.ops.max."""
         return _reduce.max(self, axis=axis, keepdims=keepdims)
 
     def min(self, axis: Any = None, keepdims: bool = False) -> Tensor:
+        """Smallest value over `axis`; ties share the gradient; see descend.ops.min."""
         return _reduce.min(self, axis=axis, keepdims=keepdims)
 
     def reshape(self, *shape: Any) -> Tensor:
+        """The same elements in a new shape, as reshape(2, 3) or reshape((2, 3)); one size may be -1."""
         if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
             shape = tuple(shape[0])
         return _shape.reshape(self, shape)
 
     def transpose(self, *axes: Any) -> Tensor:
+        """Axes permuted, as transpose(1, 0) or transpose((1, 0)); reversed when none are given."""
         if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
             axes = tuple(axes[0])
         return _shape.transpose(self, axes or None)
 
     def permute(self, *axes: Any) -> Tensor:
+        """PyTorch's name for transpose(*axes)."""
         return self.transpose(*axes)
 
     @property
     def T(self) -> Tensor:
+        """Axes reversed: (m, n) -> (n, m) for a matrix."""
         return _shape.transpose(self, None)
 
     def exp(self) -> Tensor:
+        """eˣ elementwise; see descend.ops.exp."""
         return _elementwise.exp(self)
 
     def log(self) -> Tensor:
+        """Natural logarithm ln x elementwise."""
         return _elementwise.log(self)
 
     def sqrt(self) -> Tensor:
+        """√x elementwise."""
         return _elementwise.sqrt(self)
 
     def sin(self) -> Tensor:
+        """sin x elementwise."""
         return _elementwise.sin(self)
 
     def cos(self) -> Tensor:
+        """cos x elementwise."""
         return _elementwise.cos(self)
 
     def tanh(self) -> Tensor:
+        """tanh x elementwise."""
         return _elementwise.tanh(self)
 
     def sigmoid(self) -> Tensor:
+        """σ(x) = 1 / (1 + e^−x) elementwise."""
         return _elementwise.sigmoid(self)
 
     def relu(self) -> Tensor:
+        """max(x, 0) elementwise."""
         return _elementwise.relu(self)
 
     def abs(self) -> Tensor:
+        """|x| elementwise."""
         return _elementwise.abs(self)
 
     def clip(self, min: float | None = None, max: float | None = None) -> Tensor:
+        """Values limited to [min, max]; either bound may be None."""
         return _elementwise.clip(self, min, max)
 
     def softmax(self, axis: int = -1) -> Tensor:
+        """Probabilities along `axis` that sum to 1; same shape."""
         return _softmax.softmax(self, axis=axis)
 
     def log_softmax(self, axis: int = -1) -> Tensor:
+        """log(softmax(x)) along `axis`, computed stably; same shape."""
         return _softmax.log_softmax(self, axis=axis)
 
 

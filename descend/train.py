@@ -118,16 +118,16 @@ class Callback:
     """Hooks into fit; override what you need."""
 
     def on_train_begin(self, state: TrainingState) -> None:
-        pass
+        """Called once, before the first epoch."""
 
     def on_batch_end(self, state: TrainingState, loss: float) -> None:
-        pass
+        """Called after each optimizer step, with that minibatch's loss."""
 
     def on_epoch_end(self, state: TrainingState, record: dict[str, float]) -> None:
-        pass
+        """Called after each epoch (and its validation) with its History record; may set `state.stop`."""
 
     def on_train_end(self, state: TrainingState) -> None:
-        pass
+        """Called once, after the last epoch or an early stop."""
 
 
 class EarlyStopping(Callback):
@@ -145,9 +145,11 @@ class EarlyStopping(Callback):
         self.sign = 1.0 if "accuracy" in monitor else -1.0
 
     def on_train_begin(self, state: TrainingState) -> None:
+        """Forget any earlier run: no best score yet, no epochs waited."""
         self.best, self.best_epoch, self.best_weights, self.waited = -np.inf, -1, None, 0
 
     def on_epoch_end(self, state: TrainingState, record: dict[str, float]) -> None:
+        """Keep the best score (and weights); set `state.stop` after `patience` epochs without improvement."""
         if self.monitor not in record:
             raise DescendValueError(
                 f"EarlyStopping monitors {self.monitor!r}, which this run does not record; it has {', '.join(record)}"
@@ -164,6 +166,7 @@ class EarlyStopping(Callback):
                 state.stop = True
 
     def on_train_end(self, state: TrainingState) -> None:
+        """Load the best epoch's weights back into the model, with `restore_best_weights`."""
         if self.restore_best_weights and self.best_weights is not None:
             state.model.flat_buffer().data[...] = self.best_weights
 
@@ -286,9 +289,10 @@ def fit(
     `train` and `validation` are Datasets or (x, y) pairs: x (N, ...) float,
     y (N,) integer labels for classifiers or (N, k) targets. Each epoch
     draws a fresh permutation from a generator keyed by `seed` and the
-    optimizer's step count, so runs with the same seed repeat exactly and a
-    second call continues rather than replays the first. Training stops with a NonFiniteError naming the step if the loss
-    or a gradient becomes NaN or infinite.
+    optimizer's step count at the start, so runs with the same seed repeat
+    exactly and a second call continues rather than replays the first.
+    Training stops with a NonFiniteError naming the step if the loss or a
+    gradient becomes NaN or infinite.
     """
     if engine not in ENGINES:
         raise DescendValueError(f"fit: unknown engine {engine!r}; available engines: {', '.join(ENGINES)}")

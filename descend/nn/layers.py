@@ -22,11 +22,13 @@ from descend.tensor import Tensor
 class Linear(Module):
     """y = x @ W + b.
 
-    Shapes: x (N, in_features) -> y (N, out_features); W (in_features, out_features), b (out_features,).
+    Shapes: x (..., in_features) -> y (..., out_features); W (in_features, out_features), b (out_features,).
     W and b start uniform in ±1/√in_features, PyTorch's default, so results compare.
 
     >>> Linear(3, 2, rng=0)(Tensor(np.ones((4, 3)))).shape
     (4, 2)
+    >>> Linear(3, 2, rng=0)(Tensor(np.ones((5, 4, 3)))).shape
+    (5, 4, 2)
     """
 
     def __init__(self, in_features: int, out_features: int, bias: bool = True, rng: Any = None):
@@ -38,6 +40,7 @@ class Linear(Module):
         self.bias = Parameter(rng.uniform(-bound, bound, out_features)) if bias else None
 
     def forward(self, x: Tensor) -> Tensor:
+        """x (..., in_features) -> (..., out_features)."""
         check_last_dim(x, self.in_features, layer=self)
         return ops.linear(x, self.weight, self.bias)
 
@@ -49,6 +52,7 @@ class ReLU(Module):
     """max(x, 0), elementwise."""
 
     def forward(self, x: Tensor) -> Tensor:
+        """x -> max(x, 0), same shape."""
         return ops.relu(x)
 
 
@@ -59,6 +63,7 @@ class LeakyReLU(Module):
         self.negative_slope = negative_slope
 
     def forward(self, x: Tensor) -> Tensor:
+        """x -> leaky_relu(x), same shape."""
         return ops.leaky_relu(x, self.negative_slope)
 
 
@@ -69,6 +74,7 @@ class ELU(Module):
         self.alpha = alpha
 
     def forward(self, x: Tensor) -> Tensor:
+        """x -> elu(x), same shape."""
         return ops.elu(x, self.alpha)
 
 
@@ -76,6 +82,7 @@ class Sigmoid(Module):
     """1 / (1 + e^−x), elementwise."""
 
     def forward(self, x: Tensor) -> Tensor:
+        """x -> σ(x), same shape."""
         return ops.sigmoid(x)
 
 
@@ -83,6 +90,7 @@ class Tanh(Module):
     """tanh x, elementwise."""
 
     def forward(self, x: Tensor) -> Tensor:
+        """x -> tanh x, same shape."""
         return ops.tanh(x)
 
 
@@ -93,6 +101,7 @@ class Softmax(Module):
         self.axis = axis
 
     def forward(self, x: Tensor) -> Tensor:
+        """x -> probabilities along `axis`, same shape."""
         return ops.softmax(x, axis=self.axis)
 
 
@@ -108,6 +117,7 @@ class Maxout(Module):
         self.linear = Linear(in_features, out_features * pieces, rng=rng)
 
     def forward(self, x: Tensor) -> Tensor:
+        """x (..., in_features) -> (..., out_features), the max over `pieces` affine maps."""
         candidates = self.linear(x).reshape(*x.shape[:-1], self.out_features, self.pieces)
         return candidates.max(axis=-1)
 
@@ -116,6 +126,7 @@ class Flatten(Module):
     """(N, d1, d2, ...) -> (N, d1·d2·...)."""
 
     def forward(self, x: Tensor) -> Tensor:
+        """x (N, d1, d2, ...) -> (N, d1·d2·...)."""
         return x.reshape(x.shape[0], -1)
 
 
@@ -131,6 +142,7 @@ class Dropout(Module):
         self.rng = np.random.default_rng(rng)
 
     def forward(self, x: Tensor) -> Tensor:
+        """x -> same shape: masked and rescaled in training, unchanged in eval mode."""
         if not self.training or self.p == 0.0:
             return x
         keep = self.rng.random(x.shape, dtype=np.float32) >= self.p
@@ -144,6 +156,7 @@ class Sequential(Module):
         self.layers = list(layers)
 
     def forward(self, x: Tensor) -> Tensor:
+        """x through each layer in turn: the first layer's input shape -> the last layer's output shape."""
         for layer in self.layers:
             x = layer(x)
         return x

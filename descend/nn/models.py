@@ -16,22 +16,27 @@ from descend.tensor import Tensor
 
 
 class LinearRegression(Module):
-    """ŷ = x @ W + b, trained with MSELoss: x (N, in_features) -> (N, out_features)."""
+    """ŷ = x @ W + b, trained with MSELoss: x (..., in_features) -> (..., out_features)."""
 
     def __init__(self, in_features: int, out_features: int = 1, rng: Any = None):
         self.linear = Linear(in_features, out_features, rng=rng)
 
     def forward(self, x: Tensor) -> Tensor:
+        """x (..., in_features) -> (..., out_features)."""
         return self.linear(x)
 
 
 class LogisticRegression(Module):
-    """A softmax classifier: logits = x @ W + b, trained with CrossEntropyLoss; x (N, in) -> (N, n_classes)."""
+    """A softmax classifier: logits = x @ W + b, trained with CrossEntropyLoss.
+
+    Shapes: x (..., in_features) -> logits (..., n_classes).
+    """
 
     def __init__(self, in_features: int, n_classes: int, rng: Any = None):
         self.linear = Linear(in_features, n_classes, rng=rng)
 
     def forward(self, x: Tensor) -> Tensor:
+        """x (..., in_features) -> logits (..., n_classes)."""
         return self.linear(x)
 
 
@@ -40,7 +45,7 @@ class MLP(Module):
 
     `sizes` = [in_features, hidden..., out_features]; `dropout` follows each
     hidden activation, `input_dropout` is applied to the input (both only in
-    training). Shapes: x (N, sizes[0]) -> (N, sizes[-1]).
+    training). Shapes: x (..., sizes[0]) -> (..., sizes[-1]).
 
     >>> MLP([784, 512, 256, 10]).parameter_count()
     535818
@@ -72,17 +77,19 @@ class MLP(Module):
 
     @property
     def layers(self) -> list[Module]:
+        """The layers in order: the inner Sequential's list, not a copy."""
         return self.network.layers
 
     def forward(self, x: Tensor) -> Tensor:
+        """x (..., sizes[0]) -> (..., sizes[-1])."""
         return self.network(x)
 
 
 class SimpleCNN(Sequential):
-    """Two conv blocks and a dense head for 28x28 images: (N, in_channels, 28, 28) -> (N, n_classes).
+    """Conv blocks and a dense head for square images: (N, in_channels, image_size, image_size) -> (N, n_classes).
 
-    [Conv2d 3x3 (padding 1), (BatchNorm2d), ReLU, MaxPool2d 2] for each entry
-    of `channels`, then Flatten, Linear(·, hidden), ReLU, Dropout, Linear(hidden, n_classes).
+    [Conv2d 3x3 (padding 1), (BatchNorm2d), ReLU, MaxPool2d 2] for each entry of `channels`
+    (two by default), then Flatten, Linear(·, hidden), ReLU, Dropout, Linear(hidden, n_classes).
     """
 
     def __init__(

@@ -47,6 +47,7 @@ class Module:
             cls.__init__ = _recording_config(cls.__init__)
 
     def forward(self, *args: Any, **kwargs: Any) -> Tensor:
+        """What the module computes; every subclass defines it, and calling the module calls it."""
         raise NotImplementedError(f"{type(self).__name__} must define forward()")
 
     def __call__(self, *args: Any, **kwargs: Any) -> Tensor:
@@ -111,7 +112,10 @@ class Module:
         return self.train(False)
 
     def astype(self, dtype: Any) -> Module:
-        """Move every parameter to `dtype` (np.float32 or np.float64) in a new flat buffer; returns self."""
+        """Move every parameter and state array to `dtype` (np.float32 or np.float64); returns self.
+
+        The flat buffer is rebound to new arrays of that dtype.
+        """
         buffer = self.flat_buffer()
         buffer.rebind(buffer.data.astype(dtype), buffer.grad.astype(dtype))
         for module in self.modules():

@@ -77,10 +77,12 @@ class ParameterBuffer:
 
     @property
     def size(self) -> int:
+        """The number of weights, Σ p.size."""
         return self.data.size
 
     @property
     def dtype(self) -> np.dtype:
+        """The dtype of the flat `data` and `grad`."""
         return self.data.dtype
 
     def rebind(self, data: np.ndarray, grad: np.ndarray | None = None) -> None:

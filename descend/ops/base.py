@@ -31,9 +31,11 @@ class Function:
         self.needs_input_grad: tuple[bool, ...] = ()
 
     def forward(self, *arrays: np.ndarray) -> np.ndarray:
+        """The output array from the input arrays; saves what `backward` needs."""
         raise NotImplementedError
 
     def backward(self, grad: np.ndarray) -> tuple[np.ndarray | None, ...]:
+        """From `grad` = d(loss)/d(output), one d(loss)/d(input) per input (None where not needed)."""
         raise NotImplementedError
 
     @classmethod

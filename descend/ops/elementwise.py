@@ -21,6 +21,8 @@ def stable_sigmoid(x: np.ndarray) -> np.ndarray:
 
 
 class Add(Function):
+    """x + y; d/dx = 1, d/dy = 1."""
+
     notation = "{0} + {1}"
 
     def forward(self, x, y):
@@ -31,6 +33,8 @@ class Add(Function):
 
 
 class Sub(Function):
+    """x − y; d/dx = 1, d/dy = −1."""
+
     notation = "{0} − {1}"
 
     def forward(self, x, y):
@@ -41,6 +45,8 @@ class Sub(Function):
 
 
 class Mul(Function):
+    """x · y elementwise; d/dx = y, d/dy = x."""
+
     notation = "{0} × {1}"
 
     def forward(self, x, y):
@@ -55,6 +61,8 @@ class Mul(Function):
 
 
 class Div(Function):
+    """x / y elementwise; d/dx = 1/y, d/dy = −x/y²."""
+
     notation = "{0} / {1}"
 
     def forward(self, x, y):
@@ -67,7 +75,7 @@ class Div(Function):
 
 
 class Pow(Function):
-    """x ** y; d/dy = x**y · ln x (defined where x > 0)."""
+    """x ** y; d/dx = y · x^(y−1), d/dy = x^y · ln x (taken as 0 where x ≤ 0)."""
 
     notation = "{0} ^ {1}"
 
@@ -86,6 +94,8 @@ class Pow(Function):
 
 
 class Neg(Function):
+    """−x; d/dx = −1."""
+
     notation = "−{0}"
 
     def forward(self, x):
@@ -96,6 +106,8 @@ class Neg(Function):
 
 
 class Exp(Function):
+    """eˣ; d/dx = eˣ, the saved output."""
+
     notation = "exp({0})"
 
     def forward(self, x):
@@ -107,6 +119,8 @@ class Exp(Function):
 
 
 class Log(Function):
+    """ln x; d/dx = 1/x."""
+
     notation = "ln({0})"
 
     def forward(self, x):
@@ -118,6 +132,8 @@ class Log(Function):
 
 
 class Sqrt(Function):
+    """√x; d/dx = 1 / (2√x)."""
+
     notation = "√{0}"
 
     def forward(self, x):
@@ -129,6 +145,8 @@ class Sqrt(Function):
 
 
 class Sin(Function):
+    """sin x; d/dx = cos x."""
+
     notation = "sin({0})"
 
     def forward(self, x):
@@ -140,6 +158,8 @@ class Sin(Function):
 
 
 class Cos(Function):
+    """cos x; d/dx = −sin x."""
+
     notation = "cos({0})"
 
     def forward(self, x):
@@ -151,6 +171,8 @@ class Cos(Function):
 
 
 class Tanh(Function):
+    """tanh x; d/dx = 1 − tanh² x."""
+
     notation = "tanh({0})"
 
     def forward(self, x):
@@ -162,7 +184,7 @@ class Tanh(Function):
 
 
 class Sigmoid(Function):
-    """σ(x) = 1 / (1 + e^−x), written so that neither branch overflows."""
+    """σ(x) = 1 / (1 + e^−x), written so that neither branch overflows; d/dx = σ(1 − σ)."""
 
     notation = "σ({0})"
 
@@ -175,6 +197,8 @@ class Sigmoid(Function):
 
 
 class Relu(Function):
+    """max(x, 0); d/dx = 1 where x > 0, else 0."""
+
     notation = "relu({0})"
 
     def forward(self, x):
@@ -186,6 +210,8 @@ class Relu(Function):
 
 
 class LeakyRelu(Function):
+    """x for x > 0, negative_slope · x otherwise; d/dx = 1 or negative_slope."""
+
     notation = "leaky_relu({0})"
 
     def forward(self, x):
@@ -197,7 +223,7 @@ class LeakyRelu(Function):
 
 
 class Elu(Function):
-    """x for x > 0, α(eˣ − 1) otherwise."""
+    """x for x > 0, α(eˣ − 1) otherwise; d/dx = 1 or αeˣ."""
 
     notation = "elu({0})"
 
@@ -211,7 +237,7 @@ class Elu(Function):
 
 
 class Softplus(Function):
-    """ln(1 + eˣ), computed as max(x, 0) + ln(1 + e^−|x|) so it never overflows."""
+    """ln(1 + eˣ), computed as max(x, 0) + ln(1 + e^−|x|) so it never overflows; d/dx = σ(x)."""
 
     notation = "softplus({0})"
 
@@ -224,6 +250,8 @@ class Softplus(Function):
 
 
 class Abs(Function):
+    """|x|; d/dx = sign x (0 at 0)."""
+
     notation = "|{0}|"
 
     def forward(self, x):
@@ -235,7 +263,7 @@ class Abs(Function):
 
 
 class Clip(Function):
-    """Values limited to [min, max]; the gradient passes only where x was inside."""
+    """x limited to [min, max]; d/dx = 1 where min ≤ x ≤ max, else 0."""
 
     notation = "clip({0})"
 
@@ -252,7 +280,7 @@ class Clip(Function):
 
 
 class Where(Function):
-    """condition ? x : y, elementwise; the condition gets no gradient."""
+    """condition ? x : y, elementwise; d/dx = condition, d/dy = not condition; the condition gets none."""
 
     notation = "where({0}, {1}, {2})"
 

@@ -18,7 +18,10 @@ def _swap_last(a: np.ndarray) -> np.ndarray:
 
 
 class MatMul(Function):
-    """x @ y for 2-D or batched (..., n, k) @ (..., k, m); batch axes broadcast."""
+    """x @ y for 2-D or batched (..., n, k) @ (..., k, m); batch axes broadcast.
+
+    d/dx = grad @ yᵀ, d/dy = xᵀ @ grad (yᵀ: the last two axes swapped).
+    """
 
     notation = "{0} @ {1}"
 
@@ -36,11 +39,11 @@ class MatMul(Function):
 
 
 class Linear(Function):
-    """x @ W + b in one op.
+    """x @ W + b in one op; d/dx = grad @ Wᵀ, d/dW = xᵀ @ grad, d/db = grad summed over rows.
 
     Fused so the bias gradient is one column sum and no (N, out) temporary
     is made twice; the products go to BLAS. Shapes: x (N, in), W (in, out),
-    b (out,) -> (N, out).
+    b (out,) -> (N, out); `linear` sends x of any other rank to matmul and add.
     """
 
     notation = "{0} @ {1} + {2}"

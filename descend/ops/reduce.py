@@ -28,6 +28,8 @@ def _expand_to_input(grad: np.ndarray, axes: tuple[int, ...], keepdims: bool, nd
 
 
 class Sum(Function):
+    """Σ x over axes; d/dx = 1, so grad is broadcast back over the summed axes."""
+
     notation = "Σ {0}"
 
     def forward(self, x):
@@ -41,6 +43,8 @@ class Sum(Function):
 
 
 class Mean(Function):
+    """Mean of n values over axes; d/dx = 1/n, broadcast back over the reduced axes."""
+
     notation = "mean({0})"
 
     def forward(self, x):
@@ -55,7 +59,7 @@ class Mean(Function):
 
 
 class Max(Function):
-    """Largest value over axes; ties share the gradient equally."""
+    """Largest value over axes; d/dx = 1 at the maximum, else 0; ties share the gradient equally."""
 
     notation = "max({0})"
     pick = staticmethod(np.max)
@@ -76,27 +80,31 @@ class Max(Function):
 
 
 class Min(Max):
-    """Smallest value over axes; ties share the gradient equally."""
+    """Smallest value over axes; d/dx = 1 at the minimum, else 0; ties share the gradient equally."""
 
     notation = "min({0})"
     pick = staticmethod(np.min)
 
 
 def sum(x: Any, axis: Any = None, keepdims: bool = False) -> Tensor:  # noqa: A001  (NumPy's name)
-    """Σ over `axis` (an int, a tuple, or None for all)."""
+    """Σ over `axis` (an int, a tuple, or None for all); reduced axes go, or stay as size 1 with keepdims.
+
+    >>> sum([[1.0, 2.0], [3.0, 4.0]], axis=0).data.tolist()
+    [4.0, 6.0]
+    """
     return Sum.apply(x, axis=axis, keepdims=keepdims)
 
 
 def mean(x: Any, axis: Any = None, keepdims: bool = False) -> Tensor:
-    """Arithmetic mean over `axis`."""
+    """Arithmetic mean over `axis`; shapes as for `sum`."""
     return Mean.apply(x, axis=axis, keepdims=keepdims)
 
 
 def max(x: Any, axis: Any = None, keepdims: bool = False) -> Tensor:  # noqa: A001
-    """Largest value over `axis`."""
+    """Largest value over `axis`; shapes as for `sum`."""
     return Max.apply(x, axis=axis, keepdims=keepdims)
 
 
 def min(x: Any, axis: Any = None, keepdims: bool = False) -> Tensor:  # noqa: A001
-    """Smallest value over `axis`."""
+    """Smallest value over `axis`; shapes as for `sum`."""
     return Min.apply(x, axis=axis, keepdims=keepdims)

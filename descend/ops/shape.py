@@ -13,6 +13,8 @@ from descend.tensor import Tensor
 
 
 class Reshape(Function):
+    """The same elements in a new shape; the gradient is reshaped back to the input's shape."""
+
     notation = "reshape({0})"
 
     def forward(self, x):
@@ -29,7 +31,7 @@ class Reshape(Function):
 
 
 class Transpose(Function):
-    """Axes permuted (reversed when `axes` is None)."""
+    """Axes permuted (reversed when `axes` is None); the gradient is permuted back."""
 
     notation = "transpose({0})"
 
@@ -65,7 +67,7 @@ class GetItem(Function):
 
 
 class Concat(Function):
-    """Tensors joined along an existing axis."""
+    """Tensors joined along an existing axis; the gradient is split back at the same boundaries."""
 
     notation = "concat({0}, …)"
 

@@ -22,7 +22,7 @@ def _log_softmax(x: np.ndarray, axis: int) -> np.ndarray:
 
 
 class Softmax(Function):
-    """softmax(x)_i = e^{x_i} / Σ_j e^{x_j} along `axis`."""
+    """s = softmax(x), s_i = e^{x_i} / Σ_j e^{x_j} along `axis`; d/dx = s · (grad − Σ_j grad_j s_j)."""
 
     notation = "softmax({0})"
 
@@ -35,7 +35,7 @@ class Softmax(Function):
 
 
 class LogSoftmax(Function):
-    """log softmax(x) = x − log Σ e^x along `axis`."""
+    """log softmax(x) = x − log Σ e^x along `axis`; d/dx = grad − softmax(x) · Σ grad."""
 
     notation = "log_softmax({0})"
 
@@ -50,7 +50,7 @@ class LogSoftmax(Function):
 class SoftmaxCrossEntropy(Function):
     """Mean over rows of −log softmax(logits)[label]: logits (N, C), labels (N,) ints -> scalar.
 
-    d/dlogits = (softmax(logits) − onehot(labels)) / N.
+    d/dlogits = (softmax(logits) − onehot(labels)) / N; the labels get no gradient.
     """
 
     notation = "cross_entropy({0}, {1})"
@@ -72,7 +72,7 @@ class SigmoidCrossEntropy(Function):
     """Mean binary cross-entropy on logits: −[y log σ(z) + (1 − y) log(1 − σ(z))].
 
     Written as max(z, 0) − z·y + log(1 + e^−|z|), which never overflows;
-    d/dz = (σ(z) − y) / n.
+    d/dz = (σ(z) − y) / n, d/dy = −z / n.
     """
 
     notation = "bce_with_logits({0}, {1})"

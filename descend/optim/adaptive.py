@@ -74,6 +74,7 @@ class Adam(Optimizer):
         weights -= (lr / (1.0 - beta1**t)) * mean / denominator
 
     def hyperparameters(self) -> dict[str, Any]:
+        """The base hyperparameters plus betas and eps."""
         return {**super().hyperparameters(), "betas": list(self.betas), "eps": self.eps}
 
 
@@ -127,6 +128,7 @@ class RMSprop(Optimizer):
         weights -= lr * scaled
 
     def hyperparameters(self) -> dict[str, Any]:
+        """The base hyperparameters plus alpha, eps and momentum."""
         return {**super().hyperparameters(), "alpha": self.alpha, "eps": self.eps, "momentum": self.momentum}
 
 
@@ -176,4 +178,5 @@ class Adadelta(Optimizer):
         weights -= lr * delta
 
     def hyperparameters(self) -> dict[str, Any]:
+        """The base hyperparameters plus rho and eps."""
         return {**super().hyperparameters(), "rho": self.rho, "eps": self.eps}

@@ -81,5 +81,6 @@ class SGD(Optimizer):
         weights -= lr * grad
 
     def hyperparameters(self) -> dict[str, Any]:
+        """The base hyperparameters plus momentum (a MomentumRamp as its description), nesterov and l1."""
         momentum = self.momentum.describe() if isinstance(self.momentum, MomentumRamp) else self.momentum
         return {**super().hyperparameters(), "momentum": momentum, "nesterov": self.nesterov, "l1": self.l1}
