@@ -33,7 +33,8 @@ test: setup-test
 
 ## Side-by-side benchmarks against PyTorch.
 bench: setup-test
-	$(BIN)/python benchmarks/mlp_mnist.py
+	$(BIN)/python benchmarks/mlp_mnist.py --regularized
+	$(BIN)/python benchmarks/cnn_mnist.py --long
 
 clean:
 	rm -rf $(VENV) runs

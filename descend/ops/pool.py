@@ -65,15 +65,14 @@ class MaxPool2d(_Pool2d):
 
     def backward(self, grad):
         def parts():
-            taken = None
-            for window in self._views():
-                hit = window == self.out
-                if taken is None:
-                    taken = hit
-                else:  # ties go to the first position in the window, as in PyTorch
-                    hit &= ~taken
-                    taken |= hit
-                yield grad * hit
+            # `unclaimed` is the gradient no earlier position took, so on a tie the first maximum wins, as in PyTorch
+            unclaimed = grad.copy(order="K")
+            views = self._views()
+            for index, window in enumerate(views):
+                part = unclaimed * (window == self.out)
+                if index < len(views) - 1:
+                    unclaimed -= part
+                yield part
 
         return (self._scatter(parts()),)
 
