@@ -33,15 +33,21 @@ StepFunction = Callable[[np.ndarray, np.ndarray, np.ndarray], tuple[float, np.nd
 def count_correct(output: np.ndarray, target: np.ndarray, loss_fn: Module) -> float | None:
     """How many rows a classifier got right; None for losses that are not classification.
 
-    With several binary labels per row (BCEWithLogitsLoss on (N, k)), a row
-    counts as the fraction of its labels that are right.
+    A row with several predictions (binary labels (N, k), a sequence's
+    characters (N, T)) counts as the fraction of them that are right.
     """
     if isinstance(loss_fn, CrossEntropyLoss):
-        return float((output.argmax(axis=1) == target).sum())
-    if isinstance(loss_fn, BCEWithLogitsLoss):
+        right = output.argmax(axis=-1) == target
+    elif isinstance(loss_fn, BCEWithLogitsLoss):
         right = (output > 0) == (target > 0.5)
-        return float(right.mean(axis=tuple(range(1, right.ndim))).sum()) if right.ndim > 1 else float(right.sum())
-    return None
+    else:
+        return None
+    return float(right.mean(axis=tuple(range(1, right.ndim))).sum()) if right.ndim > 1 else float(right.sum())
+
+
+def as_model_input(x: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """Float features in the model's dtype; integer token ids as they are."""
+    return x.astype(dtype, copy=False) if x.dtype.kind == "f" else x
 
 
 def make_step(model: Module, loss_fn: Module) -> StepFunction:
@@ -212,7 +218,7 @@ def evaluate(model: Module, loss_fn: Module, data: Any, batch_size: int = 1024) 
     dataset = as_dataset(data, "data")
     _check_targets(dataset, loss_fn, "data")
     batch_size = check_integer("batch_size", batch_size, low=1)
-    x_all = dataset.x.astype(model.flat_buffer().dtype, copy=False)
+    x_all = as_model_input(dataset.x, model.flat_buffer().dtype)
     was_training = model.training
     model.eval()
     total_loss, total_correct = 0.0, 0
@@ -239,7 +245,7 @@ def predict(model: Module, x: Any, batch_size: int = 1024) -> np.ndarray:
     """
     batch_size = check_integer("batch_size", batch_size, low=1)
     array = as_dataset(x if isinstance(x, Dataset) else (x.data if isinstance(x, Tensor) else x,), "x").x
-    array = array.astype(model.flat_buffer().dtype, copy=False)
+    array = as_model_input(array, model.flat_buffer().dtype)
     was_training = model.training
     model.eval()
     try:
@@ -310,7 +316,7 @@ def fit(
         raise DescendValueError(
             "fit: the optimizer does not hold this model's parameters; make it with optimizer(model.parameters(), ...)"
         )
-    x_train = train_set.x.astype(buffer.dtype, copy=False)
+    x_train = as_model_input(train_set.x, buffer.dtype)
     y_train = train_set.y.astype(buffer.dtype, copy=False) if train_set.y.dtype.kind == "f" else train_set.y
 
     # keyed by how far training has come, so a second fit() continues rather than replays the first

@@ -24,6 +24,7 @@ from descend.ops.conv import Conv2d
 from descend.ops.matmul import Linear, MatMul
 from descend.ops.normalization import BatchNorm
 from descend.ops.pool import AvgPool2d, MaxPool2d
+from descend.ops.recurrent import GRULayer, LSTMLayer, RNNLayer
 from descend.ops.reduce import Max, Mean, Min, Sum
 from descend.ops.shape import Concat, GetItem, Reshape, Transpose
 from descend.ops.softmax import LogSoftmax, SigmoidCrossEntropy, Softmax, SoftmaxCrossEntropy
@@ -422,3 +423,51 @@ row("batch_norm_eval", lambda x, g, b: dc.ops.batch_norm(x, g, b, np.array([0.5,
     [normal(3, 2, 4, 4), normal(2), normal(2)], [Sub, Mul, Add, Reshape],
     lambda x, g, b: F.batch_norm(x, torch.tensor([0.5, -1.0], dtype=x.dtype), torch.tensor([2.0, 0.5], dtype=x.dtype),
                                  g, b, training=False))
+
+
+# -- recurrent layers over whole sequences (time-major; weights (in, gates·H), PyTorch's gate order) --------
+def torch_recurrence(kind, x, h, c, w_ih, w_hh, b_ih, b_hh, reverse=False, nonlinearity="tanh"):
+    """The same recurrences written step by step with torch ops: autograd gives the oracle's gradients."""
+    outputs, size = [], h.shape[1]
+    steps = range(x.shape[0] - 1, -1, -1) if reverse else range(x.shape[0])
+    for t in steps:
+        from_input, from_hidden = x[t] @ w_ih + b_ih, h @ w_hh + b_hh
+        if kind == "rnn":
+            h = torch.tanh(from_input + from_hidden) if nonlinearity == "tanh" else torch.relu(from_input + from_hidden)
+        elif kind == "lstm":
+            i, f, g, o = (from_input + from_hidden).split(size, dim=1)
+            c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+            h = torch.sigmoid(o) * torch.tanh(c)
+        else:
+            r = torch.sigmoid(from_input[:, :size] + from_hidden[:, :size])
+            z = torch.sigmoid(from_input[:, size : 2 * size] + from_hidden[:, size : 2 * size])
+            n = torch.tanh(from_input[:, 2 * size :] + r * from_hidden[:, 2 * size :])
+            h = (1 - z) * n + z * h
+        outputs.append(h)
+    if reverse:
+        outputs.reverse()
+    stacked = torch.stack(outputs)
+    return torch.cat([stacked, c[None]]) if kind == "lstm" else stacked
+
+
+T_, N_, I_, H_ = 5, 3, 4, 3
+for reverse in (False, True):
+    for nonlinearity in ("tanh", "relu"):
+        row(f"rnn_{nonlinearity}{'_reverse' if reverse else ''}",
+            lambda x, h, wi, wh, bi, bh, r=reverse, a=nonlinearity: dc.ops.rnn(x, h, wi, wh, bi, bh, a, reverse=r),
+            [normal(T_, N_, I_), normal(N_, H_), normal(I_, H_, scale=0.5), normal(H_, H_, scale=0.5), normal(H_),
+             normal(H_)], [RNNLayer],
+            lambda x, h, wi, wh, bi, bh, r=reverse, a=nonlinearity: torch_recurrence("rnn", x, h, None, wi, wh, bi, bh,
+                                                                                    r, a))
+    row(f"lstm{'_reverse' if reverse else ''}",
+        lambda x, h, c, wi, wh, bi, bh, r=reverse: dc.ops.lstm(x, h, c, wi, wh, bi, bh, reverse=r),
+        [normal(T_, N_, I_), normal(N_, H_), normal(N_, H_), normal(I_, 4 * H_, scale=0.5),
+         normal(H_, 4 * H_, scale=0.5), normal(4 * H_), normal(4 * H_)], [LSTMLayer],
+        lambda x, h, c, wi, wh, bi, bh, r=reverse: torch_recurrence("lstm", x, h, c, wi, wh, bi, bh, r))
+    row(f"gru{'_reverse' if reverse else ''}",
+        lambda x, h, wi, wh, bi, bh, r=reverse: dc.ops.gru(x, h, wi, wh, bi, bh, reverse=r),
+        [normal(T_, N_, I_), normal(N_, H_), normal(I_, 3 * H_, scale=0.5), normal(H_, 3 * H_, scale=0.5),
+         normal(3 * H_), normal(3 * H_)], [GRULayer],
+        lambda x, h, wi, wh, bi, bh, r=reverse: torch_recurrence("gru", x, h, None, wi, wh, bi, bh, r))
+row("cross_entropy_sequence", dc.ops.cross_entropy, [normal(2, 3, 4, scale=2.0), lambda rng: rng.integers(0, 4, (2, 3))],
+    [Reshape, SoftmaxCrossEntropy], lambda x, y: F.cross_entropy(x.reshape(-1, 4), y.reshape(-1)))

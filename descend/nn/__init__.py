@@ -5,11 +5,13 @@ from descend.nn.layers import (
     ELU, Dropout, Flatten, LeakyReLU, Linear, Maxout, ReLU, Sequential, Sigmoid, Softmax, Tanh,
 )
 from descend.nn.losses import BCEWithLogitsLoss, CrossEntropyLoss, MSELoss
-from descend.nn.models import MLP, LeNet5, LinearRegression, LogisticRegression, SimpleCNN
+from descend.nn.models import MLP, CharRNN, LeNet5, LinearRegression, LogisticRegression, SimpleCNN
+from descend.nn.recurrent import GRU, LSTM, RNN, Embedding, GRUCell, LSTMCell, RNNCell
 from descend.nn.module import Module, build_module, module_spec
 from descend.nn.parameter import Parameter, ParameterBuffer
 
 __all__ = [
+    "CharRNN", "Embedding", "GRU", "GRUCell", "LSTM", "LSTMCell", "RNN", "RNNCell",
     "AdaptiveAvgPool2d", "AvgPool2d", "BatchNorm1d", "BatchNorm2d", "Conv1d", "Conv2d", "LeNet5", "MaxPool2d",
     "SimpleCNN", "BCEWithLogitsLoss", "CrossEntropyLoss", "Dropout", "ELU", "Flatten", "LeakyReLU", "Linear",
     "LinearRegression", "LogisticRegression", "MLP", "MSELoss", "Maxout", "Module", "Parameter",

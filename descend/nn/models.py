@@ -1,4 +1,4 @@
-"""Ready models of the crash course: linear and logistic regression, the multi-layer perceptron, CNNs."""
+"""Ready models of the crash course: linear and logistic regression, the multi-layer perceptron, CNNs, CharRNN."""
 
 from __future__ import annotations
 
@@ -7,12 +7,13 @@ from typing import Any
 
 import numpy as np
 
-from descend.checks import check_real
-from descend.errors import DescendValueError
+from descend.checks import check_integer, check_real
+from descend.errors import DescendValueError, ShapeError
 from descend.nn.conv import AvgPool2d, BatchNorm2d, Conv2d, MaxPool2d
 from descend.nn.layers import Dropout, Flatten, Linear, ReLU, Sequential, activation_layer
 from descend.nn.module import Module
-from descend.tensor import Tensor
+from descend.nn.recurrent import GRU, LSTM, RNN, Embedding
+from descend.tensor import Tensor, no_grad
 
 
 class LinearRegression(Module):
@@ -134,3 +135,86 @@ class LeNet5(Sequential):
             Linear(120, 84, rng=rng), activation_layer(activation),
             Linear(84, n_classes, rng=rng),
         )
+
+
+class CharRNN(Module):
+    """A character-level language model: Embedding -> RNN / LSTM / GRU -> Linear.
+
+    ids (N, T) int -> logits (N, T, vocab_size), the next character's scores
+    at every position. With `stateful=True` the final state of one batch is
+    the initial state of the next, detached (truncated backpropagation
+    through time); feed it batches that continue each other, e.g.
+    text.sequences(length, batch_size=B) with fit(..., shuffle=False).
+    """
+
+    def __init__(self, vocab_size: int, embed: int = 64, hidden: int = 256, layers: int = 1, cell: str = "lstm",
+                 dropout: float = 0.0, stateful: bool = False, rng: Any = None):
+        cells = {"lstm": LSTM, "gru": GRU, "rnn": RNN}
+        if cell not in cells:
+            raise DescendValueError(f"CharRNN: cell must be one of {', '.join(cells)}; got {cell!r}")
+        rng = np.random.default_rng(rng)
+        self.vocab_size = check_integer("vocab_size", vocab_size, low=1)
+        self.embedding = Embedding(vocab_size, embed, rng=rng)
+        self.recurrent = cells[cell](embed, hidden, layers, batch_first=True, dropout=dropout, rng=rng)
+        self.head = Linear(hidden, vocab_size, rng=rng)
+        self.stateful = bool(stateful)
+        self.carried = None
+
+    def forward(self, ids: Any) -> Tensor:
+        """Logits (N, T, vocab_size) for token ids (N, T)."""
+        ids = np.asarray(ids.data if isinstance(ids, Tensor) else ids)
+        if ids.ndim != 2:
+            raise ShapeError(f"CharRNN needs token ids of shape (N, T); got {ids.shape}")
+        state = self.carried if self.stateful and self._fits(ids.shape[0]) else None
+        out, final = self.recurrent(self.embedding(ids), state)
+        if self.stateful:
+            self.carried = _detached(final)
+        return self.head(out)
+
+    def _fits(self, batch: int) -> bool:
+        first = self.carried[0] if isinstance(self.carried, tuple) else self.carried
+        return first is not None and first.shape[1] == batch
+
+    def reset_state(self) -> None:
+        """Forget the carried state: the next batch starts from zeros."""
+        self.carried = None
+
+    def generate(self, text: Any, prompt: str = "", length: int = 300, temperature: float = 1.0,
+                 top_k: int | None = None, seed: int | None = None) -> str:
+        """Continue `prompt` by `length` characters sampled one at a time from the model.
+
+        `text` gives the vocabulary (encode/decode). Probabilities are
+        softmax(logits / temperature), optionally kept to the top_k most
+        likely characters. With an empty prompt the first character is drawn
+        uniformly.
+        """
+        length = check_integer("length", length, low=0)
+        temperature = check_real("temperature", temperature, low=0.0, low_open=True)
+        if top_k is not None:
+            top_k = check_integer("top_k", top_k, low=1)
+        rng = np.random.default_rng(seed)
+        ids = text.encode(prompt) if prompt else rng.integers(0, self.vocab_size, 1)
+        was_training, carried = self.training, self.carried
+        self.eval()
+        generated: list[int] = []
+        try:
+            with no_grad():
+                out, state = self.recurrent(self.embedding(ids[None]))
+                for _ in range(length):
+                    logits = self.head(out).data[0, -1].astype(np.float64) / temperature
+                    if top_k is not None and top_k < logits.size:
+                        logits[logits < np.partition(logits, -top_k)[-top_k]] = -np.inf
+                    probabilities = np.exp(logits - logits.max())
+                    choice = int(rng.choice(logits.size, p=probabilities / probabilities.sum()))
+                    generated.append(choice)
+                    out, state = self.recurrent(self.embedding(np.array([[choice]])), state)
+        finally:
+            self.train(was_training)
+            self.carried = carried
+        return (prompt if prompt else text.decode(ids)) + text.decode(np.array(generated, dtype=np.int64))
+
+
+def _detached(state: Any) -> Any:
+    if isinstance(state, tuple):
+        return tuple(part.detach() for part in state)
+    return state.detach()

@@ -13,6 +13,7 @@ import numpy as np
 from descend.errors import DescendValueError, ShapeError
 from descend.ops.base import Function
 from descend.ops.elementwise import stable_sigmoid
+from descend.ops.shape import reshape
 from descend.tensor import Tensor
 
 
@@ -98,16 +99,23 @@ def log_softmax(x: Any, axis: int = -1) -> Tensor:
 
 
 def cross_entropy(logits: Tensor, labels: Any) -> Tensor:
-    """Softmax cross-entropy, the mean over rows: logits (N, C), labels (N,) in [0, C) -> scalar."""
+    """Softmax cross-entropy, the mean over rows: logits (N, C), labels (N,) in [0, C) -> scalar.
+
+    Logits (N, T, C) with labels (N, T), as a sequence model makes, are
+    averaged over every position: they are flattened to (N·T, C) first.
+    """
     labels_array = np.asarray(labels.data if isinstance(labels, Tensor) else labels)
-    logits_shape = logits.shape if isinstance(logits, Tensor) else np.shape(logits)
-    if len(logits_shape) != 2:
-        raise ShapeError(f"cross_entropy: logits must be (N, C); got shape {logits_shape}")
-    if labels_array.shape != logits_shape[:1]:
+    logits_shape = tuple(logits.shape if isinstance(logits, Tensor) else np.shape(logits))
+    if len(logits_shape) < 2:
+        raise ShapeError(f"cross_entropy: logits must be (N, C) or (N, ..., C); got shape {logits_shape}")
+    if labels_array.shape != logits_shape[:-1]:
         raise ShapeError(
             f"cross_entropy: labels of shape {labels_array.shape} do not match logits of shape {logits_shape}; "
-            f"expected labels of shape ({logits_shape[0]},)"
+            f"expected labels of shape {logits_shape[:-1]}"
         )
+    if len(logits_shape) > 2:
+        logits, labels_array = reshape(logits, (-1, logits_shape[-1])), labels_array.reshape(-1)
+        logits_shape = (labels_array.size, logits_shape[-1])
     if labels_array.dtype.kind not in "iu":
         if labels_array.dtype.kind == "f" and np.all(np.mod(labels_array, 1) == 0):
             labels_array = labels_array.astype(np.int64)
