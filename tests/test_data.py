@@ -33,6 +33,7 @@ BAD_INPUT = [
     (lambda: Dataset(np.zeros((0, 3))), DataError, ["x is empty", "(0, 3)"]),
     (lambda: Dataset(np.zeros((5, 0))), DataError, ["x is empty", "(5, 0)"]),
     (lambda: Dataset(np.zeros(3), np.array([0, -1, 2])), DescendValueError, ["y", ">= 0", "-1"]),
+    (lambda: Dataset(np.array([2**64 - 1], np.uint64)), DescendValueError, ["x", "18446744073709551615", "int64"]),
     (lambda: as_dataset([1.0, 2.0], "train"), DescendTypeError, ["train", "list", "np.asarray", "(x, y)"]),
     (lambda: as_dataset((1, 2, 3), "validation"), DescendTypeError, ["validation", "tuple of 3 items"]),
     (lambda: as_dataset("digits.csv", "data"), DescendTypeError, ["data", "str", "Dataset"]),
@@ -75,12 +76,21 @@ def test_bad_input_names_what_came_and_what_was_expected(call, error, words):
 
 def test_dataset_converts_dtypes_and_unpacks():
     ds = Dataset([[0, 1], [2, 3]], [True, False])
-    assert ds.x.dtype == np.float32 and ds.y.dtype == np.int64
+    assert ds.x.dtype == np.int64 and ds.y.dtype == np.int64  # integer x: token ids, kept exact
+    assert ds.x.tolist() == [[0, 1], [2, 3]]
     x, y = ds
     assert x is ds.x and y is ds.y
     regression = Dataset(np.zeros((2, 3)), np.ones((2, 4)))
     assert regression.y.dtype == np.float64 and regression.y.shape == (2, 4)  # float64 stays float64
     assert Dataset(np.zeros((2, 3), np.float16)).x.dtype == np.float32
+    assert Dataset(np.array([[True], [False]])).x.dtype == np.float32  # bool x: 0/1 features
+    assert Dataset(np.arange(4, dtype=np.uint8)).x.dtype == np.int64
+    assert Dataset(np.arange(4, dtype=np.int32)).x.dtype == np.int64
+    big_ids = np.array([2**40 + 1, 3])  # would be rounded by float32
+    assert Dataset(big_ids).x.tolist() == big_ids.tolist()
+    assert Dataset(np.zeros(3)).x.dtype == np.float64
+    token_ids = np.arange(6, dtype=np.int64).reshape(3, 2)
+    assert Dataset(token_ids).x is token_ids  # no copy for int64 either
     assert Dataset(np.zeros(4)).y is None
     already = np.zeros((3, 2), np.float32)
     assert Dataset(already).x is already  # no copy when the dtype is already right

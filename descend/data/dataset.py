@@ -18,11 +18,13 @@ _ACCEPTED = "a Dataset, an (x, y) tuple, an (x,) tuple or a numeric array"
 class Dataset:
     """Features `x` and optional targets `y`, one row per sample.
 
-    Shapes: x (N, ...) float32 or float64; y (N,) int64 class labels, (N, ...)
-    float regression targets, or None for unsupervised data. Integer and bool
-    x become float32; float64 stays float64 (a float64 model trains on it
-    unrounded). Integer and bool y become int64 labels (which must be >= 0).
-    Arrays that already have the right dtype are not copied.
+    Shapes: x (N, ...) float32 or float64 features, or int64 token ids; y (N,)
+    int64 class labels, (N, ...) float regression targets, or None for
+    unsupervised data. Integer x becomes int64 (token ids for an Embedding
+    layer, which must not be rounded through a float); bool and float16 x
+    become float32; float32 and float64 stay as they are (a float64 model
+    trains on float64 unrounded). Integer and bool y become int64 labels
+    (which must be >= 0). Arrays that already have the right dtype are not copied.
 
     >>> ds = Dataset(np.zeros((4, 2)), np.array([0, 1, 1, 2]))
     >>> len(ds), ds.n_features, ds.n_classes
@@ -144,6 +146,13 @@ def _as_features(x: Any, name: str) -> np.ndarray:
     array = _as_array(x, f"{name}: x")
     if array.size == 0:
         raise DataError(f"{name}: x is empty (shape {array.shape}); expected at least one row with at least one number")
+    if array.dtype.kind in "iu":  # token ids: kept exact as int64, not rounded through float32
+        if array.dtype == np.uint64 and array.max() > np.iinfo(np.int64).max:
+            raise DescendValueError(
+                f"{name}: x holds the integer {array.max()}, too large for int64; "
+                f"expected token ids or counts below 2**63, or pass float features"
+            )
+        return array.astype(np.int64, copy=False)
     return _as_float(array)
 
 

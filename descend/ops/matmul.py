@@ -84,6 +84,10 @@ def linear(x: Any, weight: Any, bias: Any | None = None) -> Tensor:
     """x @ W + b: x (..., in_features), W (in_features, out_features), b (out_features,) -> (..., out_features)."""
     if bias is None:
         return matmul(x, weight)
-    if np.ndim(x.data if isinstance(x, Tensor) else x) != 2:
+    shape = np.shape(x.data if isinstance(x, Tensor) else x)
+    if len(shape) > 2:  # (..., in) as rows of one 2-D product: one BLAS call, and W's gradient is one product too
+        out = Linear.apply(reshape(x, (-1, shape[-1])), weight, bias)
+        return reshape(out, (*shape[:-1], out.shape[-1]))
+    if len(shape) != 2:
         return add(matmul(x, weight), bias)
     return Linear.apply(x, weight, bias)

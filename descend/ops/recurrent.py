@@ -66,7 +66,7 @@ class _Recurrence(Function):
         if self.needs_input_grad[weights + 2]:
             d_b_ih = flat_inputs.sum(axis=0)
         if self.needs_input_grad[weights + 3]:
-            d_b_hh = flat_hidden.sum(axis=0)
+            d_b_hh = d_b_ih if d_b_ih is not None and d_hidden is d_inputs else flat_hidden.sum(axis=0)
         return d_x, d_w_ih, d_w_hh, d_b_ih, d_b_hh
 
 
@@ -97,15 +97,13 @@ class RNNLayer(_Recurrence):
     def backward(self, grad):
         grad = _in_processing_order(grad, self.reverse)
         steps = grad.shape[0]
+        out = self.hidden[1:]
+        slope = 1 - out * out if self.nonlinearity == "tanh" else (out > 0).astype(out.dtype)  # all steps at once
         d_pre = np.empty_like(grad)
         d_h = np.zeros_like(grad[0])
         for k in range(steps - 1, -1, -1):
             d_h += grad[k]
-            out = self.hidden[k + 1]
-            if self.nonlinearity == "tanh":
-                np.multiply(d_h, 1 - out * out, out=d_pre[k])
-            else:
-                np.multiply(d_h, out > 0, out=d_pre[k])
+            np.multiply(d_h, slope[k], out=d_pre[k])
             d_h = d_pre[k] @ self.w_hh.T
         d_x, d_w_ih, d_w_hh, d_b_ih, d_b_hh = self._parameter_grads(d_pre, d_pre)
         return d_x, d_h, d_w_ih, d_w_hh, d_b_ih, d_b_hh
@@ -126,17 +124,24 @@ class LSTMLayer(_Recurrence):
     def forward(self, x, h0, c0, w_ih, w_hh, b_ih, b_hh):
         self.xs, self.w_ih, self.w_hh = _in_processing_order(x, self.reverse), w_ih, w_hh
         steps, size = x.shape[0], h0.shape[1]
+        # σ(x) = ½·tanh(½x) + ½: halving the sigmoid gates' columns of the projection and of w_hh once,
+        # up front, lets one tanh over the whole row do all four activations at every step
+        half = np.where(np.arange(4 * size) // size == 2, 1.0, 0.5).astype(x.dtype)
         self.gates = _project(self.xs, w_ih, b_ih, b_hh)
+        self.gates *= half
+        recurrent_weights = w_hh * half
         self.hidden = np.empty((steps + 1, *h0.shape), dtype=self.gates.dtype)
         self.cells = np.empty_like(self.hidden)
         self.tanh_cells = np.empty((steps, *h0.shape), dtype=self.gates.dtype)
         self.hidden[0], self.cells[0] = h0, c0
+        product = np.empty_like(self.gates[0])
         for k in range(steps):
             gates = self.gates[k]
-            gates += self.hidden[k] @ w_hh
-            _sigmoid_(gates[:, : 2 * size])
-            np.tanh(gates[:, 2 * size : 3 * size], out=gates[:, 2 * size : 3 * size])
-            _sigmoid_(gates[:, 3 * size :])
+            gates += np.matmul(self.hidden[k], recurrent_weights, out=product)
+            np.tanh(gates, out=gates)
+            for sigmoid in (gates[:, : 2 * size], gates[:, 3 * size :]):
+                sigmoid *= 0.5
+                sigmoid += 0.5
             i, f, g, o = gates[:, :size], gates[:, size : 2 * size], gates[:, 2 * size : 3 * size], gates[:, 3 * size :]
             cell = self.cells[k + 1]
             np.multiply(f, self.cells[k], out=cell)
@@ -152,20 +157,23 @@ class LSTMLayer(_Recurrence):
         steps = grad.shape[0] - 1
         size = self.w_hh.shape[0]
         grad_hidden = _in_processing_order(grad[:steps], self.reverse)
+        # Everything that does not depend on the sweep is computed for all steps at once, outside the loop:
+        # each gate's derivative times what multiplies its pre-activation, so a step is a few operations.
+        i, f, g, o = (self.gates[:, :, j * size : (j + 1) * size] for j in range(4))
+        through_cell = np.concatenate([g * i * (1 - i), self.cells[:-1] * f * (1 - f), i * (1 - g * g)], axis=2)
+        through_cell = through_cell.reshape(steps, -1, 3, size)
+        through_output = self.tanh_cells * o * (1 - o)
+        cell_from_hidden = o * (1 - self.tanh_cells * self.tanh_cells)
         d_gates = np.empty_like(self.gates)
         d_h = np.zeros_like(grad[0])
         d_c = grad[steps].copy()
         for k in range(steps - 1, -1, -1):
             d_h += grad_hidden[k]
-            gates, tanh_cell = self.gates[k], self.tanh_cells[k]
-            i, f, g, o = gates[:, :size], gates[:, size : 2 * size], gates[:, 2 * size : 3 * size], gates[:, 3 * size :]
-            d_c += d_h * o * (1 - tanh_cell * tanh_cell)
+            d_c += d_h * cell_from_hidden[k]
             d = d_gates[k]
-            np.multiply(d_c * g, i * (1 - i), out=d[:, :size])
-            np.multiply(d_c * self.cells[k], f * (1 - f), out=d[:, size : 2 * size])
-            np.multiply(d_c * i, 1 - g * g, out=d[:, 2 * size : 3 * size])
-            np.multiply(d_h * tanh_cell, o * (1 - o), out=d[:, 3 * size :])
-            d_c *= f
+            np.multiply(through_cell[k], d_c[:, None, :], out=d[:, : 3 * size].reshape(-1, 3, size))
+            np.multiply(through_output[k], d_h, out=d[:, 3 * size :])
+            d_c *= f[k]
             d_h = d @ self.w_hh.T
         d_x, d_w_ih, d_w_hh, d_b_ih, d_b_hh = self._parameter_grads(d_gates, d_gates)
         return d_x, d_h, d_c, d_w_ih, d_w_hh, d_b_ih, d_b_hh
@@ -207,21 +215,24 @@ class GRULayer(_Recurrence):
     def backward(self, grad):
         grad = _in_processing_order(grad, self.reverse)
         steps, size = grad.shape[0], self.w_hh.shape[0]
+        r, z, n = (self.gates[:, :, j * size : (j + 1) * size] for j in range(3))
+        previous = self.hidden[:-1]
+        # the step-independent factors, for all steps at once: dn = dh'·n_slope, dr = dn·r_slope, dz = dh'·z_slope
+        n_slope = (1 - z) * (1 - n * n)
+        r_slope = self.hidden_n * r * (1 - r)
+        z_slope = (previous - n) * z * (1 - z)
         d_inputs = np.empty_like(self.gates)
         d_hidden = np.empty_like(self.gates)
         d_h = np.zeros_like(grad[0])
         for k in range(steps - 1, -1, -1):
             d_h += grad[k]
-            gates, previous = self.gates[k], self.hidden[k]
-            r, z, n = gates[:, :size], gates[:, size : 2 * size], gates[:, 2 * size :]
-            d_n = d_h * (1 - z) * (1 - n * n)
             d_in, d_hid = d_inputs[k], d_hidden[k]
-            np.multiply(d_n * self.hidden_n[k], r * (1 - r), out=d_in[:, :size])
-            np.multiply(d_h * (previous - n), z * (1 - z), out=d_in[:, size : 2 * size])
-            d_in[:, 2 * size :] = d_n
+            d_n = np.multiply(d_h, n_slope[k], out=d_in[:, 2 * size :])
+            np.multiply(d_n, r_slope[k], out=d_in[:, :size])
+            np.multiply(d_h, z_slope[k], out=d_in[:, size : 2 * size])
             d_hid[:, : 2 * size] = d_in[:, : 2 * size]
-            np.multiply(d_n, r, out=d_hid[:, 2 * size :])
-            d_h = d_h * z + d_hid @ self.w_hh.T
+            np.multiply(d_n, r[k], out=d_hid[:, 2 * size :])
+            d_h = d_h * z[k] + d_hid @ self.w_hh.T
         d_x, d_w_ih, d_w_hh, d_b_ih, d_b_hh = self._parameter_grads(d_inputs, d_hidden)
         return d_x, d_h, d_w_ih, d_w_hh, d_b_ih, d_b_hh
 
