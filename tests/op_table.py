@@ -348,7 +348,7 @@ row("linear_bias", dc.ops.linear, [normal(5, 4), normal(4, 3), normal(3)], [Line
     lambda x, w, b: F.linear(x, w.T, b), lambda x, w, b: x @ w + b)
 row("linear_no_bias", dc.ops.linear, [normal(5, 4), normal(4, 3)], [MatMul], lambda x, w: F.linear(x, w.T),
     np.matmul)
-row("linear_3d_bias", dc.ops.linear, [normal(2, 5, 4), normal(4, 3), normal(3)], [MatMul, Add],
+row("linear_3d_bias", dc.ops.linear, [normal(2, 5, 4), normal(4, 3), normal(3)], [Reshape, Linear],
     lambda x, w, b: F.linear(x, w.T, b), lambda x, w, b: x @ w + b)
 row("linear_1d_bias", dc.ops.linear, [normal(4), normal(4, 3), normal(3)], [MatMul, Reshape, Add],
     lambda x, w, b: F.linear(x, w.T, b), lambda x, w, b: x @ w + b)
