@@ -18,6 +18,8 @@ from descend import nn, optim
 from descend.errors import DescendError
 
 MODELS = ("mlp", "logistic", "cnn", "lenet")
+CHAR_MODELS = ("char-lstm", "char-gru", "char-rnn")
+TEXTS = ("shakespeare",)
 IMAGE_MODELS = ("cnn", "lenet")
 DATASETS = ("mnist", "digits")
 
@@ -86,59 +88,96 @@ def main(debug: bool) -> None:
     """
 
 
+class _Report(dc.Callback):
+    """Writes each epoch's record to metrics.jsonl and prints it as a line or as JSON."""
+
+    def __init__(self, run: Path, epochs: int, quiet: bool, as_json: bool):
+        self.run, self.epochs, self.quiet, self.as_json = run, epochs, quiet, as_json
+
+    def on_epoch_end(self, state: dc.TrainingState, record: dict[str, float]) -> None:
+        with open(self.run / "metrics.jsonl", "a" if record["epoch"] > 1 else "w") as stream:
+            stream.write(json.dumps(record) + "\n")
+        if self.as_json:
+            click.echo(json.dumps(record))
+        elif not self.quiet:
+            shown = "  ".join(f"{name} {value:.4f}" for name, value in record.items()
+                              if name not in ("epoch", "lr", "seconds"))
+            click.echo(f"epoch {record['epoch']}/{self.epochs}  {shown}  lr {record['lr']:.4g}  {record['seconds']:.1f}s")
+
+
 @main.command()
-@click.option("--model", "model_name", type=click.Choice(MODELS), default="mlp", show_default=True, help="What to train.")
-@click.option("--data", "data_name", type=click.Choice(DATASETS), default="mnist", show_default=True, help="Data set.")
+@click.option("--model", "model_name", type=click.Choice(MODELS + CHAR_MODELS), default="mlp", show_default=True,
+              help="What to train.")
+@click.option("--data", "data_name", type=click.Choice(DATASETS + TEXTS), default=None,
+              help="Data set [mnist; shakespeare for char models].")
+@click.option("--text", "text_path", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="A .txt file to train a char model on instead of --data.")
 @click.option("--epochs", type=click.IntRange(min=1), default=5, show_default=True)
-@click.option("--batch-size", type=click.IntRange(min=1), default=128, show_default=True)
-@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=0.05, show_default=True, help="Learning rate.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=None, help="[128; 64 for char models]")
+@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Learning rate [SGD 0.05; Adam 2e-3 for char models].")
 @click.option("--momentum", type=click.FloatRange(0, 1, max_open=True), default=0.9, show_default=True)
 @click.option("--hidden", default=None, callback=_hidden_sizes,
-              help="Hidden layer widths [mlp: 512,256; cnn: its dense width, 128].")
+              help="Hidden layer widths [mlp: 512,256; cnn: its dense width, 128; char models: 256].")
+@click.option("--layers", type=click.IntRange(min=1), default=1, show_default=True, help="Recurrent layers.")
+@click.option("--embed", type=click.IntRange(min=1), default=64, show_default=True, help="Character embedding size.")
+@click.option("--seq-length", type=click.IntRange(min=1), default=64, show_default=True,
+              help="Characters per training sequence.")
+@click.option("--limit", type=click.IntRange(min=1), default=None, help="Train on the first N examples only.")
 @click.option("--dropout", type=click.FloatRange(0, 1, max_open=True), default=0.2, show_default=True)
 @click.option("--weight-decay", type=click.FloatRange(min=0), default=1e-4, show_default=True, help="L2 penalty.")
-@click.option("--decay", type=click.FloatRange(min=0), default=1e-4, show_default=True, help="Inverse-time learning-rate decay per step.")
+@click.option("--decay", type=click.FloatRange(min=0), default=1e-4, show_default=True,
+              help="Inverse-time learning-rate decay per step.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None, help="Run folder [default: runs/MODEL-DATA].")
 @click.option("--quiet", is_flag=True, help="No progress bar or per-epoch lines.")
 @click.option("--json", "as_json", is_flag=True, help="Print each epoch's metrics as a JSON line.")
-def train(
-    model_name: str, data_name: str, epochs: int, batch_size: int, lr: float, momentum: float, hidden: list[int] | None,
-    dropout: float, weight_decay: float, decay: float, seed: int, out_dir: str | None, quiet: bool, as_json: bool,
-) -> None:
+def train(model_name: str, data_name: str | None, text_path: str | None, epochs: int, batch_size: int | None,
+          lr: float | None, momentum: float, hidden: list[int] | None, layers: int, embed: int, seq_length: int,
+          limit: int | None, dropout: float, weight_decay: float, decay: float, seed: int, out_dir: str | None,
+          quiet: bool, as_json: bool) -> None:
     """Train a model, validate each epoch, test once at the end; write the model and metrics to a run folder.
 
     Convolutional models (cnn, lenet) also get their first-layer filters and
-    one image's feature maps drawn as PNGs.
+    one image's feature maps drawn as PNGs; character models get a sample
+    of generated text and their vocabulary (vocab.json) for `descend generate`.
 
     Example: descend train --model mlp --data mnist --epochs 5
     """
+    character_model = model_name in CHAR_MODELS
+    data_name = data_name or ("shakespeare" if character_model else "mnist")
+    if character_model != (data_name in TEXTS or text_path is not None):
+        raise click.UsageError(f"--model {model_name} does not go with --data {data_name}: "
+                               "char models learn from text (shakespeare or --text), the others from mnist or digits")
+    run = Path(out_dir or f"runs/{model_name}-{'text' if text_path else data_name}")
+    run.mkdir(parents=True, exist_ok=True)
+    report = _Report(run, epochs, quiet, as_json)
+    if character_model:
+        summary = _train_char_model(model_name, text_path or data_name, epochs, batch_size or 64, lr or 2e-3,
+                                    (hidden or [256])[0], layers, embed, seq_length, limit, dropout, seed, run,
+                                    report, progress=not (quiet or as_json))
+    else:
+        summary = _train_classifier(model_name, data_name, epochs, batch_size or 128, lr or 0.05, momentum, hidden,
+                                    limit, dropout, weight_decay, decay, seed, run, report,
+                                    progress=not (quiet or as_json))
+    if as_json:
+        click.echo(json.dumps({key: value for key, value in summary.items() if key != "lines"}))
+    else:
+        for line in summary["lines"]:
+            click.echo(line)
+
+
+def _train_classifier(model_name, data_name, epochs, batch_size, lr, momentum, hidden, limit, dropout,
+                      weight_decay, decay, seed, run, report, progress) -> dict[str, Any]:
     train_set, validation_set, test_set = _load_data(data_name, images=model_name in IMAGE_MODELS)
+    train_set = train_set[:limit] if limit else train_set
     model = _build_model(model_name, train_set, hidden, dropout, seed)
     optimizer = optim.SGD(
         model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay,
         schedule=optim.InverseTimeDecay(decay=decay) if decay > 0 else None,
     )
-    run = Path(out_dir or f"runs/{model_name}-{data_name}")
-    run.mkdir(parents=True, exist_ok=True)
-
-    class Report(dc.Callback):
-        def on_epoch_end(self, state: dc.TrainingState, record: dict[str, float]) -> None:
-            with open(run / "metrics.jsonl", "a" if record["epoch"] > 1 else "w") as stream:
-                stream.write(json.dumps(record) + "\n")
-            if as_json:
-                click.echo(json.dumps(record))
-            elif not quiet:
-                click.echo(
-                    f"epoch {record['epoch']}/{epochs}  loss {record['loss']:.4f}  acc {record['accuracy']:.4f}  "
-                    f"val_loss {record['val_loss']:.4f}  val_acc {record['val_accuracy']:.4f}  "
-                    f"lr {record['lr']:.4g}  {record['seconds']:.1f}s"
-                )
-
-    dc.fit(
-        model, nn.CrossEntropyLoss(), optimizer, train_set, epochs=epochs, batch_size=batch_size,
-        validation=validation_set, seed=seed, callbacks=[Report()], progress=not (quiet or as_json),
-    )
+    dc.fit(model, nn.CrossEntropyLoss(), optimizer, train_set, epochs=epochs, batch_size=batch_size,
+           validation=validation_set, seed=seed, callbacks=[report], progress=progress)
     model_path = dc.save(model, run / "model.dsc", optimizer=optimizer)
     test = {f"test_{name}": value for name, value in dc.evaluate(model, nn.CrossEntropyLoss(), test_set).items()}
     (run / "test.json").write_text(json.dumps(test) + "\n")
@@ -148,11 +187,53 @@ def train(
 
         pictures = [viz.plot_filters(model.layers[0], run / "filters.png"),
                     viz.plot_feature_maps(model, test_set.x[0], run / "feature_maps.png")]
-    if as_json:
-        click.echo(json.dumps(test))
-    else:
-        click.echo(f"test loss {test['test_loss']:.4f}  test acc {test['test_accuracy']:.4f}")
-        click.echo(f"model written to {model_path}" + "".join(f"; {picture.name}" for picture in pictures))
+    return {**test, "lines": [f"test loss {test['test_loss']:.4f}  test acc {test['test_accuracy']:.4f}",
+                              f"model written to {model_path}" + "".join(f"; {p.name}" for p in pictures)]}
+
+
+def _train_char_model(model_name, source, epochs, batch_size, lr, hidden, layers, embed, seq_length, limit,
+                      dropout, seed, run, report, progress) -> dict[str, Any]:
+    text = dc.data.load_text(source)
+    train_set = text.sequences(seq_length)
+    train_set = train_set[:limit] if limit else train_set
+    validation_set = text.sequences(seq_length, split="validation")
+    validation_set = validation_set[: max(1, limit // 10)] if limit else validation_set
+    model = nn.CharRNN(text.vocab_size, embed=embed, hidden=hidden, layers=layers, cell=model_name.split("-")[1],
+                       dropout=dropout if layers > 1 else 0.0, rng=seed)
+    optimizer = optim.Adam(model.parameters(), lr=lr)
+    dc.fit(model, nn.CrossEntropyLoss(), optimizer, train_set, epochs=epochs, batch_size=batch_size,
+           validation=validation_set, seed=seed, callbacks=[report], progress=progress, clip_grad_norm=5.0)
+    model_path = dc.save(model, run / "model.dsc", optimizer=optimizer)
+    (run / "vocab.json").write_text(json.dumps({"source": str(source), "vocab": text.vocab}) + "\n")
+    prompt = next((p for p in ("ROMEO:", "\n") if all(ch in text.vocab for ch in p)), text.vocab[0])
+    sample = model.generate(text, prompt=prompt, length=200, temperature=0.8, seed=seed)
+    (run / "sample.txt").write_text(sample + "\n")
+    return {"sample": sample, "lines": ["sample:", sample, f"model written to {model_path}; vocab.json; sample.txt"]}
+
+
+@main.command()
+@click.option("--run", "run_dir", type=click.Path(exists=True, file_okay=False), default="runs/char-lstm-shakespeare",
+              show_default=True, help="A run folder of a character model (model.dsc and vocab.json).")
+@click.option("--prompt", default="ROMEO:", show_default=True, help="Text to continue.")
+@click.option("--length", type=click.IntRange(min=0), default=300, show_default=True, help="Characters to add.")
+@click.option("--temperature", type=click.FloatRange(min=0, min_open=True), default=0.8, show_default=True,
+              help="Below 1 plays safe, above 1 takes risks.")
+@click.option("--top-k", type=click.IntRange(min=1), default=None, help="Sample only among the k likeliest characters.")
+@click.option("--seed", type=int, default=None, help="For a repeatable sample.")
+def generate(run_dir: str, prompt: str, length: int, temperature: float, top_k: int | None, seed: int | None) -> None:
+    """Write text with a trained character model, one sampled character at a time.
+
+    Example: descend generate --prompt "ROMEO:" --length 300 --temperature 0.8
+    """
+    run = Path(run_dir)
+    vocabulary_file = run / "vocab.json"
+    if not vocabulary_file.is_file():
+        raise click.UsageError(f"{run} has no vocab.json: train a char model there first (descend train --model char-lstm)")
+    model = dc.load(run / "model.dsc")
+    if not isinstance(model, nn.CharRNN):
+        raise click.UsageError(f"{run / 'model.dsc'} is a {type(model).__name__}, not a character model")
+    text = dc.data.Text("".join(json.loads(vocabulary_file.read_text())["vocab"]))
+    click.echo(model.generate(text, prompt=prompt, length=length, temperature=temperature, top_k=top_k, seed=seed))
 
 
 @main.command()

@@ -65,3 +65,26 @@ def test_train_a_cnn_writes_its_filters_and_feature_maps(tmp_path):
         assert (tmp_path / name).stat().st_size > 1000
     result = CliRunner().invoke(main, ["evaluate", str(tmp_path / "model.dsc"), "--data", "digits", "--json"])
     assert result.exit_code == 0, result.output
+
+
+def test_train_a_char_model_on_a_text_file_then_generate(tmp_path):
+    text = tmp_path / "play.txt"
+    text.write_text("ROMEO:\nBut soft, what light through yonder window breaks?\n" * 30)
+    run = tmp_path / "run"
+    result = CliRunner().invoke(main, ["train", "--model", "char-gru", "--text", str(text), "--epochs", "2",
+                                       "--seq-length", "16", "--hidden", "24", "--embed", "8", "--batch-size", "8",
+                                       "--out", str(run), "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert {"model.dsc", "vocab.json", "sample.txt", "metrics.jsonl"} <= {p.name for p in run.iterdir()}
+    result = CliRunner().invoke(main, ["generate", "--run", str(run), "--prompt", "ROMEO:", "--length", "40",
+                                       "--seed", "1"])
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith("ROMEO:") and len(result.output.rstrip("\n")) >= 40
+
+
+def test_models_and_data_must_go_together(tmp_path):
+    runner = CliRunner()
+    result = runner.invoke(main, ["train", "--model", "char-lstm", "--data", "mnist", "--out", str(tmp_path)])
+    assert result.exit_code == 2 and "char models learn from text" in result.output
+    result = runner.invoke(main, ["generate", "--run", str(tmp_path)])
+    assert result.exit_code == 2 and "vocab.json" in result.output
