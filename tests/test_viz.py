@@ -39,3 +39,10 @@ def test_bad_arguments_are_refused(call, words):
         call()
     for word in words:
         assert word in str(raised.value)
+
+
+def test_curves_are_drawn_and_need_a_curve(tmp_path):
+    path = viz.plot_curves({"a": [3, 2, 1], "b": ([1, 2], [1.0, 0.5])}, tmp_path / "c.png", "t", "x", "y", log_y=True)
+    assert path.read_bytes()[:8] == PNG
+    with pytest.raises(DescendError, match="at least one"):
+        viz.plot_curves({}, tmp_path / "d.png", "t", "x", "y")

@@ -9,7 +9,7 @@
 from descend.data.dataset import Dataset, as_dataset, batches
 from descend.data.digits import load_digits
 from descend.data.mnist import load_mnist
-from descend.data.synthetic import make_blobs, make_line, make_moons
+from descend.data.synthetic import make_adding_problem, make_blobs, make_line, make_moons
 from descend.data.text import Text, load_text
 
 __all__ = [
@@ -20,6 +20,7 @@ __all__ = [
     "load_digits",
     "load_mnist",
     "load_text",
+    "make_adding_problem",
     "make_blobs",
     "make_line",
     "make_moons",

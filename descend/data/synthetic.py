@@ -78,6 +78,33 @@ def make_blobs(n: int = 300, centers: int | np.ndarray = 3, spread: float = 1.0,
     return Dataset(x.astype(np.float32), y.astype(np.int64), name="blobs")
 
 
+def make_adding_problem(n: int = 1000, length: int = 100, seed: int | None = 0) -> Dataset:
+    """Hochreiter and Schmidhuber's adding problem: a task that needs memory over `length` steps.
+
+    Each row is a sequence of (value, marker) pairs, values uniform in [0, 1);
+    the marker is 1 at one step in the first half and one in the second.
+    The target is the sum of the two marked values. Always answering 1
+    scores a mean squared error of 1/6; doing better means remembering the
+    first marked value across up to `length` steps.
+
+    Shapes: x (n, length, 2) float32, y (n, 1) float32.
+
+    >>> ds = make_adding_problem(n=3, length=10)
+    >>> ds.x.shape, ds.y.shape, bool(np.allclose(ds.y[:, 0], (ds.x[:, :, 0] * ds.x[:, :, 1]).sum(axis=1)))
+    ((3, 10, 2), (3, 1), True)
+    """
+    n = check_integer("n", n, 1)
+    length = check_integer("length", length, 2)
+    rng = np.random.default_rng(seed)
+    values = rng.random((n, length), dtype=np.float32)
+    rows = np.arange(n)
+    first, second = rng.integers(0, length // 2, n), rng.integers(length // 2, length, n)
+    markers = np.zeros((n, length), dtype=np.float32)
+    markers[rows, first] = markers[rows, second] = 1.0
+    targets = (values[rows, first] + values[rows, second])[:, None]
+    return Dataset(np.stack([values, markers], axis=2), targets, name="adding problem")
+
+
 def _center_points(centers: object) -> np.ndarray:
     try:
         points = np.asarray(centers, dtype=np.float64)
