@@ -179,3 +179,19 @@ def test_bad_input_names_what_was_expected(call, error, words):
         call()
     for word in words:
         assert word in str(raised.value)
+
+
+def test_truncated_bptt_carries_the_state_across_batches_in_fit():
+    text = dc.data.Text("to be or not to be, that is the question\n" * 40, validation_fraction=0.1)
+    streams = text.sequences(length=8, batch_size=4)
+    model = nn.CharRNN(text.vocab_size, embed=8, hidden=16, cell="lstm", stateful=True, rng=0)
+    seen = []
+
+    class Watch(dc.Callback):
+        def on_batch_end(self, state, loss):
+            seen.append(state.model.carried[0].data.copy())
+
+    history = dc.fit(model, nn.CrossEntropyLoss(), dc.optim.Adam(model.parameters(), lr=0.01), streams, epochs=3,
+                     batch_size=4, shuffle=False, callbacks=[Watch()], progress=False)
+    assert history["loss"][-1] < history["loss"][0]
+    assert all(not np.allclose(a, 0) for a in seen[1:3])  # each batch started from the previous one's state
