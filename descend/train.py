@@ -20,7 +20,6 @@ from descend.checks import check_integer, check_real
 from descend.data import Dataset, as_dataset, batches
 from descend.errors import DescendValueError, NonFiniteError
 from descend.memory import reuse_freed_memory
-from descend.nn.layers import Dropout
 from descend.nn.losses import BCEWithLogitsLoss, CrossEntropyLoss
 from descend.nn.module import Module, check_finite
 from descend.tensor import Tensor, no_grad
@@ -50,6 +49,15 @@ def as_model_input(x: np.ndarray, dtype: np.dtype) -> np.ndarray:
     return x.astype(dtype, copy=False) if x.dtype.kind == "f" else x
 
 
+def with_penalties(model: Module, loss: Tensor) -> Tensor:
+    """The loss plus every term the model's modules ask for (`penalty()`: a sparse code, a VAE's KL)."""
+    for module in model.modules():
+        term = module.penalty()
+        if term is not None:
+            loss = loss + term
+    return loss
+
+
 def make_step(model: Module, loss_fn: Module) -> StepFunction:
     """The training step as a function of arrays: (params, x, y) -> (loss, grads, correct).
 
@@ -64,7 +72,7 @@ def make_step(model: Module, loss_fn: Module) -> StepFunction:
             np.copyto(buffer.data, params)
         buffer.zero_grad()
         output = model(Tensor(x))
-        loss = loss_fn(output, y)
+        loss = with_penalties(model, loss_fn(output, y))
         loss.backward()
         return float(loss.data), buffer.grad, count_correct(output.data, y, loss_fn)
 
@@ -215,26 +223,24 @@ def _progress_bar(progress: bool | str, steps: int, epochs: int) -> _ProgressBar
 
 def evaluate(model: Module, loss_fn: Module, data: Any, batch_size: int = 1024) -> dict[str, float]:
     """Mean loss (and accuracy for classifiers) over a data set, in eval mode without a tape."""
-    dataset = as_dataset(data, "data")
-    _check_targets(dataset, loss_fn, "data")
+    x_all, y_all = _inputs_and_targets(as_dataset(data, "data"), model, loss_fn, "data")
     batch_size = check_integer("batch_size", batch_size, low=1)
-    x_all = as_model_input(dataset.x, model.flat_buffer().dtype)
     was_training = model.training
     model.eval()
     total_loss, total_correct = 0.0, 0
     try:
         with no_grad():
-            for start in range(0, len(dataset), batch_size):
-                x, y = x_all[start : start + batch_size], dataset.y[start : start + batch_size]
+            for start in range(0, len(x_all), batch_size):
+                x, y = x_all[start : start + batch_size], y_all[start : start + batch_size]
                 output = model(Tensor(x))
                 total_loss += float(loss_fn(output, y).data) * len(x)
                 correct = count_correct(output.data, y, loss_fn)
                 total_correct = None if correct is None else total_correct + correct
     finally:
         model.train(was_training)
-    metrics = {"loss": total_loss / len(dataset)}
+    metrics = {"loss": total_loss / len(x_all)}
     if total_correct is not None:
-        metrics["accuracy"] = total_correct / len(dataset)
+        metrics["accuracy"] = total_correct / len(x_all)
     return metrics
 
 
@@ -256,22 +262,28 @@ def predict(model: Module, x: Any, batch_size: int = 1024) -> np.ndarray:
     return np.concatenate(parts) if parts else np.zeros((0,))
 
 
-def _check_targets(dataset: Dataset, loss_fn: Module, argument: str) -> None:
-    if dataset.y is None:
-        raise DescendValueError(f"{argument} has no targets (y); fit needs (x, y)")
+def _inputs_and_targets(dataset: Dataset, model: Module, loss_fn: Module, argument: str) -> tuple[np.ndarray, np.ndarray]:
+    """Checked x in the model's dtype, and what the model should output: y, or x itself for an autoencoder."""
     check_finite(dataset.x, f"{argument}.x")
+    x = as_model_input(dataset.x, model.flat_buffer().dtype)
+    if model.target_is_input:
+        return x, x
+    if dataset.y is None:
+        raise DescendValueError(f"{argument} has no targets (y); fit needs (x, y) unless the model reconstructs x")
     if isinstance(loss_fn, CrossEntropyLoss) and dataset.y.dtype.kind not in "iu":
         raise DescendValueError(
             f"{argument}.y must hold integer class labels for CrossEntropyLoss; got dtype {dataset.y.dtype}"
         )
-    if dataset.y.dtype.kind == "f":
-        check_finite(dataset.y, f"{argument}.y")
+    if dataset.y.dtype.kind != "f":
+        return x, dataset.y
+    check_finite(dataset.y, f"{argument}.y")
+    return x, dataset.y.astype(model.flat_buffer().dtype, copy=False)
 
 
 def _seed_module_generators(model: Module, key: list[int]) -> None:
-    """Give every random layer its own generator derived from the run's seed, so runs repeat."""
+    """Give every random module (dropout, input noise, a VAE's sampling) a generator derived from the run's seed."""
     for index, module in enumerate(model.modules()):
-        if isinstance(module, Dropout):
+        if isinstance(getattr(module, "rng", None), np.random.Generator):
             module.rng = np.random.default_rng([*key, index])
 
 
@@ -304,20 +316,17 @@ def fit(
         raise DescendValueError(f"fit: unknown engine {engine!r}; available engines: {', '.join(ENGINES)}")
     epochs = check_integer("epochs", epochs, low=1)
     batch_size = check_integer("batch_size", batch_size, low=1)
-    train_set = as_dataset(train, "train")
-    _check_targets(train_set, loss_fn, "train")
+    x_train, y_train = _inputs_and_targets(as_dataset(train, "train"), model, loss_fn, "train")
     validation_set = None
     if validation is not None:
         validation_set = as_dataset(validation, "validation")
-        _check_targets(validation_set, loss_fn, "validation")
+        _inputs_and_targets(validation_set, model, loss_fn, "validation")
     reuse_freed_memory()
     buffer = model.flat_buffer()
     if getattr(optimizer, "buffer", None) is not buffer:
         raise DescendValueError(
             "fit: the optimizer does not hold this model's parameters; make it with optimizer(model.parameters(), ...)"
         )
-    x_train = as_model_input(train_set.x, buffer.dtype)
-    y_train = train_set.y.astype(buffer.dtype, copy=False) if train_set.y.dtype.kind == "f" else train_set.y
 
     # keyed by how far training has come, so a second fit() continues rather than replays the first
     progress_key = [seed, optimizer.iterations] if seed is not None else None
@@ -327,7 +336,7 @@ def fit(
     step = make_step(model, loss_fn)
     history = History()
     state = TrainingState(model, loss_fn, optimizer, history)
-    steps_per_epoch = -(-len(train_set) // batch_size)
+    steps_per_epoch = -(-len(x_train) // batch_size)
     bar = _progress_bar(progress, steps_per_epoch, epochs)
     everyone = [*([bar] if bar else []), *callbacks]  # the bar closes before callbacks print
     for callback in everyone:
@@ -339,7 +348,7 @@ def fit(
         if bar:
             bar.start_epoch(epoch)
         loss_sum, correct_sum, seen = 0.0, 0, 0
-        for rows in batches(len(train_set), batch_size, rng=rng, shuffle=shuffle):
+        for rows in batches(len(x_train), batch_size, rng=rng, shuffle=shuffle):
             loss, grads, correct = step(buffer.data, x_train[rows], y_train[rows])
             state.step += 1
             _check_finite_step(model, loss, grads, state)

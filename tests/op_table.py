@@ -23,7 +23,7 @@ from descend.ops.elementwise import (
 from descend.ops.conv import Conv2d
 from descend.ops.matmul import Linear, MatMul
 from descend.ops.normalization import BatchNorm
-from descend.ops.pool import AvgPool2d, MaxPool2d
+from descend.ops.pool import AvgPool2d, MaxPool2d, Upsample2d
 from descend.ops.recurrent import GRULayer, LSTMLayer, RNNLayer
 from descend.ops.reduce import Max, Mean, Min, Sum
 from descend.ops.shape import Concat, GetItem, Reshape, Transpose
@@ -471,3 +471,8 @@ for reverse in (False, True):
         lambda x, h, wi, wh, bi, bh, r=reverse: torch_recurrence("gru", x, h, None, wi, wh, bi, bh, r))
 row("cross_entropy_sequence", dc.ops.cross_entropy, [normal(2, 3, 4, scale=2.0), lambda rng: rng.integers(0, 4, (2, 3))],
     [Reshape, SoftmaxCrossEntropy], lambda x, y: F.cross_entropy(x.reshape(-1, 4), y.reshape(-1)))
+
+row("upsample2d", lambda x: dc.ops.upsample2d(x, 2), [normal(2, 3, 3, 4)], [Upsample2d],
+    lambda x: F.interpolate(x, scale_factor=2, mode="nearest"))
+row("upsample2d_rect", lambda x: dc.ops.upsample2d(x, (1, 3)), [normal(1, 2, 3, 2)], [Upsample2d],
+    lambda x: F.interpolate(x, scale_factor=(1, 3), mode="nearest"))

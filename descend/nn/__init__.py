@@ -1,5 +1,8 @@
 """Layers, losses and ready models, PyTorch's names and Keras's habit of keeping each layer's config."""
 
+from descend.nn.autoencoders import (
+    Autoencoder, ConvAutoencoder, DenoisingAutoencoder, SparseAutoencoder, TiedLinear, Upsample, VariationalAutoencoder,
+)
 from descend.nn.conv import AdaptiveAvgPool2d, AvgPool2d, BatchNorm1d, BatchNorm2d, Conv1d, Conv2d, MaxPool2d
 from descend.nn.layers import (
     ELU, Dropout, Flatten, LeakyReLU, Linear, Maxout, ReLU, Sequential, Sigmoid, Softmax, Tanh,
@@ -11,6 +14,8 @@ from descend.nn.module import Module, build_module, module_spec
 from descend.nn.parameter import Parameter, ParameterBuffer
 
 __all__ = [
+    "Autoencoder", "ConvAutoencoder", "DenoisingAutoencoder", "SparseAutoencoder", "TiedLinear", "Upsample",
+    "VariationalAutoencoder",
     "CharRNN", "Embedding", "GRU", "GRUCell", "LSTM", "LSTMCell", "RNN", "RNNCell",
     "AdaptiveAvgPool2d", "AvgPool2d", "BatchNorm1d", "BatchNorm2d", "Conv1d", "Conv2d", "LeNet5", "MaxPool2d",
     "SimpleCNN", "BCEWithLogitsLoss", "CrossEntropyLoss", "Dropout", "ELU", "Flatten", "LeakyReLU", "Linear",

@@ -39,6 +39,8 @@ class Module:
 
     training: bool = True
     state: ClassVar[tuple[str, ...]] = ()
+    #: True for models trained to reproduce their input (autoencoders): fit then uses x as the target
+    target_is_input: ClassVar[bool] = False
 
     def __init_subclass__(cls, **kwargs: Any):
         super().__init_subclass__(**kwargs)
@@ -49,6 +51,10 @@ class Module:
     def forward(self, *args: Any, **kwargs: Any) -> Tensor:
         """What the module computes; every subclass defines it, and calling the module calls it."""
         raise NotImplementedError(f"{type(self).__name__} must define forward()")
+
+    def penalty(self) -> Tensor | None:
+        """A term fit adds to the loss after each forward pass (a sparse code's L1, a VAE's KL); None by default."""
+        return None
 
     def __call__(self, *args: Any, **kwargs: Any) -> Tensor:
         return self.forward(*args, **kwargs)

@@ -12,7 +12,7 @@ from descend.ops.conv import conv1d, conv2d
 from descend.ops.matmul import linear, matmul
 from descend.ops.normalization import batch_norm
 from descend.ops.recurrent import gru, lstm, rnn
-from descend.ops.pool import adaptive_avg_pool2d, avg_pool2d, global_avg_pool2d, max_pool2d
+from descend.ops.pool import adaptive_avg_pool2d, avg_pool2d, global_avg_pool2d, max_pool2d, upsample2d
 from descend.ops.reduce import max, mean, min, sum
 from descend.ops.shape import concat, getitem, reshape, split, stack, transpose
 from descend.ops.softmax import binary_cross_entropy_with_logits, cross_entropy, log_softmax, softmax
@@ -29,7 +29,7 @@ def all_primitives() -> list[type[Function]]:
 
 
 __all__ = [
-    "gru", "lstm", "rnn",
+    "gru", "lstm", "rnn", "upsample2d",
     "adaptive_avg_pool2d", "avg_pool2d", "batch_norm", "conv1d", "conv2d", "global_avg_pool2d", "max_pool2d",
     "Function", "abs", "add", "all_primitives", "binary_cross_entropy_with_logits", "clip", "concat", "cos",
     "cross_entropy", "div", "elu", "exp", "getitem", "leaky_relu", "linear", "log", "log_softmax", "matmul",

@@ -139,3 +139,28 @@ def adaptive_avg_pool2d(x: Tensor, output_size: Any) -> Tensor:
         )
     block = (shape[2] // out_h, shape[3] // out_w)
     return avg_pool2d(x, block, block)
+
+
+class Upsample2d(Function):
+    """Nearest-neighbour upsampling by whole factors: (N, C, H, W) -> (N, C, H·sh, W·sw).
+
+    Each output pixel copies its source pixel, so the backward sums each
+    sh x sw block of the gradient back onto it.
+    """
+
+    notation = "upsample({0})"
+
+    def forward(self, x):
+        return x.repeat(self.scale[0], axis=2).repeat(self.scale[1], axis=3)
+
+    def backward(self, grad):
+        n, channels, height, width = grad.shape
+        (sh, sw) = self.scale
+        return (grad.reshape(n, channels, height // sh, sh, width // sw, sw).sum(axis=(3, 5)),)
+
+
+def upsample2d(x: Tensor, scale_factor: Any = 2) -> Tensor:
+    """Nearest-neighbour upsampling of (N, C, H, W) by an int or a pair of ints."""
+    if len(shape_of(x)) != 4:
+        raise ShapeError(f"upsample2d needs x of shape (N, C, H, W); got {shape_of(x)}")
+    return Upsample2d.apply(x, scale=pair(scale_factor, "scale_factor", 1))
