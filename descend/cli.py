@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+import numpy as np
 
 import descend as dc
 from descend import nn, optim
@@ -209,6 +210,80 @@ def _train_char_model(model_name, source, epochs, batch_size, lr, hidden, layers
     sample = model.generate(text, prompt=prompt, length=200, temperature=0.8, seed=seed)
     (run / "sample.txt").write_text(sample + "\n")
     return {"sample": sample, "lines": ["sample:", sample, f"model written to {model_path}; vocab.json; sample.txt"]}
+
+
+def _digit_list(context: click.Context, parameter: click.Parameter, value: str) -> list[int]:
+    try:
+        digits = sorted({int(part) for part in value.split(",") if part.strip()})
+    except ValueError:
+        raise click.BadParameter(f"expected comma-separated digits such as 0,1,2; got {value!r}") from None
+    if not digits or digits[0] < 0 or digits[-1] > 9:
+        raise click.BadParameter(f"digits must lie in 0..9; got {value!r}")
+    return digits
+
+
+@main.command()
+@click.option("--data", "data_name", type=click.Choice(("mnist",)), default="mnist", show_default=True)
+@click.option("--normal", default="0,1,2,3,4,5,6,7,8", show_default=True, callback=_digit_list,
+              help="Digits the autoencoder learns as normal.")
+@click.option("--anomalous", default="9", show_default=True, callback=_digit_list, help="Digits held out as anomalies.")
+@click.option("--code", "code_size", type=click.IntRange(min=1), default=64, show_default=True, help="Code size.")
+@click.option("--epochs", type=click.IntRange(min=1), default=5, show_default=True)
+@click.option("--contamination", type=click.FloatRange(0, 0.5, min_open=True), default=0.01, show_default=True,
+              help="Fraction of normal training rows the threshold flags.")
+@click.option("--limit", type=click.IntRange(min=1), default=None, help="Train on the first N normal images only.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), default="runs/anomaly-mnist", show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
+def anomaly(data_name: str, normal: list[int], anomalous: list[int], code_size: int, epochs: int, contamination: float,
+            limit: int | None, seed: int, out_dir: str, as_json: bool) -> None:
+    """Train an autoencoder on normal digits and score held-out digits as anomalies.
+
+    Prints ROC AUC and average precision on the test set, and saves a
+    histogram of the scores and a grid of the worst reconstructions.
+
+    Example: descend anomaly --data mnist --normal 0,1,2,3,4,5,6,7,8 --anomalous 9
+    """
+    from sklearn.metrics import average_precision_score, roc_auc_score
+
+    from descend import anomaly as detection
+    from descend import viz
+
+    if set(normal) & set(anomalous):
+        raise click.UsageError(f"digits {sorted(set(normal) & set(anomalous))} are both normal and anomalous")
+    train_set, test_set = dc.data.load_mnist()
+    normal_train = train_set[np.isin(train_set.y, normal)]
+    normal_train = normal_train[:limit] if limit else normal_train
+    test_set = test_set[np.isin(test_set.y, normal + anomalous)]
+    model = nn.Autoencoder([784, 256, code_size], activation="relu", output="sigmoid", rng=seed)
+    dc.fit(model, nn.MSELoss(), optim.Adam(model.parameters(), lr=1e-3), normal_train, epochs=epochs,
+           batch_size=128, seed=seed, progress=not as_json)
+    detector = detection.AnomalyDetector(model, contamination=contamination).fit(normal_train)
+    scores = detection.reconstruction_error(model, test_set)
+    is_anomaly = np.isin(test_set.y, anomalous)
+    flagged = detector.predict(test_set) == -1
+    metrics = {
+        "roc_auc": float(roc_auc_score(is_anomaly, scores)),
+        "average_precision": float(average_precision_score(is_anomaly, scores)),
+        "threshold": detector.threshold_,
+        "recall_at_threshold": float(flagged[is_anomaly].mean()),
+        "false_alarm_rate": float(flagged[~is_anomaly].mean()),
+    }
+    run = Path(out_dir)
+    run.mkdir(parents=True, exist_ok=True)
+    dc.save(model, run / "model.dsc")
+    (run / "metrics.json").write_text(json.dumps(metrics) + "\n")
+    viz.plot_score_histogram(scores[~is_anomaly], scores[is_anomaly], run / "scores.png", detector.threshold_,
+                             f"Digits {','.join(map(str, normal))} normal, {','.join(map(str, anomalous))} anomalous")
+    worst = np.argsort(-scores)[:10]
+    viz.plot_reconstructions(test_set.x[worst], dc.predict(model, test_set.x[worst]), run / "worst.png",
+                             [f"digit {test_set.y[i]}, {scores[i]:.3f}" for i in worst],
+                             "The ten worst-reconstructed test digits (top) and their reconstructions")
+    if as_json:
+        click.echo(json.dumps(metrics))
+    else:
+        click.echo("  ".join(f"{name} {value:.4f}" for name, value in metrics.items()))
+        click.echo(f"written to {run}: model.dsc, metrics.json, scores.png, worst.png")
 
 
 @main.command()

@@ -152,3 +152,66 @@ def plot_feature_maps(model: Module, image: Any, path: str | os.PathLike = "feat
             if index == 0:
                 axes.set_ylabel(f"conv {row}", fontsize=7)
     return _save(figure, path)
+
+
+def plot_score_histogram(normal: Any, anomalous: Any, path: str | os.PathLike, threshold: float | None = None,
+                         title: str = "Anomaly scores") -> Path:
+    """Save overlaid histograms of the scores of normal and anomalous rows, with the threshold if given."""
+    normal, anomalous = np.asarray(normal, dtype=np.float64), np.asarray(anomalous, dtype=np.float64)
+    if normal.size == 0 or anomalous.size == 0:
+        raise DescendValueError("plot_score_histogram needs scores of both normal and anomalous rows")
+    figure = _figure(7, 4.5)
+    axes = figure.add_subplot(1, 1, 1)
+    edges = np.histogram_bin_edges(np.concatenate([normal, anomalous]), bins=60)
+    axes.hist(normal, bins=edges, alpha=0.6, density=True, label=f"normal ({normal.size})")
+    axes.hist(anomalous, bins=edges, alpha=0.6, density=True, label=f"anomalous ({anomalous.size})")
+    if threshold is not None:
+        axes.axvline(threshold, color="black", linestyle="--", label=f"threshold {threshold:.4g}")
+    axes.set_title(title)
+    axes.set_xlabel("reconstruction error (mean squared, per row)")
+    axes.set_ylabel("density")
+    axes.legend()
+    return _save(figure, path)
+
+
+def plot_reconstructions(originals: Any, reconstructions: Any, path: str | os.PathLike,
+                         labels: list[str] | None = None, title: str = "Inputs (top) and reconstructions (bottom)") -> Path:
+    """Save pairs of images, each input above its reconstruction; rows of 784 are shown as 28x28."""
+    originals, reconstructions = _as_images(originals), _as_images(reconstructions)
+    count = len(originals)
+    figure = _figure(1.3 * count + 0.5, 3.2)
+    figure.suptitle(title)
+    for index in range(count):
+        for row, images in enumerate((originals, reconstructions)):
+            axes = figure.add_subplot(2, count, row * count + index + 1)
+            axes.imshow(images[index], cmap="gray", interpolation="nearest", vmin=0, vmax=1)
+            axes.set_xticks([])
+            axes.set_yticks([])
+            if row == 0 and labels:
+                axes.set_title(labels[index], fontsize=7)
+    return _save(figure, path)
+
+
+def _as_images(values: Any) -> np.ndarray:
+    array = np.asarray(values.data if isinstance(values, Tensor) else values, dtype=np.float64)
+    if array.ndim == 2:
+        side = int(round(np.sqrt(array.shape[1])))
+        if side * side != array.shape[1]:
+            raise ShapeError(f"rows of {array.shape[1]} values are not square images")
+        return array.reshape(-1, side, side)
+    return array.reshape(len(array), *array.shape[-2:])
+
+
+def plot_codes(codes: Any, labels: Any, path: str | os.PathLike, title: str = "The 2-D code of each input") -> Path:
+    """Save a scatter plot of 2-D codes, coloured by label (e.g. the digit)."""
+    codes, labels = np.asarray(codes, dtype=np.float64), np.asarray(labels)
+    if codes.ndim != 2 or codes.shape[1] != 2 or len(labels) != len(codes):
+        raise ShapeError(f"plot_codes needs codes (N, 2) and N labels; got {codes.shape} and {labels.shape}")
+    figure = _figure(6.5, 5.5)
+    axes = figure.add_subplot(1, 1, 1)
+    points = axes.scatter(codes[:, 0], codes[:, 1], c=labels, cmap="tab10", s=4, alpha=0.7)
+    figure.colorbar(points, ax=axes, label="label")
+    axes.set_title(title)
+    axes.set_xlabel("code unit 1")
+    axes.set_ylabel("code unit 2")
+    return _save(figure, path)
