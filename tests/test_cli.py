@@ -88,3 +88,15 @@ def test_models_and_data_must_go_together(tmp_path):
     assert result.exit_code == 2 and "char models learn from text" in result.output
     result = runner.invoke(main, ["generate", "--run", str(tmp_path)])
     assert result.exit_code == 2 and "vocab.json" in result.output
+
+
+def test_anomaly_command_scores_a_held_out_digit(tmp_path):
+    result = CliRunner().invoke(main, ["anomaly", "--normal", "0,1", "--anomalous", "7", "--epochs", "1",
+                                       "--limit", "2000", "--code", "16", "--out", str(tmp_path), "--json"])
+    assert result.exit_code == 0, result.output
+    metrics = json.loads(result.output.strip().splitlines()[-1])
+    assert 0.5 < metrics["roc_auc"] <= 1.0 and 0.0 < metrics["average_precision"] <= 1.0
+    for name in ("scores.png", "worst.png", "model.dsc", "metrics.json"):
+        assert (tmp_path / name).stat().st_size > 100
+    bad = CliRunner().invoke(main, ["anomaly", "--normal", "1,2", "--anomalous", "2"])
+    assert bad.exit_code == 2 and "both normal and anomalous" in bad.output
