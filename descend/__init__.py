@@ -23,3 +23,4 @@ from descend.io import load, load_optimizer_state, save  # noqa: E402
 from descend.train import (  # noqa: E402
     Callback, EarlyStopping, History, TrainingState, clip_grad_norm, evaluate, fit, make_step, predict,
 )
+from descend import anomaly  # noqa: E402  (after train: it scores with predict)

@@ -24,3 +24,17 @@ def test_the_mnist_example_trains_saves_and_loads(tmp_path):
     dc.save(model, tmp_path / "mnist-mlp.dsc")
     model2 = dc.load(tmp_path / "mnist-mlp.dsc")
     np.testing.assert_array_equal(dc.predict(model2, test.x), dc.predict(model, test.x))
+
+
+def test_the_anomaly_example_of_the_autoencoder_issue():
+    train, test = dc.data.load_mnist()
+    normal_train = train[train.y != 9][:3000]
+    ae = nn.Autoencoder([784, 256, 64], activation="relu", output="sigmoid")
+    dc.fit(ae, nn.MSELoss(), optim.Adam(ae.parameters(), lr=1e-3), normal_train, epochs=2, batch_size=128,
+           progress=False)
+    x = test.x[:500]
+    scores = dc.anomaly.reconstruction_error(ae, x)
+    assert scores.shape == (500,) and (scores > 0).all()
+    detector = dc.anomaly.AnomalyDetector(ae, contamination=0.01).fit(normal_train)
+    flags = detector.predict(x)
+    assert set(np.unique(flags)) <= {-1, 1} and 0 < (flags == -1).mean() < 0.2
