@@ -44,7 +44,25 @@ class TiedLinear(Module):
         return f"TiedLinear({self.source.out_features} -> {self.source.in_features}, tied to {self.source!r})"
 
 
-class Autoencoder(Module):
+class _EncoderDecoder(Module):
+    """An encoder and a decoder in a row, trained to give back the input."""
+
+    target_is_input = True
+
+    def encode(self, x: Tensor) -> Tensor:
+        """The code of x."""
+        return self.encoder(x)
+
+    def decode(self, code: Tensor) -> Tensor:
+        """A reconstruction from a code."""
+        return self.decoder(code)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """The reconstruction of x, of x's shape."""
+        return self.decode(self.encode(x))
+
+
+class Autoencoder(_EncoderDecoder):
     """A dense autoencoder; the decoder mirrors the encoder: sizes [784, 256, 64] -> 784-256-64-256-784.
 
     Hidden layers use `activation`; the code (the last size) is linear; the
@@ -52,8 +70,6 @@ class Autoencoder(Module):
     each decoder layer reuses its mirror encoder layer's weight, transposed.
     Shapes: x (N, sizes[0]) -> reconstruction (N, sizes[0]); encode: -> (N, sizes[-1]).
     """
-
-    target_is_input = True
 
     def __init__(self, sizes: Sequence[int], activation: str = "relu", output: str = "sigmoid", tied: bool = False,
                  rng: Any = None):
@@ -69,18 +85,6 @@ class Autoencoder(Module):
                     for layer in reversed(encoders)]
         self.encoder = Sequential(*_interleave(encoders, activation))
         self.decoder = Sequential(*_interleave(decoders, activation), *([Sigmoid()] if output == "sigmoid" else []))
-
-    def encode(self, x: Tensor) -> Tensor:
-        """The code: (N, sizes[0]) -> (N, sizes[-1])."""
-        return self.encoder(x)
-
-    def decode(self, code: Tensor) -> Tensor:
-        """A reconstruction from a code: (N, sizes[-1]) -> (N, sizes[0])."""
-        return self.decoder(code)
-
-    def forward(self, x: Tensor) -> Tensor:
-        """The reconstruction of x: (N, sizes[0]) -> (N, sizes[0])."""
-        return self.decode(self.encode(x))
 
 
 def _interleave(layers: list[Module], activation: str) -> list[Module]:
@@ -136,15 +140,13 @@ class SparseAutoencoder(Autoencoder):
         return None if self.code is None else ops.abs(self.code).mean() * self.sparsity
 
 
-class VariationalAutoencoder(Module):
+class VariationalAutoencoder(_EncoderDecoder):
     """A VAE (Kingma and Welling, 2014): the encoder gives a mean μ and log-variance per code unit,
     the code is z = μ + σ·ε with ε ~ N(0, 1) (the reparameterisation, so gradients reach μ and σ),
     and fit adds kl_weight · KL(q(z|x) ‖ N(0, I)), averaged over the batch, to the reconstruction loss.
 
     In eval mode z = μ. Shapes: x (N, sizes[0]) -> (N, sizes[0]); encode -> (N, sizes[-1]).
     """
-
-    target_is_input = True
 
     def __init__(self, sizes: Sequence[int], activation: str = "relu", output: str = "sigmoid",
                  kl_weight: float | None = None, rng: Any = None):
@@ -170,10 +172,6 @@ class VariationalAutoencoder(Module):
         """The code's mean μ: (N, sizes[0]) -> (N, sizes[-1])."""
         return self.mean(self.encoder(x))
 
-    def decode(self, code: Tensor) -> Tensor:
-        """A reconstruction (or a new sample) from a code: (N, sizes[-1]) -> (N, sizes[0])."""
-        return self.decoder(code)
-
     def forward(self, x: Tensor) -> Tensor:
         """The reconstruction through a sampled code (the mean in eval mode); keeps the KL term for `penalty()`."""
         hidden = self.encoder(x)
@@ -189,15 +187,14 @@ class VariationalAutoencoder(Module):
         return None if self.divergence is None else self.divergence * self.kl_weight
 
 
-class ConvAutoencoder(Module):
+class ConvAutoencoder(_EncoderDecoder):
     """A convolutional autoencoder for (N, C, H, W) images with H, W divisible by 4.
 
     Encoder: [Conv 3x3, ReLU, MaxPool 2] per entry of `channels`; decoder:
     [Upsample 2, Conv 3x3, ReLU] back up, a last Conv 3x3 to C channels and
-    a sigmoid. Shapes: x (N, C, H, W) -> reconstruction (N, C, H, W).
+    a sigmoid. Shapes: x (N, C, H, W) -> reconstruction (N, C, H, W);
+    encode: -> (N, channels[-1], H / 2^k, W / 2^k).
     """
-
-    target_is_input = True
 
     def __init__(self, in_channels: int = 1, channels: Sequence[int] = (16, 32), rng: Any = None):
         rng = np.random.default_rng(rng)
@@ -210,18 +207,6 @@ class ConvAutoencoder(Module):
             decoder += [Upsample(2), Conv2d(a, b, 3, padding=1, rng=rng), ReLU()]
         decoder += [Upsample(2), Conv2d(widths[1], widths[0], 3, padding=1, rng=rng), Sigmoid()]
         self.encoder, self.decoder = Sequential(*encoder), Sequential(*decoder)
-
-    def encode(self, x: Tensor) -> Tensor:
-        """The code maps: (N, C, H, W) -> (N, channels[-1], H / 2^k, W / 2^k)."""
-        return self.encoder(x)
-
-    def decode(self, code: Tensor) -> Tensor:
-        """A reconstruction from code maps."""
-        return self.decoder(code)
-
-    def forward(self, x: Tensor) -> Tensor:
-        """The reconstruction of x, of x's shape."""
-        return self.decode(self.encode(x))
 
 
 class Upsample(Module):
