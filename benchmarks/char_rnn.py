@@ -113,8 +113,9 @@ def main() -> None:
     validation = text.sequences(LENGTH, split="validation")[:4000]
     timed = train[: args.batches * BATCH]
     print(f"{text}; sequences of {LENGTH}, batches of {BATCH}, hidden {HIDDEN}, {args.threads} threads")
-    print(f"\n{'cell':5s} {'descend chars/s':>16s} {'torch chars/s':>14s} {'ratio':>6s}")
-    for cell in args.cells.split(","):
+    if args.cells:
+        print(f"\n{'cell':5s} {'descend chars/s':>16s} {'torch chars/s':>14s} {'ratio':>6s}")
+    for cell in filter(None, args.cells.split(",")):
         model = descend_model(text.vocab_size, cell)
         twin = torch_twin(model, cell)
         descend_seconds = sum(descend_train(model, timed)["seconds"])
@@ -142,6 +143,10 @@ def main() -> None:
         class Record(dc.Callback):
             def on_batch_end(self, state, loss):
                 losses.append(loss)
+
+            def on_epoch_end(self, state, record):
+                print(f"  epoch {record['epoch']}: validation {record['val_loss']:.4f} nats per character "
+                      f"({record['seconds']:.0f} s)", flush=True)
 
         history = dc.fit(model, nn.CrossEntropyLoss(), dc.optim.Adam(model.parameters(), lr=2e-3), train,
                          epochs=args.long_epochs, batch_size=BATCH, seed=0, clip_grad_norm=5.0,
