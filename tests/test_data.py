@@ -459,3 +459,36 @@ def test_adding_problem_targets_are_the_marked_sums_across_the_halves():
     assert (markers[:, :10].sum(axis=1) == 1).all() and (markers[:, 10:].sum(axis=1) == 1).all()
     np.testing.assert_allclose(ds.y[:, 0], (values * markers).sum(axis=1), rtol=1e-6)
     np.testing.assert_array_equal(make_adding_problem(n=50, length=20, seed=3).x, ds.x)
+
+
+def test_transactions_plant_a_fraction_of_anomalies_each_breaking_a_named_column():
+    from descend.data import make_transactions
+
+    data, columns, planted = make_transactions(n=1000, contamination=0.04, seed=5)
+    assert data.x.shape == (1000, len(columns)) and data.x.dtype == np.float32 and data.y.dtype == np.int64
+    assert planted.shape == (1000,) and planted.dtype == np.int64
+    assert int(data.y.sum()) == 40 and np.array_equal(data.y == 1, planted >= 0)
+    assert set(planted[planted >= 0].tolist()) <= set(range(len(columns))) and (planted[data.y == 0] == -1).all()
+    assert len(set(planted[planted >= 0].tolist())) > 1, "more than one kind of anomaly"
+    normal = data.x[data.y == 0]
+    amount, items, per_item = (normal[:, columns.index(name)] for name in ("amount", "items", "amount_per_item"))
+    np.testing.assert_allclose(amount, items * per_item, rtol=1e-5)  # the structure an autoencoder can learn
+    assert ((normal[:, columns.index("hour")] >= 0) & (normal[:, columns.index("hour")] < 24)).all()
+    again, _, planted_again = make_transactions(n=1000, contamination=0.04, seed=5)
+    assert np.array_equal(again.x, data.x) and np.array_equal(planted_again, planted)
+    assert not np.array_equal(make_transactions(n=1000, contamination=0.04, seed=6)[0].x, data.x)
+    assert make_transactions(n=50, contamination=0.0)[0].y.sum() == 0
+
+
+@pytest.mark.parametrize("arguments, error, words", [
+    ({"n": 0}, DescendValueError, ["n", ">= 1", "0"]),
+    ({"contamination": 0.7}, DescendValueError, ["contamination", "[0, 0.5]", "0.7"]),
+    ({"contamination": "a lot"}, DescendTypeError, ["contamination", "str"]),
+])
+def test_transactions_reject_bad_arguments(arguments, error, words):
+    from descend.data import make_transactions
+
+    with pytest.raises(error) as raised:
+        make_transactions(**arguments)
+    for word in words:
+        assert word in str(raised.value)

@@ -9,7 +9,13 @@
 from descend.data.dataset import Dataset, as_dataset, batches
 from descend.data.digits import load_digits
 from descend.data.mnist import load_mnist
-from descend.data.synthetic import make_adding_problem, make_blobs, make_line, make_moons
+from descend.data.synthetic import (
+    make_adding_problem,
+    make_blobs,
+    make_line,
+    make_moons,
+    make_transactions,
+)
 from descend.data.text import Text, load_text
 
 __all__ = [
@@ -24,4 +30,5 @@ __all__ = [
     "make_blobs",
     "make_line",
     "make_moons",
+    "make_transactions",
 ]

@@ -105,6 +105,75 @@ def make_adding_problem(n: int = 1000, length: int = 100, seed: int | None = 0) 
     return Dataset(np.stack([values, markers], axis=2), targets, name="adding problem")
 
 
+TRANSACTION_COLUMNS = [
+    "amount", "hour", "distance_from_home_km", "merchant_risk", "items", "account_age_days", "amount_per_item",
+]
+_AMOUNT, _HOUR, _DISTANCE, _RISK, _ITEMS, _AGE, _PER_ITEM = range(len(TRANSACTION_COLUMNS))
+# the column each kind of planted anomaly breaks, in the order the kinds are dealt out
+_ANOMALY_COLUMNS = (_AMOUNT, _DISTANCE, _RISK, _PER_ITEM)
+
+
+def make_transactions(
+    n: int = 5000, contamination: float = 0.02, seed: int | None = 0
+) -> tuple[Dataset, list[str], np.ndarray]:
+    """A synthetic table of card transactions, raw and unscaled, with planted anomalies.
+
+    Columns (see the returned names), on very different scales:
+
+    - amount: items · amount_per_item, tens to thousands;
+    - hour: of the day, bimodal (day around 12:30, evening around 20:00), never between 0:00 and 6:00;
+    - distance_from_home_km: log-normal, a few km, shorter in the evening;
+    - merchant_risk: in [0, 1], Beta(2, 20) by day and Beta(4, 20) in the evening;
+    - items: 1 + Poisson(1.5);
+    - account_age_days: 30 + Gamma(2, 500), hundreds to thousands;
+    - amount_per_item: log-normal with median 20, so amount = items · amount_per_item exactly.
+
+    round(contamination · n) rows are anomalies, each breaking one column (the
+    kinds dealt out in turn, in a random order): an amount 15-30 times too
+    large for its items and price per item; a distance of 800-8000 km; a
+    merchant risk of 0.85-0.99 (with a night hour, 1:00-5:00, as a second
+    broken column); or an amount_per_item 20-40 times too large for the amount
+    and items.
+
+    Returns (Dataset with x (n, 7) float32 and y (n,) int64, 1 = planted
+    anomaly; the column names; planted (n,) int64, the index of the main
+    broken column of each anomalous row and -1 for normal rows).
+
+    >>> data, columns, planted = make_transactions(n=100, contamination=0.1)
+    >>> data.x.shape, int(data.y.sum()), [columns[j] for j in sorted(set(planted[planted >= 0].tolist()))]
+    ((100, 7), 10, ['amount', 'distance_from_home_km', 'merchant_risk', 'amount_per_item'])
+    """
+    n = check_integer("n", n, 1)
+    contamination = check_real("contamination", contamination, low=0.0, high=0.5)
+    rng = np.random.default_rng(seed)
+    evening = rng.random(n) < 0.35
+    items = 1 + rng.poisson(1.5, n)
+    per_item = np.exp(rng.normal(np.log(20.0), 0.8, n))
+    hour = np.clip(np.where(evening, rng.normal(20.0, 1.5, n), rng.normal(12.5, 2.5, n)), 6.0, 23.99)
+    distance = np.exp(rng.normal(np.log(6.0) - 0.5 * evening, 0.8))
+    risk = rng.beta(2.0 + 2.0 * evening, 20.0)
+    age = 30.0 + rng.gamma(2.0, 500.0, n)
+    x = np.stack([items * per_item, hour, distance, risk, items, age, per_item], axis=1)
+
+    planted = np.full(n, -1, dtype=np.int64)
+    rows = rng.choice(n, size=round(contamination * n), replace=False)
+    kinds = rng.permutation(np.arange(len(rows)) % len(_ANOMALY_COLUMNS))
+    for kind, column in enumerate(_ANOMALY_COLUMNS):
+        broken = rows[kinds == kind]
+        planted[broken] = column
+        if column == _AMOUNT:
+            x[broken, _AMOUNT] *= rng.uniform(15.0, 30.0, len(broken))
+        elif column == _DISTANCE:
+            x[broken, _DISTANCE] = rng.uniform(800.0, 8000.0, len(broken))
+        elif column == _RISK:
+            x[broken, _RISK] = rng.uniform(0.85, 0.99, len(broken))
+            x[broken, _HOUR] = rng.uniform(1.0, 5.0, len(broken))
+        else:
+            x[broken, _PER_ITEM] *= rng.uniform(20.0, 40.0, len(broken))
+    data = Dataset(x.astype(np.float32), (planted >= 0).astype(np.int64), name="transactions")
+    return data, list(TRANSACTION_COLUMNS), planted
+
+
 def _center_points(centers: object) -> np.ndarray:
     try:
         points = np.asarray(centers, dtype=np.float64)
