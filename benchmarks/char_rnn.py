@@ -6,10 +6,14 @@ sequences of 64 characters, batches of 64, Adam lr 2e-3, gradients clipped to no
 1. Throughput: characters per second of training for each cell type, both frameworks, and the ratio.
 2. The same model (same initial weights, same minibatches in the same order) trained --steps steps in
    each framework: validation cross-entropy in nats per character, and the difference.
-3. With --long: a 2-layer LSTM trained for --long-epochs epochs, its validation loss per epoch,
-   a loss-curve PNG and a sample.
+3. With --long: a 2-layer LSTM trained for --long-epochs epochs (Adam's rate falling along half a cosine
+   to --long-min-lr, or constant with --long-constant-lr), its validation loss per epoch, a loss-curve PNG
+   and a sample.
 
     python benchmarks/char_rnn.py [--cells lstm,gru,rnn] [--steps 1000] [--long --long-epochs 3]
+
+Throughput is the median of --rounds alternating rounds after a few warm-up steps in each framework.
+See benchmarks/blas_kernel.py for the OpenBLAS kernel this machine forces, and how to unset it.
 """
 
 from __future__ import annotations
@@ -19,8 +23,10 @@ import time
 from pathlib import Path
 
 import numpy as np
+from blas_kernel import describe_blas
 
 VOCAB_EMBED, HIDDEN, LENGTH, BATCH = 64, 256, 64, 64
+WARM_UP_BATCHES = 5
 
 
 def descend_model(vocab_size: int, cell: str, layers: int = 1):
@@ -94,10 +100,13 @@ def torch_loss(twin, data) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cells", default="lstm,gru,rnn")
-    parser.add_argument("--batches", type=int, default=40, help="batches timed per framework and cell")
+    parser.add_argument("--batches", type=int, default=40, help="batches timed per round, framework and cell")
+    parser.add_argument("--rounds", type=int, default=3, help="timed rounds per framework; the median counts")
     parser.add_argument("--steps", type=int, default=1000, help="steps of the same-model comparison (LSTM)")
     parser.add_argument("--long", action="store_true", help="also train a 2-layer LSTM for longer")
     parser.add_argument("--long-epochs", type=int, default=3)
+    parser.add_argument("--long-min-lr", type=float, default=1e-4, help="where the cosine decay of the rate ends")
+    parser.add_argument("--long-constant-lr", action="store_true", help="keep Adam's rate at 2e-3 throughout")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", default="runs/bench-char-rnn")
     args = parser.parse_args()
@@ -113,16 +122,22 @@ def main() -> None:
     validation = text.sequences(LENGTH, split="validation")[:4000]
     timed = train[: args.batches * BATCH]
     print(f"{text}; sequences of {LENGTH}, batches of {BATCH}, hidden {HIDDEN}, {args.threads} threads")
+    print(describe_blas())
     if args.cells:
         print(f"\n{'cell':5s} {'descend chars/s':>16s} {'torch chars/s':>14s} {'ratio':>6s}")
     for cell in filter(None, args.cells.split(",")):
         model = descend_model(text.vocab_size, cell)
         twin = torch_twin(model, cell)
-        descend_seconds = sum(descend_train(model, timed)["seconds"])
-        torch_seconds = torch_train(twin, timed)
+        warm_up = train[: WARM_UP_BATCHES * BATCH]  # first steps pay for page faults and kernel set-up, in both
+        descend_train(model, warm_up)
+        torch_train(twin, warm_up)
+        descend_seconds, torch_seconds = [], []
+        for _ in range(args.rounds):  # alternate, so a busy moment of the machine hits both
+            descend_seconds.append(sum(descend_train(model, timed)["seconds"]))
+            torch_seconds.append(torch_train(twin, timed))
         characters = timed.x.size
-        print(f"{cell:5s} {characters / descend_seconds:16,.0f} {characters / torch_seconds:14,.0f} "
-              f"{torch_seconds / descend_seconds:6.2f}")
+        ours, theirs = characters / np.median(descend_seconds), characters / np.median(torch_seconds)
+        print(f"{cell:5s} {ours:16,.0f} {theirs:14,.0f} {ours / theirs:6.2f}", flush=True)
 
     if args.steps:
         data = train[: args.steps * BATCH]
@@ -148,7 +163,10 @@ def main() -> None:
                 print(f"  epoch {record['epoch']}: validation {record['val_loss']:.4f} nats per character "
                       f"({record['seconds']:.0f} s)", flush=True)
 
-        history = dc.fit(model, nn.CrossEntropyLoss(), dc.optim.Adam(model.parameters(), lr=2e-3), train,
+        steps = args.long_epochs * -(-len(train) // BATCH)
+        schedule = None if args.long_constant_lr else dc.optim.CosineDecay(steps, min_lr=args.long_min_lr)
+        optimizer = dc.optim.Adam(model.parameters(), lr=2e-3, schedule=schedule)
+        history = dc.fit(model, nn.CrossEntropyLoss(), optimizer, train,
                          epochs=args.long_epochs, batch_size=BATCH, seed=0, clip_grad_norm=5.0,
                          validation=validation, callbacks=[Record()], progress=False)
         print("\n2-layer LSTM, validation cross-entropy by epoch: "

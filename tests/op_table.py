@@ -291,6 +291,9 @@ INDEX_ROWS = [
     ("negative_step_columns", (slice(None), slice(None, None, -1)), lambda x: x.flip(1)),
     ("int_array_repeats", np.array([0, 2, 0, 1]), lambda x: x[[0, 2, 0, 1]]),
     ("list_repeats", [2, 2, 0], lambda x: x[[2, 2, 0]]),
+    ("int_matrix_negative_repeats", np.array([[0, -1], [2, 2], [2, 0]]),
+     lambda x: x[torch.tensor([[0, -1], [2, 2], [2, 0]])]),
+    ("empty_int_array", np.array([], dtype=np.int64), lambda x: x[torch.tensor([], dtype=torch.long)]),
     ("pairs_of_arrays", (np.array([0, 2, 2]), np.array([3, 1, 3])), lambda x: x[[0, 2, 2], [3, 1, 3]]),
     ("ellipsis_newaxis", (Ellipsis, None, 1), lambda x: x[..., None, 1]),
 ]

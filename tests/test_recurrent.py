@@ -109,6 +109,18 @@ def test_a_cell_loop_equals_the_whole_sequence_layer():
     np.testing.assert_allclose(state[1].data, c_n.data[0], rtol=1e-12)
 
 
+@pytest.mark.parametrize("kind", ["RNN", "LSTM", "GRU"])
+def test_a_forward_under_no_grad_gives_the_same_outputs_and_records_no_tape(kind):
+    layer = getattr(nn, kind)(3, 4, num_layers=2, rng=0)
+    x = dc.tensor(np.random.default_rng(0).normal(size=(5, 2, 3)))
+    recorded, _ = layer(x)
+    with dc.no_grad():
+        plain, _ = layer(x)
+    np.testing.assert_array_equal(plain.data, recorded.data)
+    assert recorded.requires_grad and not plain.requires_grad
+    assert plain.creator is None
+
+
 def test_embedding_matches_torch_and_refuses_bad_ids():
     ours = nn.Embedding(7, 3, rng=0).astype(np.float64)
     theirs = torch.nn.Embedding(7, 3).double()

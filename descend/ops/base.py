@@ -16,7 +16,9 @@ class Function:
     (arrays, never tensors, so the tape can be freed). `backward(grad)`
     returns one gradient per input, as if nothing was broadcast; the engine
     sums each back to its input's shape. `self.needs_input_grad[i]` says
-    whether input i wants a gradient, so costly products can be skipped.
+    whether input i wants a gradient, so costly products can be skipped;
+    `self.recording` says whether a backward can follow at all, so a forward
+    run under `no_grad` (or on constants) can skip saving what only the backward needs.
 
     Hyperparameters (an axis, a slope) are keyword arguments of `apply` and
     become attributes before `forward` runs.
@@ -29,6 +31,7 @@ class Function:
         self.__dict__.update(params)
         self.inputs: tuple[Tensor, ...] = ()
         self.needs_input_grad: tuple[bool, ...] = ()
+        self.recording = False
 
     def forward(self, *arrays: np.ndarray) -> np.ndarray:
         """The output array from the input arrays; saves what `backward` needs."""
@@ -44,9 +47,10 @@ class Function:
         tensors = _as_tensors(inputs)
         function = cls(**params)
         function.needs_input_grad = tuple(t.requires_grad for t in tensors)
+        function.recording = is_grad_enabled() and any(function.needs_input_grad)
         # NumPy hands back scalars (np.float64) from full reductions and int indexing; keep them arrays of their dtype
         output = np.asarray(function.forward(*(t.data for t in tensors)))
-        if is_grad_enabled() and any(function.needs_input_grad):
+        if function.recording:
             result = Tensor(output)
             result.requires_grad = True
             result.creator = function

@@ -129,60 +129,96 @@ class LSTMLayer(_Recurrence):
     def forward(self, x, h0, c0, w_ih, w_hh, b_ih, b_hh):
         self.xs, self.w_ih, self.w_hh = _in_processing_order(x, self.reverse), w_ih, w_hh
         steps, size = x.shape[0], h0.shape[1]
-        # σ(x) = ½·tanh(½x) + ½: halving the sigmoid gates' columns of the projection and of w_hh once,
-        # up front, lets one tanh over the whole row do all four activations at every step
+        # σ(x) = ½·tanh(½x) + ½: halving the sigmoid gates' columns of the weights and biases once, up front,
+        # lets one tanh over all four gates do all four activations at every step
         half = np.where(np.arange(4 * size) // size == 2, 1.0, 0.5).astype(x.dtype)
-        self.gates = _project(self.xs, w_ih, b_ih, b_hh)
-        self.gates *= half
-        recurrent_weights = w_hh * half
+        # Gate-major (4, T, N, H): each gate of a step is one contiguous block, so every elementwise operation
+        # below runs over contiguous memory (three times faster than over a gate's columns of an (N, 4H) row)
+        self.gates = np.matmul(self.xs.reshape(steps * x.shape[1], -1), _by_gate(w_ih * half))
+        self.gates = self.gates.reshape(4, steps, *h0.shape)
+        bias = _by_gate((b_ih + b_hh) * half)  # added to each step's small product: no pass over all steps
+        recurrent_weights = _by_gate(w_hh * half)
         self.hidden = np.empty((steps + 1, *h0.shape), dtype=self.gates.dtype)
-        self.cells = np.empty_like(self.hidden)
-        self.tanh_cells = np.empty((steps, *h0.shape), dtype=self.gates.dtype)
-        self.hidden[0], self.cells[0] = h0, c0
-        product = np.empty_like(self.gates[0])
+        cells = np.empty_like(self.hidden)
+        self.hidden[0], cells[0] = h0, c0
+        if self.recording:
+            self.slopes = np.empty_like(self.gates)
+            self.cell_from_hidden = np.empty((steps, *h0.shape), dtype=self.gates.dtype)
+        tanh_cell = np.empty_like(h0, dtype=self.gates.dtype)
+        product = np.empty_like(self.gates[:, 0])
         for k in range(steps):
-            gates = self.gates[k]
-            gates += np.matmul(self.hidden[k], recurrent_weights, out=product)
+            gates = self.gates[:, k]
+            np.matmul(self.hidden[k], recurrent_weights, out=product)
+            product += bias
+            gates += product
             np.tanh(gates, out=gates)
-            for sigmoid in (gates[:, : 2 * size], gates[:, 3 * size :]):
+            for sigmoid in (gates[:2], gates[3]):
                 sigmoid *= 0.5
                 sigmoid += 0.5
-            i, f, g, o = gates[:, :size], gates[:, size : 2 * size], gates[:, 2 * size : 3 * size], gates[:, 3 * size :]
-            cell = self.cells[k + 1]
-            np.multiply(f, self.cells[k], out=cell)
+            i, f, g, o = gates
+            cell = cells[k + 1]
+            np.multiply(f, cells[k], out=cell)
             cell += i * g
-            np.tanh(cell, out=self.tanh_cells[k])
-            np.multiply(o, self.tanh_cells[k], out=self.hidden[k + 1])
+            np.tanh(cell, out=tanh_cell)
+            np.multiply(o, tanh_cell, out=self.hidden[k + 1])
+            if self.recording:
+                self._save_slopes(k, gates, cells[k], tanh_cell)
         out = np.empty((steps + 1, *h0.shape), dtype=self.gates.dtype)
         out[:steps] = _in_processing_order(self.hidden[1:], self.reverse)
-        out[steps] = self.cells[steps]
+        out[steps] = cells[steps]
         return out
+
+    def _save_slopes(self, k: int, gates: np.ndarray, previous_cell: np.ndarray, tanh_cell: np.ndarray) -> None:
+        """Step k's local derivatives, computed while its gates (4, N, H) are still in cache (a pass over all
+        steps later reads them back from memory at a quarter of the speed).
+
+        slopes[:, k] = [g·i(1−i), c_{t−1}·f(1−f), i(1−g²), tanh c·o(1−o)]: what multiplies dc (first three) or
+        dh (last) in each gate's pre-activation gradient; cell_from_hidden[k] = o(1 − tanh²c).
+        """
+        i, f, g, o = gates
+        slopes = self.slopes[:, k]
+        slope_i, slope_f, slope_g, slope_o = slopes
+        np.subtract(1, gates[:2], out=slopes[:2])
+        slopes[:2] *= gates[:2]
+        slope_i *= g
+        slope_f *= previous_cell
+        np.multiply(g, g, out=slope_g)
+        np.subtract(1, slope_g, out=slope_g)
+        slope_g *= i
+        np.subtract(1, o, out=slope_o)
+        slope_o *= o
+        slope_o *= tanh_cell
+        from_hidden = self.cell_from_hidden[k]
+        np.multiply(tanh_cell, tanh_cell, out=from_hidden)
+        np.subtract(1, from_hidden, out=from_hidden)
+        from_hidden *= o
 
     def backward(self, grad):
         steps = grad.shape[0] - 1
         size = self.w_hh.shape[0]
         grad_hidden = _in_processing_order(grad[:steps], self.reverse)
-        # Everything that does not depend on the sweep is computed for all steps at once, outside the loop:
-        # each gate's derivative times what multiplies its pre-activation, so a step is a few operations.
-        i, f, g, o = (self.gates[:, :, j * size : (j + 1) * size] for j in range(4))
-        through_cell = np.concatenate([g * i * (1 - i), self.cells[:-1] * f * (1 - f), i * (1 - g * g)], axis=2)
-        through_cell = through_cell.reshape(steps, -1, 3, size)
-        through_output = self.tanh_cells * o * (1 - o)
-        cell_from_hidden = o * (1 - self.tanh_cells * self.tanh_cells)
-        d_gates = np.empty_like(self.gates)
+        forget = self.gates[1]
+        # d_gates is (T, N, 4H), the dense layout, for the products; seen gate-major it matches the slopes
+        d_gates = np.empty((steps, grad.shape[1], 4 * size), dtype=self.gates.dtype)
+        d_by_gate = d_gates.reshape(steps, -1, 4, size).transpose(0, 2, 1, 3)
         d_h = np.zeros_like(grad[0])
         d_c = grad[steps].copy()
         recurrent_t = self._recurrent_transposed()
         for k in range(steps - 1, -1, -1):
             d_h += grad_hidden[k]
-            d_c += d_h * cell_from_hidden[k]
-            d = d_gates[k]
-            np.multiply(through_cell[k], d_c[:, None, :], out=d[:, : 3 * size].reshape(-1, 3, size))
-            np.multiply(through_output[k], d_h, out=d[:, 3 * size :])
-            d_c *= f[k]
-            d_h = d @ recurrent_t
+            d_c += d_h * self.cell_from_hidden[k]
+            np.multiply(self.slopes[:3, k], d_c, out=d_by_gate[k, :3])
+            np.multiply(self.slopes[3, k], d_h, out=d_by_gate[k, 3])
+            d_c *= forget[k]
+            np.matmul(d_gates[k], recurrent_t, out=d_h)
         d_x, d_w_ih, d_w_hh, d_b_ih, d_b_hh = self._parameter_grads(d_gates, d_gates)
         return d_x, d_h, d_c, d_w_ih, d_w_hh, d_b_ih, d_b_hh
+
+
+def _by_gate(weight: np.ndarray) -> np.ndarray:
+    """A dense-layout weight (..., 4H) as one contiguous block per gate: (I, 4H) -> (4, I, H); a bias (4H,) -> (4, 1, H)."""
+    rows = weight.reshape(-1, 4, weight.shape[-1] // 4)
+    return np.ascontiguousarray(rows.transpose(1, 0, 2))
 
 
 class GRULayer(_Recurrence):
