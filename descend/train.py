@@ -9,6 +9,7 @@ bar.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -24,7 +25,7 @@ from descend.nn.losses import BCEWithLogitsLoss, CrossEntropyLoss
 from descend.nn.module import Module, check_finite
 from descend.tensor import Tensor, no_grad
 
-ENGINES = ("local",)
+ENGINES = ("local", "hogwild")
 
 StepFunction = Callable[[np.ndarray, np.ndarray, np.ndarray], tuple[float, np.ndarray, float | None]]
 
@@ -100,6 +101,8 @@ class History:
     """Per-epoch records of a training run: loss, accuracy, val_loss, val_accuracy, lr, seconds."""
 
     epochs: list[dict[str, float]] = field(default_factory=list)
+    #: engine="hogwild" only: per epoch, when each worker ran (descend.hogwild.workers.Span)
+    worker_spans: list[list[Any]] = field(default_factory=list)
 
     def __getitem__(self, key: str) -> list[float]:
         if not self.epochs or key not in self.epochs[0]:
@@ -204,6 +207,10 @@ class _ProgressBar(Callback):
                 postfix["acc"] = f"{accuracy:.4f}"
             self.bar.set_postfix(postfix, refresh=False)
 
+    def advance_to(self, steps: int) -> None:
+        """Show `steps` steps done this epoch (the HOGWILD! engine counts its workers' steps)."""
+        self.bar.update(steps - self.bar.n)
+
     def on_epoch_end(self, state: TrainingState, record: dict[str, float]) -> None:
         shown = {key: f"{value:.4f}" for key, value in record.items() if key not in ("epoch", "seconds", "lr")}
         self.bar.set_postfix(shown, refresh=False)
@@ -301,6 +308,7 @@ def fit(
     progress: bool | str = "auto",
     clip_grad_norm: float | None = None,
     engine: str = "local",
+    workers: int | None = None,
 ) -> History:
     """Train `model` to lower `loss_fn` on `train` with `optimizer`; returns a History.
 
@@ -311,9 +319,17 @@ def fit(
     exactly and a second call continues rather than replays the first.
     Training stops with a NonFiniteError naming the step if the loss or a
     gradient becomes NaN or infinite.
+
+    engine="hogwild" trains the same model with `workers` processes (default:
+    one per core) that update one shared parameter buffer without locks
+    (descend.hogwild.fit_hogwild); "local" is this process's loop, the reference.
     """
     if engine not in ENGINES:
         raise DescendValueError(f"fit: unknown engine {engine!r}; available engines: {', '.join(ENGINES)}")
+    if workers is not None and engine == "local":
+        raise DescendValueError(f"fit: workers={workers!r} is for engine='hogwild'; the local engine is one process")
+    if engine == "hogwild" and not shuffle:
+        raise DescendValueError("fit: engine='hogwild' shuffles every epoch; shuffle=False is for the local engine")
     epochs = check_integer("epochs", epochs, low=1)
     batch_size = check_integer("batch_size", batch_size, low=1)
     x_train, y_train = _inputs_and_targets(as_dataset(train, "train"), model, loss_fn, "train")
@@ -327,6 +343,14 @@ def fit(
         raise DescendValueError(
             "fit: the optimizer does not hold this model's parameters; make it with optimizer(model.parameters(), ...)"
         )
+
+    if engine == "hogwild":
+        from descend.hogwild import fit_hogwild
+
+        return fit_hogwild(model, loss_fn, optimizer, x_train, y_train, epochs, batch_size,
+                           workers=(os.cpu_count() or 1) if workers is None else workers,
+                           seed=None if seed is None else seed + optimizer.iterations, validation=validation_set,
+                           callbacks=callbacks, progress=progress, clip_grad_norm=clip_grad_norm)
 
     # keyed by how far training has come, so a second fit() continues rather than replays the first
     progress_key = [seed, optimizer.iterations] if seed is not None else None

@@ -1,4 +1,4 @@
-"""Data: the Dataset type, minibatch indices, MNIST, scikit-learn's digits, text corpora and synthetic sets.
+"""Data: the Dataset type, minibatch indices, MNIST, scikit-learn's digits, text corpora, synthetic and sparse sets.
 
 >>> from descend.data import make_blobs, batches
 >>> ds = make_blobs(n=10, centers=2, seed=0)
@@ -16,10 +16,12 @@ from descend.data.synthetic import (
     make_moons,
     make_transactions,
 )
+from descend.data.sparse import Ratings, make_low_rank_matrix, make_sparse_classification
 from descend.data.text import Text, load_text
 
 __all__ = [
     "Dataset",
+    "Ratings",
     "Text",
     "as_dataset",
     "batches",
@@ -29,6 +31,8 @@ __all__ = [
     "make_adding_problem",
     "make_blobs",
     "make_line",
+    "make_low_rank_matrix",
     "make_moons",
+    "make_sparse_classification",
     "make_transactions",
 ]

@@ -17,6 +17,9 @@ from descend.optim.schedules import MomentumRamp, Schedule, build_schedule
 #: weights per chunk of an update: with a few state arrays, a chunk stays in a core's L2 cache
 CHUNK = 1 << 16
 
+#: every optimizer class by name, for rebuilding one from its description in another process
+OPTIMIZERS: dict[str, type[Optimizer]] = {}
+
 class Optimizer:
     """Base of the optimizers: one step updates every parameter in a few vector operations.
 
@@ -37,6 +40,10 @@ class Optimizer:
 
     #: strength of the L1 term l1·sign(w) added to the gradient; SGD takes it as an argument
     l1: float = 0.0
+
+    def __init_subclass__(cls, **kwargs: Any):
+        super().__init_subclass__(**kwargs)
+        OPTIMIZERS[cls.__name__] = cls
 
     def __init__(
         self,
@@ -107,6 +114,14 @@ class Optimizer:
             self.state[name] = np.zeros_like(self.buffer.data)
 
     # -- saving and resuming -----------------------------------------------
+    def describe(self) -> dict[str, Any]:
+        """JSON-ready: {"class", "hyperparameters", "schedule"}, all `build_optimizer` needs besides the parameters."""
+        return {
+            "class": type(self).__name__,
+            "hyperparameters": self.hyperparameters(),
+            "schedule": None if self.schedule is None else self.schedule.describe(),
+        }
+
     def hyperparameters(self) -> dict[str, Any]:
         """The constructor arguments other than params and schedule, JSON-ready."""
         return {"lr": self.base_lr, "weight_decay": self.weight_decay, "max_norm": self.max_norm}
@@ -180,6 +195,18 @@ class Optimizer:
         if self.schedule is not None:
             arguments += f", schedule={self.schedule!r}"
         return f"{type(self).__name__}({arguments})"
+
+
+def build_optimizer(description: dict[str, Any], params: Iterable[Parameter]) -> Optimizer:
+    """A fresh optimizer of `params` from `Optimizer.describe()` output (its state starts at zero)."""
+    cls = OPTIMIZERS.get(description.get("class")) if isinstance(description, dict) else None
+    if cls is None:
+        raise DescendValueError(
+            f"an optimizer description needs a known 'class' ({', '.join(sorted(OPTIMIZERS))}); got {description!r:.200}"
+        )
+    schedule = None if description.get("schedule") is None else build_schedule(description["schedule"])
+    hyperparameters = {name: _decode(value) for name, value in description.get("hyperparameters", {}).items()}
+    return cls(params, schedule=schedule, **hyperparameters)
 
 
 def _check_schedule(schedule: Any) -> Schedule | None:

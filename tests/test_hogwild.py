@@ -1,0 +1,211 @@
+"""HOGWILD!: the lock-free estimators against a plain serial SGD, real parallelism, locks, the dense engine, bad input."""
+
+import math
+
+import numpy as np
+import pytest
+
+import descend as dc
+from descend import hogwild, nn, optim
+from descend.errors import DescendError, DescendTypeError, DescendValueError, NonFiniteError, ShapeError
+
+scipy_sparse = pytest.importorskip("scipy.sparse")
+
+
+@pytest.fixture(scope="module")
+def small():
+    X, y = dc.data.make_sparse_classification(n_rows=600, n_features=300, nnz_per_row=6, seed=1)
+    return X, y
+
+
+def serial_sgd(X, y, loss, lr, decay, alpha, l1, epochs, seed):
+    """The same SGD written plainly, one row at a time in Python: the reference HOGWILD! must equal with one worker."""
+    n, features = X.shape
+    weights = np.zeros(features, dtype=np.float32)
+    intercept = 0.0
+    scale = (n / np.maximum(np.bincount(X.indices, minlength=features), 1)).astype(np.float32)
+    labels = np.where(y == 1, 1.0, -1.0)
+    for epoch in range(epochs):
+        for position, row in enumerate(np.random.default_rng([seed, epoch]).permutation(n)):
+            step_lr = lr / (1 + decay * (epoch * n + position) / n)
+            columns = X.indices[X.indptr[row] : X.indptr[row + 1]]
+            values = X.data[X.indptr[row] : X.indptr[row + 1]].astype(np.float64)
+            score = intercept + float(np.dot(weights[columns].astype(np.float64), values))
+            label = labels[row]
+            if loss == "log":
+                slope = -label / (1 + math.exp(label * score))
+            elif loss == "hinge":
+                slope = -label if label * score < 1 else 0.0
+            else:
+                slope = score - label
+            for column, value in zip(columns, values):
+                weight = float(weights[column])
+                weight -= step_lr * (slope * value + alpha * scale[column] * weight)
+                if l1:
+                    shrink = step_lr * l1 * scale[column]
+                    weight = max(weight - shrink, 0.0) if weight > 0 else min(weight + shrink, 0.0)
+                weights[column] = weight
+            intercept -= step_lr * slope
+    return weights, intercept
+
+
+@pytest.mark.parametrize("loss, alpha, l1", [("log", 0.0, 0.0), ("log", 1e-3, 1e-4), ("hinge", 1e-3, 0.0),
+                                             ("squared", 0.0, 1e-4)])
+def test_one_lock_free_worker_equals_plain_serial_sgd(small, loss, alpha, l1):
+    X, y = small
+    clf = hogwild.SGDClassifier(loss=loss, lr=0.3, decay=0.5, alpha=alpha, l1=l1, epochs=2, workers=1).fit(X, y)
+    weights, intercept = serial_sgd(X, y, loss, 0.3, 0.5, alpha, l1, epochs=2, seed=0)
+    np.testing.assert_allclose(clf.coef_, weights, rtol=1e-5, atol=1e-6)
+    assert clf.intercept_ == pytest.approx(intercept, rel=1e-5, abs=1e-6)
+    if l1:
+        assert (clf.coef_ == 0).sum() > 0  # truncation lands weights on zero: the model is sparse
+
+
+def full_log_loss(clf, X, y):
+    margin = np.where(y == clf.classes_[1], 1.0, -1.0) * clf.decision_function(X)
+    return float(np.mean(np.logaddexp(0.0, -margin)))
+
+
+@pytest.fixture(scope="module")
+def medium():
+    return dc.data.make_sparse_classification(n_rows=60_000, n_features=20_000, nnz_per_row=20, seed=0)
+
+
+def test_two_lock_free_workers_reach_the_serial_loss_and_really_run_at_once(medium):
+    X, y = medium
+    serial = hogwild.SGDClassifier(epochs=3, workers=1, alpha=1e-4).fit(X, y)
+    parallel = hogwild.SGDClassifier(epochs=3, workers=2, alpha=1e-4).fit(X, y)
+    assert full_log_loss(parallel, X, y) == pytest.approx(full_log_loss(serial, X, y), rel=0.01)
+    for spans in (record["spans"] for record in parallel.history_):
+        first, second = spans
+        overlap = min(first.stop, second.stop) - max(first.start, second.start)
+        # a kernel that held the GIL would make the second thread wait for the first: no overlap at all
+        assert overlap > 0.5 * min(first.stop - first.start, second.stop - second.start)
+
+
+@pytest.mark.parametrize("lock", ["mutex", "round-robin"])
+def test_locking_modes_train_the_same_model_and_finish_with_uneven_shares(medium, lock):
+    X, y = medium[0][:10_001], medium[1][:10_001]  # 10,001 rows: three workers get shares of unequal size
+    free = hogwild.SGDClassifier(epochs=2, workers=3).fit(X, y)
+    locked = hogwild.SGDClassifier(epochs=2, workers=3, lock=lock).fit(X, y)
+    assert full_log_loss(locked, X, y) == pytest.approx(full_log_loss(free, X, y), rel=0.02)
+
+
+def test_classifier_api_probabilities_labels_and_scikit_learn_clone(small):
+    from sklearn.base import clone
+
+    X, y = small
+    labels = np.where(y == 1, "spam", "ham")
+    clf = hogwild.SGDClassifier(lr=2.0, epochs=3, workers=2).fit(X, labels)
+    assert clf.classes_.tolist() == ["ham", "spam"]
+    probabilities = clf.predict_proba(X)
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0)
+    assert set(clf.predict(X)) <= {"ham", "spam"}
+    assert clf.score(X, labels) > 0.7
+    assert clone(clf).get_params() == clf.get_params()
+
+
+def test_other_sparse_formats_and_dense_arrays_are_converted(small):
+    X, y = small
+    reference = hogwild.SGDClassifier(epochs=1).fit(X, y).coef_
+    for converted in (X.tocoo(), X.tocsc(), X.tolil(), X.toarray()):
+        np.testing.assert_array_equal(hogwild.SGDClassifier(epochs=1).fit(converted, y).coef_, reference)
+
+
+def test_matrix_factorization_recovers_a_low_rank_matrix_lock_free():
+    train, test = dc.data.make_low_rank_matrix(n_rows=300, n_cols=200, rank=4, density=0.3, noise=0.05, seed=0)
+    model = hogwild.MatrixFactorization(rank=4, epochs=40, workers=2, lr=0.03, l2=0.01).fit(
+        train.rows, train.cols, train.values, shape=train.shape)
+    assert model.history_[-1]["loss"] < model.history_[0]["loss"]
+    baseline = float(np.sqrt(np.mean(test.values.astype(np.float64) ** 2)))  # predicting 0 everywhere
+    assert model.rmse(test.rows, test.cols, test.values) < 0.3 * baseline
+
+
+def _bad_sparse(small):
+    X, y = small
+    nan = X.copy()
+    nan.data[5] = np.nan
+    return X, y, nan
+
+
+BAD_INPUT = [
+    (lambda X, y, nan: hogwild.SGDClassifier().fit(X, np.arange(len(y)) % 3), DescendValueError,
+     ["exactly two classes", "got 3"]),
+    (lambda X, y, nan: hogwild.SGDClassifier().fit(nan, y), DescendValueError, ["NaN", "row"]),
+    (lambda X, y, nan: hogwild.SGDClassifier(workers=0).fit(X, y), DescendValueError, ["workers", ">= 1"]),
+    (lambda X, y, nan: hogwild.SGDClassifier(workers=10**6).fit(X, y), DescendValueError, ["workers", "at most"]),
+    (lambda X, y, nan: hogwild.SGDClassifier(lock="spin").fit(X, y), DescendValueError, ["lock", "'mutex'"]),
+    (lambda X, y, nan: hogwild.SGDClassifier(loss="cubic").fit(X, y), DescendValueError, ["loss", "'hinge'"]),
+    (lambda X, y, nan: hogwild.SGDClassifier(schedule="cyclic").fit(X, y), DescendValueError, ["'inverse-time'"]),
+    (lambda X, y, nan: hogwild.SGDClassifier().fit(X, y[:-1]), ShapeError, ["one label per row"]),
+    (lambda X, y, nan: hogwild.SGDClassifier().fit("rows", y), DescendTypeError, ["CSR", "got str"]),
+    (lambda X, y, nan: hogwild.SGDClassifier().predict(X), DescendValueError, ["not fitted"]),
+    (lambda X, y, nan: hogwild.SGDClassifier(epochs=1).fit(X, y).predict(X[:, :10]), ShapeError,
+     ["10 features", "expects 300"]),
+    (lambda X, y, nan: hogwild.SGDClassifier(loss="hinge", epochs=1).fit(X, y).predict_proba(X), DescendValueError,
+     ["loss='log'"]),
+    (lambda X, y, nan: hogwild.MatrixFactorization().fit([0, 1], [0.5, 1], [1.0, 2.0]), DescendTypeError,
+     ["cols", "integer"]),
+    (lambda X, y, nan: hogwild.MatrixFactorization().fit([0, 1], [0, 1], [1.0, np.nan]), DescendValueError, ["NaN"]),
+    (lambda X, y, nan: hogwild.MatrixFactorization(epochs=1).fit([0], [0], [1.0]).predict([3], [0]),
+     DescendValueError, ["rows", "outside"]),
+    (lambda X, y, nan: dc.data.make_sparse_classification(n_features=5, nnz_per_row=6), DescendValueError,
+     ["nnz_per_row", "at most"]),
+]
+
+
+@pytest.mark.parametrize("call, error, words", BAD_INPUT, ids=[f"bad{i}" for i in range(len(BAD_INPUT))])
+def test_bad_input_names_what_was_expected(small, call, error, words):
+    with pytest.raises(error) as raised:
+        call(*_bad_sparse(small))
+    for word in words:
+        assert word in str(raised.value)
+
+
+def _digits_model(seed=0):
+    model = nn.MLP([64, 64, 10], rng=seed)
+    return model, optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+
+
+def test_dense_hogwild_trains_to_the_local_engines_accuracy():
+    train, test = dc.data.load_digits()
+    accuracy = {}
+    for engine, options in (("local", {}), ("hogwild", {"workers": 2})):
+        model, optimizer = _digits_model()
+        history = dc.fit(model, nn.CrossEntropyLoss(), optimizer, train, epochs=12, batch_size=32, validation=test,
+                         engine=engine, progress=False, **options)
+        accuracy[engine] = dc.evaluate(model, nn.CrossEntropyLoss(), test)["accuracy"]
+        assert history["val_accuracy"][-1] == pytest.approx(accuracy[engine])
+    assert accuracy["hogwild"] == pytest.approx(accuracy["local"], abs=0.03)
+    assert accuracy["hogwild"] > 0.93
+
+
+def test_dense_hogwild_workers_overlap_and_share_one_buffer():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(12_000, 64)).astype(np.float32)
+    y = (x[:, :2].sum(axis=1) > 0).astype(np.int64)
+    model, optimizer = _digits_model()
+    before = model.flat_buffer().data.copy()
+    history = dc.fit(model, nn.CrossEntropyLoss(), optimizer, (x, y), epochs=2, batch_size=16, engine="hogwild",
+                     workers=2, progress=False)
+    first, second = history.worker_spans[-1]
+    assert min(first.stop, second.stop) - max(first.start, second.start) > 0
+    assert optimizer.iterations == 2 * 12_000 // 16
+    assert not np.array_equal(model.flat_buffer().data, before)  # the shared updates came back into the model
+    assert history["accuracy"][-1] > 0.9
+    assert optimizer.state["momentum_buffer"].any()  # the workers' momentum came back, averaged
+
+
+def test_dense_hogwild_reports_a_workers_error_and_refuses_what_it_cannot_do():
+    train, _ = dc.data.load_digits()
+    model, _ = _digits_model()
+    blowing_up = optim.SGD(model.parameters(), lr=1e6)
+    with pytest.raises(NonFiniteError, match="worker"):
+        dc.fit(model, nn.CrossEntropyLoss(), blowing_up, train, epochs=1, engine="hogwild", workers=2, progress=False)
+    model, optimizer = _digits_model()
+    with pytest.raises(DescendValueError, match="shuffles"):
+        dc.fit(model, nn.CrossEntropyLoss(), optimizer, train, engine="hogwild", shuffle=False, progress=False)
+    with pytest.raises(DescendValueError, match="engine='hogwild'"):
+        dc.fit(model, nn.CrossEntropyLoss(), optimizer, train, workers=2, progress=False)
+    with pytest.raises(DescendError, match="workers"):
+        dc.fit(model, nn.CrossEntropyLoss(), optimizer, train, engine="hogwild", workers=0, progress=False)
