@@ -130,13 +130,16 @@ class _Report(dc.Callback):
 @click.option("--decay", type=click.FloatRange(min=0), default=1e-4, show_default=True,
               help="Inverse-time learning-rate decay per step.")
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--engine", type=click.Choice(("local", "hogwild")), default="local", show_default=True,
+              help="local: this process; hogwild: lock-free worker processes on one shared buffer (mlp, logistic, cnn).")
+@click.option("--workers", type=click.IntRange(min=1), default=None, help="HOGWILD! worker processes [one per core].")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None, help="Run folder [default: runs/MODEL-DATA].")
 @click.option("--quiet", is_flag=True, help="No progress bar or per-epoch lines.")
 @click.option("--json", "as_json", is_flag=True, help="Print each epoch's metrics as a JSON line.")
 def train(model_name: str, data_name: str | None, text_path: str | None, epochs: int, batch_size: int | None,
           lr: float | None, momentum: float, hidden: list[int] | None, layers: int, embed: int, seq_length: int,
-          limit: int | None, dropout: float, weight_decay: float, decay: float, seed: int, out_dir: str | None,
-          quiet: bool, as_json: bool) -> None:
+          limit: int | None, dropout: float, weight_decay: float, decay: float, seed: int, engine: str,
+          workers: int | None, out_dir: str | None, quiet: bool, as_json: bool) -> None:
     """Train a model, validate each epoch, test once at the end; write the model and metrics to a run folder.
 
     Convolutional models (cnn, lenet) also get their first-layer filters and
@@ -150,6 +153,10 @@ def train(model_name: str, data_name: str | None, text_path: str | None, epochs:
     if character_model != (data_name in TEXTS or text_path is not None):
         raise click.UsageError(f"--model {model_name} does not go with --data {data_name}: "
                                "char models learn from text (shakespeare or --text), the others from mnist or digits")
+    if workers is not None and engine != "hogwild":
+        raise click.UsageError("--workers is for --engine hogwild")
+    if character_model and engine != "local":
+        raise click.UsageError("char models carry their state from batch to batch; train them with --engine local")
     run = Path(out_dir or f"runs/{model_name}-{'text' if text_path else data_name}")
     run.mkdir(parents=True, exist_ok=True)
     report = _Report(run, epochs, quiet, as_json)
@@ -160,7 +167,7 @@ def train(model_name: str, data_name: str | None, text_path: str | None, epochs:
     else:
         summary = _train_classifier(model_name, data_name, epochs, batch_size or 128, lr or 0.05, momentum, hidden,
                                     limit, dropout, weight_decay, decay, seed, run, report,
-                                    progress=not (quiet or as_json))
+                                    progress=not (quiet or as_json), engine=engine, workers=workers)
     if as_json:
         click.echo(json.dumps({key: value for key, value in summary.items() if key != "lines"}))
     else:
@@ -169,7 +176,7 @@ def train(model_name: str, data_name: str | None, text_path: str | None, epochs:
 
 
 def _train_classifier(model_name, data_name, epochs, batch_size, lr, momentum, hidden, limit, dropout,
-                      weight_decay, decay, seed, run, report, progress) -> dict[str, Any]:
+                      weight_decay, decay, seed, run, report, progress, engine, workers) -> dict[str, Any]:
     train_set, validation_set, test_set = _load_data(data_name, images=model_name in IMAGE_MODELS)
     train_set = train_set[:limit] if limit else train_set
     model = _build_model(model_name, train_set, hidden, dropout, seed)
@@ -178,7 +185,8 @@ def _train_classifier(model_name, data_name, epochs, batch_size, lr, momentum, h
         schedule=optim.InverseTimeDecay(decay=decay) if decay > 0 else None,
     )
     dc.fit(model, nn.CrossEntropyLoss(), optimizer, train_set, epochs=epochs, batch_size=batch_size,
-           validation=validation_set, seed=seed, callbacks=[report], progress=progress)
+           validation=validation_set, seed=seed, callbacks=[report], progress=progress, engine=engine,
+           workers=workers)
     model_path = dc.save(model, run / "model.dsc", optimizer=optimizer)
     test = {f"test_{name}": value for name, value in dc.evaluate(model, nn.CrossEntropyLoss(), test_set).items()}
     (run / "test.json").write_text(json.dumps(test) + "\n")
@@ -284,6 +292,74 @@ def anomaly(data_name: str, normal: list[int], anomalous: list[int], code_size: 
     else:
         click.echo("  ".join(f"{name} {value:.4f}" for name, value in metrics.items()))
         click.echo(f"written to {run}: model.dsc, metrics.json, scores.png, worst.png")
+
+
+def _count_list(context: click.Context, parameter: click.Parameter, value: str) -> list[int]:
+    try:
+        counts = [int(part) for part in value.split(",") if part.strip()]
+    except ValueError:
+        raise click.BadParameter(f"expected comma-separated worker counts such as 1,2,4; got {value!r}") from None
+    if not counts or min(counts) < 1:
+        raise click.BadParameter(f"worker counts must be positive; got {value!r}")
+    return counts
+
+
+def _lock_list(context: click.Context, parameter: click.Parameter, value: str) -> list[str]:
+    from descend.hogwild import LOCKS
+
+    locks = [part.strip() for part in value.split(",") if part.strip()]
+    unknown = [lock for lock in locks if lock not in LOCKS]
+    if not locks or unknown:
+        raise click.BadParameter(f"lock modes are {', '.join(LOCKS)}; got {value!r}")
+    return locks
+
+
+@main.command()
+@click.option("--data", "data_name", type=click.Choice(("sparse", "ratings")), default="sparse", show_default=True,
+              help="sparse: logistic regression on sparse rows; ratings: matrix completion.")
+@click.option("--workers", "worker_counts", default="1,2", show_default=True, callback=_count_list,
+              help="Worker counts to compare.")
+@click.option("--lock", "locks", default="none,mutex", show_default=True, callback=_lock_list,
+              help="Lock modes to compare: none (HOGWILD!), mutex, round-robin.")
+@click.option("--rows", type=click.IntRange(min=100), default=1_000_000, show_default=True,
+              help="Training rows (sparse) or observed entries (ratings).")
+@click.option("--features", type=click.IntRange(min=10), default=100_000, show_default=True, help="Sparse features.")
+@click.option("--nnz", type=click.IntRange(min=1), default=20, show_default=True, help="Active features per row.")
+@click.option("--epochs", type=click.IntRange(min=1), default=5, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), default="runs/hogwild", show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the runs as JSON.")
+def hogwild(data_name: str, worker_counts: list[int], locks: list[str], rows: int, features: int, nnz: int,
+            epochs: int, seed: int, out_dir: str, as_json: bool) -> None:
+    """Train one problem with each (workers, lock) pair: throughput, speed-up and final loss, and a speed-up plot.
+
+    Example: descend hogwild --data sparse --workers 1,2 --lock none,mutex
+    """
+    from descend import viz
+    from descend.hogwild.compare import compare_ratings, compare_sparse, format_table
+
+    if data_name == "sparse":
+        X, y = dc.data.make_sparse_classification(n_rows=rows + rows // 10, n_features=features, nnz_per_row=nnz,
+                                                  seed=seed)
+        runs = compare_sparse((X[:rows], y[:rows]), (X[rows:], y[rows:]), worker_counts, locks, epochs=epochs,
+                              seed=seed)
+        quality = "test accuracy"
+    else:
+        side = max(100, int(np.sqrt(rows / 0.02 / 2)))  # a 2:1 matrix with 2% of its entries observed
+        train_set, test_set = dc.data.make_low_rank_matrix(n_rows=2 * side, n_cols=side, rank=10,
+                                                           density=min(1.0, rows / (2 * side * side) / 0.8),
+                                                           seed=seed)
+        runs = compare_ratings(train_set, test_set, worker_counts, locks, epochs=epochs, seed=seed)
+        quality = "test RMSE"
+    run = Path(out_dir)
+    run.mkdir(parents=True, exist_ok=True)
+    (run / "runs.json").write_text(json.dumps([r.as_dict() for r in runs], indent=1) + "\n")
+    plot = viz.plot_speedup(runs, run / "speedup.png", f"HOGWILD! on {data_name} data: speed-up over serial SGD")
+    if as_json:
+        click.echo(json.dumps([r.as_dict() for r in runs]))
+    else:
+        click.echo(format_table(runs, quality))
+        click.echo(f"written to {run}: runs.json, {plot.name}")
 
 
 @main.command()

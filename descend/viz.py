@@ -215,3 +215,27 @@ def plot_codes(codes: Any, labels: Any, path: str | os.PathLike, title: str = "T
     axes.set_xlabel("code unit 1")
     axes.set_ylabel("code unit 2")
     return _save(figure, path)
+
+
+def plot_speedup(runs: Any, path: str | os.PathLike, title: str = "HOGWILD! speed-up over serial SGD") -> Path:
+    """Speed-up against workers, one line per lock mode, beside the ideal (linear) speed-up.
+
+    `runs`: descend.hogwild.compare.Run records (workers, lock, speedup).
+    """
+    runs = list(runs)
+    if not runs:
+        raise DescendValueError("plot_speedup needs at least one run")
+    figure = _figure(6.5, 4.5)
+    axes = figure.add_subplot(1, 1, 1)
+    most = max(run.workers for run in runs)
+    axes.plot([1, most], [1, most], linestyle="--", color="grey", label="linear")
+    for lock in dict.fromkeys(run.lock for run in runs):
+        mine = sorted((run.workers, run.speedup) for run in runs if run.lock == lock)
+        axes.plot(*zip(*mine), marker="o", label=f"lock={lock}")
+    axes.set_title(title)
+    axes.set_xlabel("workers")
+    axes.set_ylabel("updates per second / serial SGD's")
+    axes.set_xticks(range(1, most + 1))
+    axes.grid(alpha=0.3)
+    axes.legend()
+    return _save(figure, path)

@@ -20,6 +20,7 @@ import math
 import numpy as np
 from numba import njit
 
+from descend.hogwild.atomics import atomic_add, atomic_read
 from descend.hogwild.locks import LOCK_CODES, pthread_functions
 
 _lock, _unlock, _wait, _broadcast = pthread_functions()
@@ -136,16 +137,20 @@ def _gather_rows(rows, indptr, indices, values, labels, offsets, chunk_indices, 
 @njit(nogil=True)
 def sparse_linear_pass(indptr, indices, values, labels, rows, weights, intercept, touch_scale,
                        loss_kind, lr, decay, n_examples, first_update, update_stride,
-                       alpha, l1, fit_intercept, mode, mutex, condition, turn, active, me):
+                       alpha, l1, intercept_scale, mode, mutex, condition, turn, active, me):
     """SGD on a linear model over the CSR rows listed in `rows`, in that order; returns the sum of their losses.
 
     For row i with features x (indices[indptr[i]:indptr[i+1]], values alike) and label y = ±1:
         s = w·x + b;  g = loss'(s);  for each j in x:  w_j −= lr_t (g x_j + alpha c_j w_j)
-    then L1 truncation w_j ← sign(w_j) max(|w_j| − lr_t l1 c_j, 0), and b −= lr_t g. The regulariser is
+    then L1 truncation w_j ← sign(w_j) max(|w_j| − lr_t l1 c_j, 0), and b −= intercept_scale · lr_t g. The regulariser is
     spread over the examples that touch each weight (c_j = n / (rows with feature j), the paper's
     splitting), so a step writes only the row's own coordinates and its expectation is the full gradient.
     The p-th row of this share is update first_update + p·update_stride of the whole run (lr_t decays with it).
-    Shapes: weights (n_features,) shared by all workers; intercept (1,) this worker's own.
+    The intercept is shared like every weight, but it is the one coordinate every row of every worker
+    writes, so it is read and added to atomically (descend.hogwild.atomics says why a plain store loses
+    steps there). A worker that kept its intercept steps back to write them less often would steer on
+    a stale intercept (with 3 workers in turn and 64 rows held back, it oscillates and the loss diverges).
+    Shapes: weights (n_features,) float32 and intercept (1,) float64, shared by all workers.
     """
     total = 0.0
     regularized = alpha > 0.0 or l1 > 0.0
@@ -162,7 +167,7 @@ def sparse_linear_pass(indptr, indices, values, labels, rows, weights, intercept
             step_lr = _decayed(lr, decay, first_update + position * update_stride, n_examples)
             _enter(mode, mutex, condition, turn, me)
             start, stop = offsets[p], offsets[p + 1]
-            score = intercept[0]
+            score = atomic_read(intercept, 0)
             for k in range(start, stop):
                 score += weights[chunk_indices[k]] * chunk_values[k]
             loss, slope = _loss_and_slope(loss_kind, score, chunk_labels[p])
@@ -178,8 +183,8 @@ def sparse_linear_pass(indptr, indices, values, labels, rows, weights, intercept
                     weights[feature] = weight
                 else:  # the plain step reads nothing more than the weight it writes
                     weights[feature] -= step_lr * slope * chunk_values[k]
-            if fit_intercept:
-                intercept[0] -= step_lr * slope
+            if intercept_scale > 0.0:
+                atomic_add(intercept, 0, -intercept_scale * step_lr * slope)
             _leave(mode, mutex, condition, turn, active, me)
     _finish(mode, mutex, condition, turn, active, me)
     return total
@@ -192,23 +197,30 @@ def factorization_pass(rows, cols, values, order, left, right, lr, decay, n_exam
 
     For entry (u, v, z):  e = z − L_u·R_v;  L_u += lr_t (e R_v − l2 L_u);  R_v += lr_t (e L_u − l2 R_v),
     both from the values before the step. Shapes: left (n_rows, rank), right (n_cols, rank), shared.
+    The entries are gathered CHUNK_ROWS at a time first, for the reason _gather_rows gives.
     """
     rank = left.shape[1]
     total = 0.0
-    for position in range(order.size):
-        entry = order[position]
-        u, v = rows[entry], cols[entry]
-        step_lr = _decayed(lr, decay, first_update + position * update_stride, n_examples)
-        _enter(mode, mutex, condition, turn, me)
-        prediction = 0.0
-        for r in range(rank):
-            prediction += left[u, r] * right[v, r]
-        error = values[entry] - prediction
-        total += error * error
-        for r in range(rank):
-            a, b = left[u, r], right[v, r]
-            left[u, r] = a + step_lr * (error * b - l2 * a)
-            right[v, r] = b + step_lr * (error * a - l2 * b)
-        _leave(mode, mutex, condition, turn, active, me)
+    chunk_rows = np.empty(CHUNK_ROWS, dtype=rows.dtype)
+    chunk_cols = np.empty(CHUNK_ROWS, dtype=cols.dtype)
+    chunk_values = np.empty(CHUNK_ROWS, dtype=values.dtype)
+    for chunk_start in range(0, order.size, CHUNK_ROWS):
+        chunk = order[chunk_start : chunk_start + CHUNK_ROWS]
+        for p in range(chunk.size):
+            chunk_rows[p], chunk_cols[p], chunk_values[p] = rows[chunk[p]], cols[chunk[p]], values[chunk[p]]
+        for p in range(chunk.size):
+            u, v = chunk_rows[p], chunk_cols[p]
+            step_lr = _decayed(lr, decay, first_update + (chunk_start + p) * update_stride, n_examples)
+            _enter(mode, mutex, condition, turn, me)
+            prediction = 0.0
+            for r in range(rank):
+                prediction += left[u, r] * right[v, r]
+            error = chunk_values[p] - prediction
+            total += error * error
+            for r in range(rank):
+                a, b = left[u, r], right[v, r]
+                left[u, r] = a + step_lr * (error * b - l2 * a)
+                right[v, r] = b + step_lr * (error * a - l2 * b)
+            _leave(mode, mutex, condition, turn, active, me)
     _finish(mode, mutex, condition, turn, active, me)
     return total

@@ -20,8 +20,6 @@ from descend.hogwild.kernels import LOSSES, sparse_linear_pass
 from descend.hogwild.locks import LockState, lock_code
 from descend.hogwild.workers import check_schedule, check_workers, train_epochs
 
-_CACHE_LINE_FLOATS = 16  # float64s per worker's intercept row: 128 bytes, so no two workers write one cache line
-
 
 def as_csr(X: Any, argument: str = "X") -> Any:
     """X as a float32 CSR matrix with int32 indices and int64 row pointers (the kernels' one signature).
@@ -67,9 +65,9 @@ class SGDClassifier(ClassifierMixin, BaseEstimator):
     the two schemes the paper compares against. Each epoch shuffles the rows and gives each worker a
     contiguous share. The rate is lr, or lr / (1 + decay · epochs so far) with schedule="inverse-time".
     alpha (L2) and l1 are spread over the rows that touch each weight, so every update stays sparse.
-    The intercept is the one coordinate every update touches; a shared one would bounce its cache
-    line between cores on every row, so each worker moves its own copy and after each epoch the
-    intercept becomes the start plus every worker's movement, as if they had shared it.
+    The intercept is shared like the weights, the one coordinate every update touches; its steps are
+    `intercept_scale` times the weights' (scikit-learn's 0.01 for sparse data): stepped on every row at
+    the weights' rate, its value would be the noise of its last few hundred steps.
 
     Learned: coef_ (n_features,) float32, intercept_ float, classes_ (2,), history_ (one dict per
     epoch: loss, seconds, updates_per_second, spans of the workers' threads). With workers=1 this is
@@ -78,7 +76,7 @@ class SGDClassifier(ClassifierMixin, BaseEstimator):
 
     def __init__(self, loss: str = "log", lr: float = 0.5, schedule: str = "inverse-time", decay: float = 1.0,
                  alpha: float = 0.0, l1: float = 0.0, epochs: int = 5, workers: int = 1, lock: str = "none",
-                 fit_intercept: bool = True, seed: int | None = 0):
+                 fit_intercept: bool = True, intercept_scale: float = 0.01, seed: int | None = 0):
         self.loss = loss
         self.lr = lr
         self.schedule = schedule
@@ -89,6 +87,7 @@ class SGDClassifier(ClassifierMixin, BaseEstimator):
         self.workers = workers
         self.lock = lock
         self.fit_intercept = fit_intercept
+        self.intercept_scale = intercept_scale
         self.seed = seed
 
     def fit(self, X: Any, y: Any) -> SGDClassifier:
@@ -101,30 +100,25 @@ class SGDClassifier(ClassifierMixin, BaseEstimator):
         epochs = check_integer("epochs", self.epochs, low=1)
         workers = check_workers(self.workers)
         mode = lock_code(self.lock)
+        intercept_scale = check_real("intercept_scale", self.intercept_scale, low=0.0) if self.fit_intercept else 0.0
         X = as_csr(X)
         labels = self._signed_labels(y, X.shape[0])
         n_rows, n_features = X.shape
         touches = np.bincount(X.indices, minlength=n_features)
         touch_scale = (n_rows / np.maximum(touches, 1)).astype(np.float32)
         weights = np.zeros(n_features, dtype=np.float32)
-        # column 0: this worker's intercept; column 1: where the epoch started; one cache line per worker
-        intercepts = np.zeros((workers, _CACHE_LINE_FLOATS), dtype=np.float64)
+        intercept = np.zeros(1, dtype=np.float64)
         loss_kind = LOSSES.index(self.loss)
 
         def one_pass(k: int, share: np.ndarray, first_update: int, state: LockState) -> float:
             return sparse_linear_pass(
-                X.indptr, X.indices, X.data, labels, share, weights, intercepts[k, :1], touch_scale,
-                loss_kind, lr, decay, n_rows, first_update, workers, alpha, l1, bool(self.fit_intercept),
+                X.indptr, X.indices, X.data, labels, share, weights, intercept, touch_scale,
+                loss_kind, lr, decay, n_rows, first_update, workers, alpha, l1, intercept_scale,
                 mode, state.mutex, state.condition, state.turn, state.active, k)
 
-        def combine_intercepts() -> None:
-            # a shared intercept would have taken every worker's steps: add up what each one moved
-            start = intercepts[0, 1]
-            intercepts[:, :2] = start + (intercepts[:, 0] - start).sum()
-
-        self.history_ = train_epochs(n_rows, epochs, workers, self.seed, one_pass, combine_intercepts)
+        self.history_ = train_epochs(n_rows, epochs, workers, self.seed, one_pass)
         self.coef_ = weights
-        self.intercept_ = float(intercepts[0, 0])
+        self.intercept_ = float(intercept[0])
         self.n_features_in_ = n_features
         return self
 

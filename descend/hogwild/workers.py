@@ -89,7 +89,6 @@ def train_epochs(
     workers: int,
     seed: int | None,
     one_pass: Callable[[int, np.ndarray, int, LockState], float],
-    after_epoch: Callable[[], None] = lambda: None,
 ) -> list[dict[str, float]]:
     """Run `epochs` lock-free epochs; returns one record per epoch (loss, seconds, updates per second).
 
@@ -103,7 +102,6 @@ def train_epochs(
         started = time.perf_counter()
         losses, spans = run_workers(lambda k: one_pass(k, shares[k], epoch * n_examples + k, state), workers)
         seconds = time.perf_counter() - started
-        after_epoch()
         history.append({
             "epoch": epoch + 1,
             "loss": float(sum(losses)) / n_examples,
