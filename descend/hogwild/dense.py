@@ -53,9 +53,9 @@ def _shared_folder() -> Path:
 
 def _share(folder: Path, name: str, like: np.ndarray) -> np.ndarray:
     """A memory-mapped copy of `like` that other processes open by its path."""
-    array = np.lib.format.open_memmap(folder / f"{name}.npy", mode="w+", dtype=like.dtype, shape=like.shape)
-    array[...] = like
-    return array
+    mapped = np.lib.format.open_memmap(folder / f"{name}.npy", mode="w+", dtype=like.dtype, shape=like.shape)
+    mapped[...] = like
+    return np.asarray(mapped)  # a plain ndarray view: np.memmap's subclass hooks would slow every operation
 
 
 def fit_hogwild(

@@ -154,6 +154,7 @@ def sparse_linear_pass(indptr, indices, values, labels, rows, weights, intercept
     """
     total = 0.0
     regularized = alpha > 0.0 or l1 > 0.0
+    seen_intercept = atomic_read(intercept, 0)
     offsets = np.empty(CHUNK_ROWS + 1, dtype=np.int64)
     chunk_indices = np.empty(0, dtype=indices.dtype)
     chunk_values = np.empty(0, dtype=values.dtype)
@@ -167,7 +168,7 @@ def sparse_linear_pass(indptr, indices, values, labels, rows, weights, intercept
             step_lr = _decayed(lr, decay, first_update + position * update_stride, n_examples)
             _enter(mode, mutex, condition, turn, me)
             start, stop = offsets[p], offsets[p + 1]
-            score = atomic_read(intercept, 0)
+            score = seen_intercept
             for k in range(start, stop):
                 score += weights[chunk_indices[k]] * chunk_values[k]
             loss, slope = _loss_and_slope(loss_kind, score, chunk_labels[p])
@@ -184,7 +185,10 @@ def sparse_linear_pass(indptr, indices, values, labels, rows, weights, intercept
                 else:  # the plain step reads nothing more than the weight it writes
                     weights[feature] -= step_lr * slope * chunk_values[k]
             if intercept_scale > 0.0:
-                atomic_add(intercept, 0, -intercept_scale * step_lr * slope)
+                step = -intercept_scale * step_lr * slope
+                # the add hands back the value it changed: the next row starts from that, one step fresh,
+                # so the intercept's cache line moves between cores once per row, not twice
+                seen_intercept = atomic_add(intercept, 0, step) + step
             _leave(mode, mutex, condition, turn, active, me)
     _finish(mode, mutex, condition, turn, active, me)
     return total

@@ -47,8 +47,9 @@ def serve(setup: dict[str, Any], commands: TextIO, reports: TextIO) -> None:
 
     reuse_freed_memory()
     folder, worker, workers = Path(setup["folder"]), setup["worker"], setup["workers"]
-    shared = {name: np.load(folder / f"{name}.npy", mmap_mode="r+") for name in ("params", "state", "counters")}
-    x, y = (np.load(folder / f"{name}.npy", mmap_mode="r") for name in ("x", "y"))
+    # plain ndarray views of the mappings: np.memmap's subclass hooks would run on every operation of every step
+    shared = {name: np.asarray(np.load(folder / f"{name}.npy", mmap_mode="r+")) for name in ("params", "state", "counters")}
+    x, y = (np.asarray(np.load(folder / f"{name}.npy", mmap_mode="r")) for name in ("x", "y"))
     model = build_module(setup["model"]).astype(np.dtype(setup["dtype"]))
     restore_module_state(model, setup["module_state"])
     loss_fn = build_module(setup["loss"])
