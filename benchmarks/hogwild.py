@@ -5,7 +5,7 @@
    the core count) with lock="none" and lock="mutex" (and "round-robin" on a tenth of the rows); test
    accuracy after --epochs epochs; scikit-learn's SGDClassifier(loss="log_loss"): one epoch's rows per
    second, and its test accuracy after the same number of epochs.
-2. Matrix completion (make_low_rank_matrix, rank 10): throughput and test RMSE per worker count.
+2. Matrix completion (make_low_rank_matrix, rank 10, 20 epochs): throughput and test RMSE per worker count.
 3. The MNIST MLP [784, 512, 256, 10] with fit(engine="hogwild"): 1 worker against 2 workers (one BLAS
    thread each, --dense-epochs epochs, SGD + momentum): seconds per epoch, speed-up, test accuracy, and
    the local engine on one thread as the reference; PyTorch's Hogwild (torch.multiprocessing workers on
@@ -67,14 +67,14 @@ def sparse_section(rows: int, epochs: int) -> None:
           f"{serial.quality:.4f} against its {scikit_accuracy:.4f} ({100 * (serial.quality - scikit_accuracy):+.2f} points)")
 
 
-def ratings_section(epochs: int) -> None:
+def ratings_section(epochs: int = 20) -> None:
     import descend as dc
     from descend.hogwild.compare import compare_ratings, format_table
 
     train, test = dc.data.make_low_rank_matrix(n_rows=10_000, n_cols=5_000, rank=10, density=0.02, noise=0.1, seed=0)
     print(f"\n2. matrix completion: {train.shape[0]:,} x {train.shape[1]:,}, rank 10, {len(train):,} observed "
           f"training entries, noise 0.1, {epochs} epochs")
-    runs = compare_ratings(train, test, worker_counts(), ["none", "mutex"], rank=10, epochs=epochs, lr=0.02, l2=0.02)
+    runs = compare_ratings(train, test, worker_counts(), ["none", "mutex"], rank=10, epochs=epochs)
     print(format_table(runs, "test RMSE"))
 
 
@@ -164,7 +164,7 @@ def main() -> None:
     if "sparse" not in skip:
         sparse_section(args.rows, args.epochs)
     if "ratings" not in skip:
-        ratings_section(args.epochs)
+        ratings_section()
     if "dense" not in skip:
         dense_section(args.dense_epochs)
 

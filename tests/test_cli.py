@@ -100,3 +100,29 @@ def test_anomaly_command_scores_a_held_out_digit(tmp_path):
         assert (tmp_path / name).stat().st_size > 100
     bad = CliRunner().invoke(main, ["anomaly", "--normal", "1,2", "--anomalous", "2"])
     assert bad.exit_code == 2 and "both normal and anomalous" in bad.output
+
+
+def test_hogwild_prints_a_table_per_configuration_and_saves_the_speedup_plot(tmp_path):
+    result = CliRunner().invoke(main, ["hogwild", "--data", "sparse", "--rows", "20000", "--features", "5000",
+                                       "--workers", "1,2", "--lock", "none,mutex", "--epochs", "2", "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    table = result.output.splitlines()
+    assert table[0].split()[:4] == ["workers", "lock", "updates/s", "speed-up"]
+    assert [line.split()[:2] for line in table[1:5]] == [["1", "none"], ["2", "none"], ["1", "mutex"], ["2", "mutex"]]
+    runs = json.loads((tmp_path / "runs.json").read_text())
+    assert runs[0]["speedup"] == 1.0 and all(run["updates_per_second"] > 0 for run in runs)
+    assert (tmp_path / "speedup.png").stat().st_size > 0
+    ratings = CliRunner().invoke(main, ["hogwild", "--data", "ratings", "--rows", "5000", "--workers", "2",
+                                        "--lock", "none", "--epochs", "2", "--out", str(tmp_path), "--json"])
+    assert ratings.exit_code == 0, ratings.output
+    assert [run["workers"] for run in json.loads(ratings.output)] == [1, 2]  # serial is always the baseline
+    assert CliRunner().invoke(main, ["hogwild", "--lock", "spin"]).exit_code == 2
+    assert CliRunner().invoke(main, ["hogwild", "--workers", "0"]).exit_code == 2
+
+
+def test_train_with_the_hogwild_engine(tmp_path):
+    result = CliRunner().invoke(main, ["train", "--model", "mlp", "--data", "digits", "--epochs", "2", "--hidden", "32",
+                                       "--batch-size", "16", "--engine", "hogwild", "--workers", "2", "--out", str(tmp_path), "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert json.loads((tmp_path / "test.json").read_text())["test_accuracy"] > 0.8
+    assert CliRunner().invoke(main, ["train", "--workers", "2"]).exit_code == 2

@@ -1,7 +1,7 @@
 """Side by side: one problem trained with each (workers, lock) configuration, for the CLI, the benchmark and the course.
 
-Throughput is the median epoch's updates per second (the kernels are compiled first, outside the
-clock). Speed-up is against one lock-free worker, which is plain serial SGD.
+Throughput is the median epoch's updates per second (the estimators compile their kernels before
+the first epoch's clock starts). Speed-up is against one lock-free worker, which is plain serial SGD.
 """
 
 from __future__ import annotations
@@ -54,7 +54,6 @@ def compare_sparse(train: tuple[Any, np.ndarray], test: tuple[Any, np.ndarray], 
                    locks: Sequence[str], **settings: Any) -> list[Run]:
     """SGDClassifier(**settings) on train (X CSR, y) for each configuration; test accuracy as quality."""
     X, y = train
-    SGDClassifier(epochs=1).fit(X[:64], y[:64])  # compile the kernels before any clock starts
     runs, baseline = [], None
     for count, lock in _configurations(workers, locks):
         model = SGDClassifier(workers=count, lock=lock, **settings).fit(X, y)
@@ -78,7 +77,6 @@ def training_loss(model: SGDClassifier, X: Any, y: np.ndarray) -> float:
 
 def compare_ratings(train: Any, test: Any, workers: Sequence[int], locks: Sequence[str], **settings: Any) -> list[Run]:
     """MatrixFactorization(**settings) on train Ratings for each configuration; test RMSE as quality."""
-    MatrixFactorization(rank=2, epochs=1).fit(train.rows[:64], train.cols[:64], train.values[:64], shape=train.shape)
     runs, baseline = [], None
     for count, lock in _configurations(workers, locks):
         model = MatrixFactorization(workers=count, lock=lock, **settings).fit(

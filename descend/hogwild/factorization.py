@@ -43,7 +43,7 @@ class MatrixFactorization:
     mean squared training error of that epoch's updates).
     """
 
-    def __init__(self, rank: int = 10, l2: float = 0.02, lr: float = 0.02, epochs: int = 20, workers: int = 1,
+    def __init__(self, rank: int = 10, l2: float = 0.01, lr: float = 0.05, epochs: int = 20, workers: int = 1,
                  lock: str = "none", schedule: str = "inverse-time", decay: float = 0.1, seed: int | None = 0):
         self.rank = rank
         self.l2 = l2
