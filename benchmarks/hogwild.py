@@ -11,7 +11,7 @@
    the local engine on one thread as the reference; PyTorch's Hogwild (torch.multiprocessing workers on
    share_memory() parameters, one thread each) as the peer.
 
-    python benchmarks/hogwild.py [--rows 1000000] [--epochs 5] [--dense-epochs 3] [--skip sparse,ratings,dense]
+    python benchmarks/hogwild.py [--rows 1000000] [--epochs 5] [--dense-epochs 5] [--skip sparse,ratings,dense]
 """
 
 from __future__ import annotations
@@ -71,7 +71,7 @@ def ratings_section(epochs: int = 20) -> None:
     import descend as dc
     from descend.hogwild.compare import compare_ratings, format_table
 
-    train, test = dc.data.make_low_rank_matrix(n_rows=10_000, n_cols=5_000, rank=10, density=0.02, noise=0.1, seed=0)
+    train, test = dc.data.make_low_rank_matrix(n_rows=20_000, n_cols=10_000, rank=10, density=0.02, noise=0.1, seed=0)
     print(f"\n2. matrix completion: {train.shape[0]:,} x {train.shape[1]:,}, rank 10, {len(train):,} observed "
           f"training entries, noise 0.1, {epochs} epochs")
     runs = compare_ratings(train, test, worker_counts(), ["none", "mutex"], rank=10, epochs=epochs)
@@ -156,7 +156,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--epochs", type=int, default=5)
-    parser.add_argument("--dense-epochs", type=int, default=3)
+    parser.add_argument("--dense-epochs", type=int, default=5)
     parser.add_argument("--skip", default="", help="comma-separated sections to leave out: sparse, ratings, dense")
     args = parser.parse_args()
     skip = set(filter(None, args.skip.split(",")))

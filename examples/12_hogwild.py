@@ -14,8 +14,6 @@
 import os
 from pathlib import Path
 
-import numpy as np
-
 import descend as dc
 from descend import hogwild, nn, optim, viz
 from descend.hogwild.compare import compare_ratings, compare_sparse, format_table

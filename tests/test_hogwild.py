@@ -215,3 +215,13 @@ def test_dense_hogwild_reports_a_workers_error_and_refuses_what_it_cannot_do():
         dc.fit(model, nn.CrossEntropyLoss(), optimizer, train, workers=2, progress=False)
     with pytest.raises(DescendError, match="workers"):
         dc.fit(model, nn.CrossEntropyLoss(), optimizer, train, engine="hogwild", workers=0, progress=False)
+
+
+def test_dense_hogwild_brings_back_running_statistics():
+    train, test = dc.data.load_digits()
+    model = nn.Sequential(nn.Linear(64, 32, rng=0), nn.BatchNorm1d(32), nn.ReLU(), nn.Linear(32, 10, rng=1))
+    norm = model.layers[1]
+    history = dc.fit(model, nn.CrossEntropyLoss(), optim.SGD(model.parameters(), lr=0.05, momentum=0.9), train,
+                     epochs=3, batch_size=32, validation=test, engine="hogwild", workers=2, progress=False)
+    assert norm.running_mean.any() and not np.allclose(norm.running_var, 1.0)
+    assert history["val_accuracy"][-1] > 0.9  # validated with the workers' statistics, not the initial ones

@@ -80,6 +80,8 @@ def fit_hogwild(
     holds loss and accuracy (over all workers' minibatches), the val_ metrics, lr and seconds;
     `history.worker_spans[e]` says when each worker ran in epoch e (time.monotonic seconds).
     Callbacks get on_train_begin, on_epoch_end and on_train_end (the batches run in other processes).
+    Modules' running statistics (batch norm) are worker 0's after each epoch; the optimizer's state
+    (momentum, moments) is the mean of the workers' at the end.
     """
     from descend.nn.module import module_spec
     from descend.train import History, TrainingState, _progress_bar, evaluate
@@ -132,6 +134,7 @@ def fit_hogwild(
             steps = sum(message["steps"] for message in done)
             state.step += steps
             optimizer.iterations += steps
+            restore_module_state(model, done[0]["module_state"])  # running statistics: worker 0's
             if validation is not None:
                 record.update({f"val_{k}": v for k, v in evaluate(model, loss_fn, validation).items()})
             record["lr"] = float(optimizer.lr)
@@ -142,11 +145,8 @@ def fit_hogwild(
                 callback.on_epoch_end(state, record)
             if state.stop:
                 break
-        pool.tell({"command": "finish"})
-        finals = pool.collect("finished", None)
         for index, name in enumerate(state_names):  # one optimizer state for the parent: the workers' mean
             optimizer.state[name][...] = shared_state[:, index].mean(axis=0)
-        restore_module_state(model, finals[0]["module_state"])
         for callback in everyone:
             callback.on_train_end(state)
     finally:

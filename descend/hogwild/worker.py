@@ -68,9 +68,6 @@ def serve(setup: dict[str, Any], commands: TextIO, reports: TextIO) -> None:
         command = json.loads(line)
         if command["command"] == "stop":
             break
-        if command["command"] == "finish":
-            send(reports, {"kind": "finished", "worker": worker, "module_state": module_state(model)})
-            continue
         epoch = command["epoch"]
         _seed_module_generators(model, [seed, epoch, worker])
         share = epoch_shares(len(x), workers, seed, epoch)[worker]
@@ -92,7 +89,8 @@ def serve(setup: dict[str, Any], commands: TextIO, reports: TextIO) -> None:
             correct_sum = None if correct is None or correct_sum is None else correct_sum + correct
             shared["counters"][worker] = steps
         send(reports, {"kind": "epoch", "worker": worker, "loss_sum": loss_sum, "correct": correct_sum,
-                       "seen": seen, "steps": steps, "start": start, "stop": time.monotonic()})
+                       "seen": seen, "steps": steps, "start": start, "stop": time.monotonic(),
+                       "module_state": module_state(model)})
 
 
 if __name__ == "__main__":
