@@ -97,6 +97,7 @@ def make_blocks(df: Any, features: str, label: str | None, n_features: int, clas
     """
     from pyspark.sql import types
 
+    _column_kind(df, features, "features")
     kind = None if label is None else _column_kind(df, label, "label")
     if kind is not None and kind != "number":
         raise DescendTypeError(f"label column {label!r} must hold numbers (class indices or targets); got {kind}")

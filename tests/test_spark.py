@@ -1,0 +1,153 @@
+"""The Spark engine in local mode: the local engine's weights from sync="gradient", model averaging, retried
+tasks that change nothing, inference as DataFrame columns, data that stays on the executors, bad input."""
+
+import os
+import sys
+
+import numpy as np
+import pytest
+
+import descend as dc
+from descend import nn, optim
+from descend.errors import DataError, DescendTypeError, DescendValueError
+
+from conftest import skip_outside_ci
+
+try:
+    import pyspark  # noqa: F401
+    from pyspark.ml.linalg import Vectors
+    from pyspark.sql import SparkSession
+except ImportError:
+    skip_outside_ci("pyspark is not installed (make test installs it)")
+
+from descend.spark import fit_spark, predict_spark
+
+
+@pytest.fixture(scope="module")
+def spark():
+    os.environ["PYSPARK_PYTHON"] = sys.executable  # the executors' Python: this one, with descend installed
+    session = (SparkSession.builder.master("local[2,2]")  # two threads; a failed task is tried again once
+               .config("spark.ui.enabled", "false").config("spark.sql.shuffle.partitions", "2")
+               .getOrCreate())
+    session.sparkContext.setLogLevel("ERROR")
+    yield session
+    session.stop()
+
+
+@pytest.fixture(scope="module")
+def digits():
+    train, test = dc.data.load_digits()
+    return train[:400], test
+
+
+def frame(spark, dataset, vectors=True):
+    """A two-partition DataFrame of the rows in order: the first half in partition 0."""
+    rows = [(Vectors.dense(x.astype(float)) if vectors else x.astype(float).tolist(), int(y))
+            for x, y in zip(dataset.x, dataset.y)]
+    return spark.createDataFrame(spark.sparkContext.parallelize(rows, 2), ["features", "label"])
+
+
+def mlp(seed=0):
+    model = nn.MLP([64, 16, 10], rng=seed)
+    return model, optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+
+
+def test_gradient_sync_gives_the_local_engines_weights(spark, digits):
+    train, _ = digits
+    local, local_optimizer = mlp()
+    dc.fit(local, nn.CrossEntropyLoss(), local_optimizer, train, epochs=2, batch_size=32, seed=3, progress=False)
+    ours, optimizer = mlp()
+    history = fit_spark(ours, nn.CrossEntropyLoss(), optimizer, frame(spark, train), epochs=2, batch_size=32,
+                        sync="gradient", seed=3)
+    np.testing.assert_allclose(ours.flat_buffer().data, local.flat_buffer().data, rtol=1e-5, atol=1e-6)
+    assert optimizer.iterations == local_optimizer.iterations == 2 * 13
+    assert len(history) == 2 and 0 < history["accuracy"][-1] <= 1
+
+
+def test_model_averaging_trains_and_only_parameters_reach_the_driver(spark, digits, monkeypatch):
+    from pyspark.sql import DataFrame
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the dataset must stay on the executors")
+
+    for method in ("collect", "toPandas", "toLocalIterator", "take", "head"):
+        monkeypatch.setattr(DataFrame, method, refuse)
+    train, test = digits
+    model, optimizer = mlp()
+    history = fit_spark(model, nn.CrossEntropyLoss(), optimizer, frame(spark, train, vectors=False), epochs=10,
+                        batch_size=32, sync="average", sync_every=4, validation=frame(spark, test))
+    assert history["val_accuracy"][-1] > 0.8
+    parameter_bytes = model.flat_buffer().data.nbytes
+    momentum_bytes = optimizer.state["momentum_buffer"].nbytes
+    rounds = -(-200 // (4 * 32))  # each partition holds 200 rows
+    assert history.driver_bytes == [2 * rounds * (parameter_bytes + momentum_bytes)] * 10
+
+
+def test_a_retried_task_changes_nothing(spark, digits):
+    def fail_first_attempt_of_round_one(info):  # defined here, so Spark ships it by value to the executors
+        if info.round == 1 and info.partition == 0 and info.attempt == 0:
+            raise RuntimeError("injected failure: the first attempt of round 1's task on partition 0")
+
+    train, _ = digits
+    data = frame(spark, train)
+    runs = []
+    for hook in (None, fail_first_attempt_of_round_one):
+        model, optimizer = mlp()
+        fit_spark(model, nn.CrossEntropyLoss(), optimizer, data, epochs=2, batch_size=32, sync="average",
+                  sync_every=2, task_hook=hook)
+        runs.append(model.flat_buffer().data.copy())
+    np.testing.assert_array_equal(runs[0], runs[1])
+
+
+def test_predict_spark_adds_predictions_probabilities_and_anomaly_scores(spark, digits):
+    train, test = digits
+    model, optimizer = mlp()
+    dc.fit(model, nn.CrossEntropyLoss(), optimizer, train, epochs=3, batch_size=32, progress=False)
+    scored = predict_spark(model, frame(spark, test), probability="probability").toPandas()
+    assert list(scored.columns) == ["features", "label", "prediction", "probability"]
+    expected = dc.predict(model, test.x)
+    np.testing.assert_array_equal(scored["prediction"].to_numpy(), expected.argmax(axis=1))
+    np.testing.assert_allclose(np.stack(scored["probability"]).sum(axis=1), 1.0, rtol=1e-6)
+
+    autoencoder = nn.Autoencoder([64, 16, 4], rng=0)
+    dc.fit(autoencoder, nn.MSELoss(), optim.Adam(autoencoder.parameters(), lr=1e-3), train, epochs=2,
+           progress=False)
+    scores = predict_spark(autoencoder, frame(spark, test), output="reconstruction", score="anomaly").toPandas()
+    np.testing.assert_allclose(scores["anomaly"].to_numpy(), dc.anomaly.reconstruction_error(autoencoder, test.x),
+                               rtol=1e-5)
+
+
+def test_fit_spark_trains_an_autoencoder_without_labels(spark, digits):
+    train, _ = digits
+    autoencoder = nn.Autoencoder([64, 16, 4], rng=0)
+    data = frame(spark, train).drop("label")
+    history = fit_spark(autoencoder, nn.MSELoss(), optim.Adam(autoencoder.parameters(), lr=1e-2), data, epochs=3,
+                        batch_size=32, sync="average", sync_every=3)
+    assert history["loss"][-1] < history["loss"][0]
+
+
+BAD_INPUT = [
+    (lambda spark, df: df.drop("features"), {}, DescendValueError, ["no features column 'features'"]),
+    (lambda spark, df: df.withColumn("features", df.label.cast("string")), {}, DescendTypeError,
+     ["features", "string"]),
+    (lambda spark, df: spark.createDataFrame([([1.0, 2.0], 0)], ["features", "label"]), {}, DataError,
+     ["length", "64"]),
+    (lambda spark, df: spark.createDataFrame([(None, 0), ([0.0] * 64, 1)], "features array<double>, label int"), {},
+     DataError, ["null"]),
+    (lambda spark, df: spark.createDataFrame([([float("nan")] * 64, 0)], ["features", "label"]), {}, DataError,
+     ["NaN"]),
+    (lambda spark, df: spark.createDataFrame([([0.0] * 64, 12)], ["features", "label"]), {}, DataError,
+     ["12", "0..9"]),
+    (lambda spark, df: df, {"sync": "gossip"}, DescendValueError, ["sync", "'average'"]),
+]
+
+
+@pytest.mark.parametrize("make, options, error, words", BAD_INPUT, ids=[f"bad{i}" for i in range(len(BAD_INPUT))])
+def test_bad_input_names_the_column_and_the_problem(spark, digits, make, options, error, words):
+    model, optimizer = mlp()
+    with pytest.raises(Exception) as raised:
+        fit_spark(model, nn.CrossEntropyLoss(), optimizer, make(spark, frame(spark, digits[0][:20])), **options)
+    message = str(raised.value)
+    assert isinstance(raised.value, error) or error.__name__ in message  # executors' errors arrive wrapped
+    for word in words:
+        assert word in message
