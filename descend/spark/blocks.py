@@ -153,5 +153,7 @@ def decoded(blocks_key: str, block: tuple, n_features: int, label_kind: str | No
                 del _DECODED[stale]
         x = np.frombuffer(x_bytes, dtype=np.float32).reshape(rows, n_features)
         y = None if y_bytes is None else np.frombuffer(y_bytes, dtype=np.int64 if label_kind == "class" else np.float32)
+        if label_kind == "target":
+            y = y.reshape(rows, 1)  # one target per row, shaped like a one-output model's predictions
         found = _DECODED[(blocks_key, partition)] = (x, y)
     return found
