@@ -151,3 +151,74 @@ def test_bad_input_names_the_column_and_the_problem(spark, digits, make, options
     assert isinstance(raised.value, error) or error.__name__ in message  # executors' errors arrive wrapped
     for word in words:
         assert word in message
+
+
+def _pixel_table(spark, dataset):
+    import pandas as pd
+
+    columns = {f"p{i}": dataset.x[:, i].astype(float) for i in range(dataset.x.shape[1])}
+    return spark.createDataFrame(pd.DataFrame({**columns, "label": dataset.y.astype(int)})).repartition(2)
+
+
+def test_spark_ml_pipeline_fits_saves_loads_and_cross_validates(spark, digits, tmp_path):
+    from pyspark.ml import Pipeline, PipelineModel
+    from pyspark.ml.evaluation import MulticlassClassificationEvaluator
+    from pyspark.ml.feature import VectorAssembler
+
+    from pyspark.ml.tuning import CrossValidator
+
+    from descend.spark.ml import NeuralNetClassifier
+
+    train, test = digits
+    train_df, test_df = _pixel_table(spark, train), _pixel_table(spark, test)
+    classifier = NeuralNetClassifier(layers=[64, 32, 10], maxEpochs=8, syncEvery=4, batchSize=32)
+    pipeline = Pipeline(stages=[VectorAssembler(inputCols=[f"p{i}" for i in range(64)], outputCol="features"),
+                                classifier])
+    fitted = pipeline.fit(train_df)
+    accuracy = MulticlassClassificationEvaluator(metricName="accuracy")
+    before = fitted.transform(test_df).select("prediction", "probability").toPandas()
+    assert accuracy.evaluate(fitted.transform(test_df)) > 0.8
+    fitted.write().save(str(tmp_path / "model"))
+    assert not list((tmp_path / "model").rglob("*.pkl"))
+    after = PipelineModel.load(str(tmp_path / "model")).transform(test_df).select("prediction", "probability").toPandas()
+    np.testing.assert_array_equal(before["prediction"], after["prediction"])
+    np.testing.assert_allclose(np.stack(before["probability"]), np.stack(after["probability"]))
+    assert fitted.stages[1].getLayers() == [64, 32, 10] and fitted.stages[1].getOrDefault("maxEpochs") == 8
+
+    search = CrossValidator(estimator=pipeline, estimatorParamMaps=[{classifier.stepSize: 0.02},
+                                                                    {classifier.stepSize: 0.1}],
+                            evaluator=accuracy, numFolds=2, seed=0).fit(train_df)
+    assert len(search.avgMetrics) == 2 and max(search.avgMetrics) > 0.7
+
+
+def test_spark_ml_regressor_and_anomaly_detector(spark, digits, tmp_path):
+    from pyspark.ml.feature import VectorAssembler
+
+    from descend.spark.ml import AutoencoderAnomalyDetector, AutoencoderAnomalyModel, NeuralNetRegressor
+
+    train, test = digits
+    assemble = VectorAssembler(inputCols=[f"p{i}" for i in range(64)], outputCol="features")
+    train_df = assemble.transform(_pixel_table(spark, train))
+    regression = NeuralNetRegressor(layers=[64, 16, 1], maxEpochs=5, syncEvery=4, batchSize=32).fit(train_df)
+    predicted = regression.transform(train_df).select("label", "prediction").toPandas()
+    assert predicted["prediction"].dtype == np.float64
+    assert np.corrcoef(predicted["label"], predicted["prediction"])[0, 1] > 0.3
+
+    detector = AutoencoderAnomalyDetector(layers=[64, 16], maxEpochs=4, syncEvery=4, batchSize=32,
+                                          contamination=0.05).fit(train_df.drop("label"))
+    flagged = detector.transform(train_df).select("anomalyScore", "prediction").toPandas()
+    assert 0.02 < flagged["prediction"].mean() < 0.1  # about the contamination asked for
+    assert flagged.loc[flagged["prediction"] == 1.0, "anomalyScore"].min() >= detector.getOrDefault("threshold")
+    detector.write().save(str(tmp_path / "detector"))
+    reloaded = AutoencoderAnomalyModel.load(str(tmp_path / "detector"))
+    assert reloaded.getOrDefault("threshold") == detector.getOrDefault("threshold")
+
+
+def test_layers_are_checked_before_any_job(spark, digits):
+    from descend.spark.ml import NeuralNetClassifier, NeuralNetRegressor
+
+    data = frame(spark, digits[0][:20])
+    with pytest.raises(DescendValueError, match="needs layers"):
+        NeuralNetClassifier().fit(data)
+    with pytest.raises(DescendValueError, match="must end in 1"):
+        NeuralNetRegressor(layers=[64, 8, 2]).fit(data)
