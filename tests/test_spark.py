@@ -222,3 +222,31 @@ def test_layers_are_checked_before_any_job(spark, digits):
         NeuralNetClassifier().fit(data)
     with pytest.raises(DescendValueError, match="must end in 1"):
         NeuralNetRegressor(layers=[64, 8, 2]).fit(data)
+
+
+def test_hundreds_of_rounds_keep_one_cached_rdd_and_the_same_lineage(spark, digits):
+    context = spark.sparkContext
+    cached_before = context._jsc.getPersistentRDDs().size()
+    seen = []
+
+    class Watch(dc.Callback):
+        def on_epoch_end(self, state, record):
+            rdds = context._jsc.getPersistentRDDs()
+            lineages = [len(rdds.get(key).toDebugString().splitlines()) for key in rdds.keySet()]
+            seen.append((rdds.size(), max(lineages)))
+
+    model, optimizer = mlp()
+    data = frame(spark, digits[0][:40])  # 20 rows per partition: 20 rounds of one step per epoch
+    fit_spark(model, nn.CrossEntropyLoss(), optimizer, data, epochs=10, batch_size=1, sync="average", sync_every=1,
+              callbacks=[Watch()])
+    assert optimizer.iterations == 10 * 20
+    assert seen == [seen[0]] * 10 and seen[0][0] == cached_before + 1  # one cached RDD, its lineage fixed
+    assert context._jsc.getPersistentRDDs().size() == cached_before  # and it is let go at the end
+
+
+def test_an_old_spark_is_refused():
+    from descend.spark.engine import check_spark_version
+
+    with pytest.raises(DescendValueError, match="Spark 3.1.2 is below the supported 3.5"):
+        check_spark_version("3.1.2")
+    check_spark_version("4.0.1")

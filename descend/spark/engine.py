@@ -31,6 +31,8 @@ from descend.errors import DescendValueError
 from descend.spark.blocks import Blocks, decoded, make_blocks
 
 SYNCS = ("gradient", "average")
+#: the oldest Spark that fit_spark is tested on (mapInPandas, pandas UDFs over Arrow, Java 17)
+SUPPORTED_SPARK = (3, 5)
 
 #: on each executor's Python worker: run key -> (model, loss, step function), rebuilt once per run
 _MODELS: dict[str, tuple[Any, Any, Any]] = {}
@@ -97,6 +99,7 @@ def fit_spark(
     from descend.nn.module import module_spec
     from descend.train import History, TrainingState
 
+    check_spark_version(df.sparkSession.version)
     if sync not in SYNCS:
         raise DescendValueError(f"sync must be one of {', '.join(map(repr, SYNCS))}; got {sync!r}")
     epochs = check_integer("epochs", epochs, low=1)
@@ -147,6 +150,17 @@ def fit_spark(
     for callback in callbacks:
         callback.on_train_end(state)
     return history
+
+
+def check_spark_version(version: str) -> None:
+    """Refuse a Spark older than SUPPORTED_SPARK, naming both."""
+    try:
+        found = tuple(int(part) for part in version.split(".")[:2])
+    except ValueError:
+        raise DescendValueError(f"cannot read the Spark version {version!r}") from None
+    if found < SUPPORTED_SPARK:
+        raise DescendValueError(f"Spark {version} is below the supported {'.'.join(map(str, SUPPORTED_SPARK))}; "
+                                "upgrade pyspark and the cluster's Spark")
 
 
 def _classes(model: Any, loss_fn: Any) -> int | None:
