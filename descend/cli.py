@@ -130,16 +130,22 @@ class _Report(dc.Callback):
 @click.option("--decay", type=click.FloatRange(min=0), default=1e-4, show_default=True,
               help="Inverse-time learning-rate decay per step.")
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--engine", type=click.Choice(("local", "hogwild")), default="local", show_default=True,
-              help="local: this process; hogwild: lock-free worker processes on one shared buffer (mlp, logistic, cnn).")
+@click.option("--engine", type=click.Choice(("local", "hogwild", "spark")), default="local", show_default=True,
+              help="local: this process; hogwild: lock-free worker processes on one shared buffer; "
+                   "spark: data-parallel on a Spark cluster (mlp, logistic).")
 @click.option("--workers", type=click.IntRange(min=1), default=None, help="HOGWILD! worker processes [one per core].")
+@click.option("--master", default="local[*]", show_default=True, help="Spark master for --engine spark (local[2], yarn, spark://host:7077).")
+@click.option("--sync", type=click.Choice(("average", "gradient")), default="average", show_default=True,
+              help="Spark: average models every --sync-every steps, or sum gradients every step.")
+@click.option("--sync-every", type=click.IntRange(min=1), default=50, show_default=True, help="Spark: local steps per round.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None, help="Run folder [default: runs/MODEL-DATA].")
 @click.option("--quiet", is_flag=True, help="No progress bar or per-epoch lines.")
 @click.option("--json", "as_json", is_flag=True, help="Print each epoch's metrics as a JSON line.")
 def train(model_name: str, data_name: str | None, text_path: str | None, epochs: int, batch_size: int | None,
           lr: float | None, momentum: float, hidden: list[int] | None, layers: int, embed: int, seq_length: int,
           limit: int | None, dropout: float, weight_decay: float, decay: float, seed: int, engine: str,
-          workers: int | None, out_dir: str | None, quiet: bool, as_json: bool) -> None:
+          workers: int | None, master: str, sync: str, sync_every: int, out_dir: str | None, quiet: bool,
+          as_json: bool) -> None:
     """Train a model, validate each epoch, test once at the end; write the model and metrics to a run folder.
 
     Convolutional models (cnn, lenet) also get their first-layer filters and
@@ -157,6 +163,8 @@ def train(model_name: str, data_name: str | None, text_path: str | None, epochs:
         raise click.UsageError("--workers is for --engine hogwild")
     if character_model and engine != "local":
         raise click.UsageError("char models carry their state from batch to batch; train them with --engine local")
+    if engine == "spark" and model_name in IMAGE_MODELS:
+        raise click.UsageError("--engine spark trains models of flat features: --model mlp or logistic")
     run = Path(out_dir or f"runs/{model_name}-{'text' if text_path else data_name}")
     run.mkdir(parents=True, exist_ok=True)
     report = _Report(run, epochs, quiet, as_json)
@@ -167,7 +175,8 @@ def train(model_name: str, data_name: str | None, text_path: str | None, epochs:
     else:
         summary = _train_classifier(model_name, data_name, epochs, batch_size or 128, lr or 0.05, momentum, hidden,
                                     limit, dropout, weight_decay, decay, seed, run, report,
-                                    progress=not (quiet or as_json), engine=engine, workers=workers)
+                                    progress=not (quiet or as_json), engine=engine, workers=workers,
+                                    spark={"master": master, "sync": sync, "sync_every": sync_every})
     if as_json:
         click.echo(json.dumps({key: value for key, value in summary.items() if key != "lines"}))
     else:
@@ -176,7 +185,7 @@ def train(model_name: str, data_name: str | None, text_path: str | None, epochs:
 
 
 def _train_classifier(model_name, data_name, epochs, batch_size, lr, momentum, hidden, limit, dropout,
-                      weight_decay, decay, seed, run, report, progress, engine, workers) -> dict[str, Any]:
+                      weight_decay, decay, seed, run, report, progress, engine, workers, spark) -> dict[str, Any]:
     train_set, validation_set, test_set = _load_data(data_name, images=model_name in IMAGE_MODELS)
     train_set = train_set[:limit] if limit else train_set
     model = _build_model(model_name, train_set, hidden, dropout, seed)
@@ -184,9 +193,17 @@ def _train_classifier(model_name, data_name, epochs, batch_size, lr, momentum, h
         model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay,
         schedule=optim.InverseTimeDecay(decay=decay) if decay > 0 else None,
     )
-    dc.fit(model, nn.CrossEntropyLoss(), optimizer, train_set, epochs=epochs, batch_size=batch_size,
-           validation=validation_set, seed=seed, callbacks=[report], progress=progress, engine=engine,
-           workers=workers)
+    if engine == "spark":
+        from descend.spark import fit_spark, spark_session, to_dataframe
+
+        session = spark_session(spark["master"])
+        fit_spark(model, nn.CrossEntropyLoss(), optimizer, to_dataframe(session, train_set), epochs=epochs,
+                  batch_size=batch_size, sync=spark["sync"], sync_every=spark["sync_every"], seed=seed,
+                  validation=to_dataframe(session, validation_set), callbacks=[report])
+    else:
+        dc.fit(model, nn.CrossEntropyLoss(), optimizer, train_set, epochs=epochs, batch_size=batch_size,
+               validation=validation_set, seed=seed, callbacks=[report], progress=progress, engine=engine,
+               workers=workers)
     model_path = dc.save(model, run / "model.dsc", optimizer=optimizer)
     test = {f"test_{name}": value for name, value in dc.evaluate(model, nn.CrossEntropyLoss(), test_set).items()}
     (run / "test.json").write_text(json.dumps(test) + "\n")

@@ -250,3 +250,20 @@ def test_an_old_spark_is_refused():
     with pytest.raises(DescendValueError, match="Spark 3.1.2 is below the supported 3.5"):
         check_spark_version("3.1.2")
     check_spark_version("4.0.1")
+
+
+def test_the_train_command_runs_on_spark(spark, tmp_path):
+    import json
+
+    from click.testing import CliRunner
+
+    from descend.cli import main
+
+    result = CliRunner().invoke(main, ["train", "--model", "mlp", "--data", "digits", "--engine", "spark",
+                                       "--master", "local[2]", "--epochs", "3", "--batch-size", "32",
+                                       "--sync-every", "5", "--hidden", "32", "--out", str(tmp_path), "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert json.loads((tmp_path / "test.json").read_text())["test_accuracy"] > 0.7
+    assert (tmp_path / "model.dsc").is_file()
+    refused = CliRunner().invoke(main, ["train", "--model", "cnn", "--engine", "spark"])
+    assert refused.exit_code == 2 and "flat features" in refused.output

@@ -7,5 +7,6 @@ the embedded default; the same code runs on a cluster under spark-submit.
 
 from descend.spark.engine import SYNCS, TaskInfo, fit_spark
 from descend.spark.predict import predict_spark
+from descend.spark.session import spark_session, to_dataframe
 
-__all__ = ["SYNCS", "TaskInfo", "fit_spark", "predict_spark"]
+__all__ = ["SYNCS", "TaskInfo", "fit_spark", "predict_spark", "spark_session", "to_dataframe"]

@@ -1,0 +1,43 @@
+"""A Spark session for descend, and NumPy data as a DataFrame: what the CLI, the benchmark and the course use."""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any
+
+import numpy as np
+
+
+def spark_session(master: str = "local[*]", app_name: str = "descend", **config: str) -> Any:
+    """getOrCreate a SparkSession on `master` whose executors run this Python (so they import descend).
+
+    On a cluster, pass the master spark-submit would (e.g. "yarn") or run under spark-submit, where the
+    session it made is returned. Extra `config` entries are Spark settings ("spark.executor.memory": "4g").
+    """
+    from pyspark.sql import SparkSession
+
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    builder = SparkSession.builder.master(master).appName(app_name)
+    builder = builder.config("spark.sql.execution.arrow.pyspark.enabled", "true")
+    for key, value in config.items():
+        builder = builder.config(key, value)
+    session = builder.getOrCreate()
+    session.sparkContext.setLogLevel("ERROR")
+    return session
+
+
+def to_dataframe(spark: Any, dataset: Any, partitions: int | None = None, features: str = "features",
+                 label: str = "label") -> Any:
+    """A descend Dataset (x (N, d), y (N,)) as a DataFrame of array<float> features and a label, through Arrow.
+
+    `partitions` defaults to Spark's default parallelism (the cores of local mode).
+    """
+    import pandas as pd
+
+    x = np.asarray(dataset.x, dtype=np.float32).reshape(len(dataset.x), -1)
+    columns = {features: list(x)}
+    if dataset.y is not None:
+        columns[label] = np.asarray(dataset.y)
+    frame = spark.createDataFrame(pd.DataFrame(columns))
+    return frame.repartition(partitions or spark.sparkContext.defaultParallelism)
