@@ -18,8 +18,13 @@ def spark_session(master: str = "local[*]", app_name: str = "descend", **config:
     from pyspark.sql import SparkSession
 
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    # Spark runs one task per core: each task's NumPy gets one BLAS thread, or the tasks fight for the cores.
+    # In local mode the executors' Python workers inherit this process's environment.
+    if master.startswith("local"):
+        os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     builder = SparkSession.builder.master(master).appName(app_name)
     builder = builder.config("spark.sql.execution.arrow.pyspark.enabled", "true")
+    builder = builder.config("spark.executorEnv.OPENBLAS_NUM_THREADS", "1")
     for key, value in config.items():
         builder = builder.config(key, value)
     session = builder.getOrCreate()
