@@ -267,3 +267,12 @@ def test_the_train_command_runs_on_spark(spark, tmp_path):
     assert (tmp_path / "model.dsc").is_file()
     refused = CliRunner().invoke(main, ["train", "--model", "cnn", "--engine", "spark"])
     assert refused.exit_code == 2 and "flat features" in refused.output
+
+
+def test_an_unfitted_estimator_saves_and_loads_its_params(spark, tmp_path):
+    from descend.spark.ml import NeuralNetClassifier
+
+    NeuralNetClassifier(layers=[64, 8, 10], maxEpochs=3, sync="gradient").write().save(str(tmp_path / "estimator"))
+    loaded = NeuralNetClassifier.load(str(tmp_path / "estimator"))
+    assert loaded.getLayers() == [64, 8, 10]
+    assert loaded.getOrDefault("maxEpochs") == 3 and loaded.getOrDefault("sync") == "gradient"

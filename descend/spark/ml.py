@@ -121,7 +121,18 @@ class _NetworkReader(MLReader):
         return instance
 
 
-class NeuralNetClassifier(Estimator, _NetworkParams, HasProbabilityCol, MLWritable, MLReadable):
+class _SavedAsParams(MLWritable, MLReadable):
+    """An estimator saved as its Params alone (Spark's JSON metadata): it has nothing learned yet."""
+
+    def write(self) -> MLWriter:
+        return DefaultParamsWriter(self)
+
+    @classmethod
+    def read(cls) -> MLReader:
+        return DefaultParamsReader(cls)
+
+
+class NeuralNetClassifier(Estimator, _NetworkParams, HasProbabilityCol, _SavedAsParams):
     """A ReLU MLP classifier (softmax cross-entropy) trained with fit_spark; labels are class indices 0..k−1.
 
     Its model adds predictionCol (the class index, double) and probabilityCol (array<double>).
@@ -142,13 +153,6 @@ class NeuralNetClassifier(Estimator, _NetworkParams, HasProbabilityCol, MLWritab
         self._train(network, nn.CrossEntropyLoss(), dataset, self.getLabelCol())
         return self._copyValues(NeuralNetClassificationModel(network))
 
-    def write(self) -> MLWriter:
-        return DefaultParamsWriter(self)
-
-    @classmethod
-    def read(cls) -> MLReader:
-        return DefaultParamsReader(cls)
-
 
 class NeuralNetClassificationModel(_NetworkModel, _NetworkParams, HasProbabilityCol):
     """The fitted classifier: adds predictionCol and probabilityCol."""
@@ -160,7 +164,7 @@ class NeuralNetClassificationModel(_NetworkModel, _NetworkParams, HasProbability
                              probability=self.getProbabilityCol() or None)
 
 
-class NeuralNetRegressor(Estimator, _NetworkParams, MLWritable, MLReadable):
+class NeuralNetRegressor(Estimator, _NetworkParams, _SavedAsParams):
     """A ReLU MLP regressor (mean squared error) trained with fit_spark; layers end in 1 for one target."""
 
     @keyword_only
@@ -180,13 +184,6 @@ class NeuralNetRegressor(Estimator, _NetworkParams, MLWritable, MLReadable):
         network = nn.MLP(layers, activation="relu", rng=self.getOrDefault(self.seed))
         self._train(network, nn.MSELoss(), dataset, self.getLabelCol())
         return self._copyValues(NeuralNetRegressionModel(network))
-
-    def write(self) -> MLWriter:
-        return DefaultParamsWriter(self)
-
-    @classmethod
-    def read(cls) -> MLReader:
-        return DefaultParamsReader(cls)
 
 
 class NeuralNetRegressionModel(_NetworkModel, _NetworkParams):
@@ -212,7 +209,7 @@ class _AnomalyParams(_NetworkParams):
         self._setDefault(scoreCol="anomalyScore", contamination=0.01, stepSize=1e-3)
 
 
-class AutoencoderAnomalyDetector(Estimator, _AnomalyParams, MLWritable, MLReadable):
+class AutoencoderAnomalyDetector(Estimator, _AnomalyParams, _SavedAsParams):
     """An autoencoder (layers: the encoder's widths, input first) trained to rebuild normal rows; no label needed.
 
     Its model adds scoreCol (the reconstruction error) and predictionCol (1.0 where the score is above
@@ -242,13 +239,6 @@ class AutoencoderAnomalyDetector(Estimator, _AnomalyParams, MLWritable, MLReadab
         threshold = scored.approxQuantile("__score", [1.0 - contamination], 1e-4)[0]
         model = self._copyValues(AutoencoderAnomalyModel(network))
         return model._set(threshold=float(threshold))
-
-    def write(self) -> MLWriter:
-        return DefaultParamsWriter(self)
-
-    @classmethod
-    def read(cls) -> MLReader:
-        return DefaultParamsReader(cls)
 
 
 class AutoencoderAnomalyModel(_NetworkModel, _AnomalyParams):
