@@ -25,7 +25,7 @@ from descend.nn.losses import BCEWithLogitsLoss, CrossEntropyLoss
 from descend.nn.module import Module, check_finite
 from descend.tensor import Tensor, no_grad
 
-ENGINES = ("local", "hogwild")
+ENGINES = ("local", "hogwild", "spark")
 
 StepFunction = Callable[[np.ndarray, np.ndarray, np.ndarray], tuple[float, np.ndarray, float | None]]
 
@@ -322,14 +322,25 @@ def fit(
 
     engine="hogwild" trains the same model with `workers` processes (default:
     one per core) that update one shared parameter buffer without locks
-    (descend.hogwild.fit_hogwild); "local" is this process's loop, the reference.
+    (descend.hogwild.fit_hogwild); engine="spark" takes `train` (and
+    `validation`) as Spark DataFrames with "features" and "label" columns and
+    averages models across the partitions (descend.spark.fit_spark, which has
+    the other settings); "local" is this process's loop, the reference.
     """
     if engine not in ENGINES:
         raise DescendValueError(f"fit: unknown engine {engine!r}; available engines: {', '.join(ENGINES)}")
     if workers is not None and engine == "local":
         raise DescendValueError(f"fit: workers={workers!r} is for engine='hogwild'; the local engine is one process")
-    if engine == "hogwild" and not shuffle:
-        raise DescendValueError("fit: engine='hogwild' shuffles every epoch; shuffle=False is for the local engine")
+    if workers is not None and engine == "spark":
+        raise DescendValueError("fit: engine='spark' runs a task per core of the cluster; workers= is for 'hogwild'")
+    if engine != "local" and not shuffle:
+        raise DescendValueError(f"fit: engine={engine!r} shuffles every epoch; shuffle=False is for the local engine")
+    if engine == "spark":
+        from descend.spark import fit_spark
+
+        return fit_spark(model, loss_fn, optimizer, train, epochs=epochs, batch_size=batch_size,
+                         seed=0 if seed is None else seed, clip_grad_norm=clip_grad_norm, validation=validation,
+                         callbacks=callbacks)
     epochs = check_integer("epochs", epochs, low=1)
     batch_size = check_integer("batch_size", batch_size, low=1)
     x_train, y_train = _inputs_and_targets(as_dataset(train, "train"), model, loss_fn, "train")

@@ -276,3 +276,17 @@ def test_an_unfitted_estimator_saves_and_loads_its_params(spark, tmp_path):
     loaded = NeuralNetClassifier.load(str(tmp_path / "estimator"))
     assert loaded.getLayers() == [64, 8, 10]
     assert loaded.getOrDefault("maxEpochs") == 3 and loaded.getOrDefault("sync") == "gradient"
+
+
+def test_fit_with_the_spark_engine_is_fit_spark(spark, digits):
+    train, _ = digits
+    data = frame(spark, train)
+    runs = []
+    for train_with_fit in (True, False):
+        model, optimizer = mlp()
+        if train_with_fit:
+            dc.fit(model, nn.CrossEntropyLoss(), optimizer, data, epochs=2, batch_size=32, engine="spark")
+        else:
+            fit_spark(model, nn.CrossEntropyLoss(), optimizer, data, epochs=2, batch_size=32)
+        runs.append(model.flat_buffer().data.copy())
+    np.testing.assert_array_equal(runs[0], runs[1])
