@@ -404,15 +404,20 @@ def fit(
         if validation_set is not None:
             record.update({f"val_{k}": v for k, v in evaluate(model, loss_fn, validation_set).items()})
         record["lr"] = float(lr_used)  # the rate of the epoch's last step
-        record["seconds"] = time.perf_counter() - started
-        history.epochs.append(record)
-        for callback in everyone:
-            callback.on_epoch_end(state, record)
-        if state.stop:
+        if end_epoch(state, record, started, everyone):
             break
     for callback in everyone:
         callback.on_train_end(state)
     return history
+
+
+def end_epoch(state: TrainingState, record: dict[str, float], started: float, callbacks: Sequence[Callback]) -> bool:
+    """What every engine does when an epoch ends: time it, keep its record, tell the callbacks; True to stop."""
+    record["seconds"] = time.perf_counter() - started
+    state.history.epochs.append(record)
+    for callback in callbacks:
+        callback.on_epoch_end(state, record)
+    return state.stop
 
 
 def _check_finite_step(model: Module, loss: float, grads: np.ndarray, state: TrainingState) -> None:

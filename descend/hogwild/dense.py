@@ -84,7 +84,7 @@ def fit_hogwild(
     (momentum, moments) is the mean of the workers' at the end.
     """
     from descend.nn.module import module_spec
-    from descend.train import History, TrainingState, _progress_bar, evaluate
+    from descend.train import History, TrainingState, _progress_bar, end_epoch, evaluate
 
     workers = check_workers(workers)
     if seed is None:  # the workers must cut the same permutation: draw one seed for them all
@@ -138,12 +138,8 @@ def fit_hogwild(
             if validation is not None:
                 record.update({f"val_{k}": v for k, v in evaluate(model, loss_fn, validation).items()})
             record["lr"] = float(optimizer.lr)
-            record["seconds"] = time.perf_counter() - started
-            history.epochs.append(record)
             history.worker_spans.append([Span(m["worker"], m["start"], m["stop"]) for m in done])
-            for callback in everyone:
-                callback.on_epoch_end(state, record)
-            if state.stop:
+            if end_epoch(state, record, started, everyone):
                 break
         for index, name in enumerate(state_names):  # one optimizer state for the parent: the workers' mean
             optimizer.state[name][...] = shared_state[:, index].mean(axis=0)

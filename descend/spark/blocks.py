@@ -119,9 +119,10 @@ def make_blocks(df: Any, features: str, label: str | None, n_features: int, clas
                 raise DataError(f"label column {label!r} has a null row; drop it before training")
             y = frame[label].to_numpy()
             if classes is not None:
-                if not (np.equal(np.mod(y, 1), 0).all() and (y >= 0).all() and (y < classes).all()):
-                    bad = y[~((np.mod(y, 1) == 0) & (y >= 0) & (y < classes))][:5].tolist()
-                    raise DataError(f"label column {label!r} holds {bad}, outside the model's classes 0..{classes - 1}")
+                outside = (np.mod(y, 1) != 0) | (y < 0) | (y >= classes)
+                if outside.any():
+                    raise DataError(f"label column {label!r} holds {y[outside][:5].tolist()}, outside the "
+                                    f"model's classes 0..{classes - 1}")
                 y = y.astype(np.int64)
             else:
                 y = y.astype(np.float32)

@@ -97,7 +97,7 @@ def fit_spark(
     """
     from descend.nn.losses import CrossEntropyLoss
     from descend.nn.module import module_spec
-    from descend.train import History, TrainingState
+    from descend.train import History, TrainingState, end_epoch
 
     check_spark_version(df.sparkSession.version)
     if sync not in SYNCS:
@@ -136,12 +136,8 @@ def fit_spark(
             if held_out is not None:
                 record.update({f"val_{k}": v for k, v in evaluate_blocks(context, held_out, setup, model).items()})
             record["lr"] = float(optimizer.lr)
-            record["seconds"] = time.perf_counter() - started
-            history.epochs.append(record)
             history.driver_bytes.append(sent)
-            for callback in callbacks:
-                callback.on_epoch_end(state, record)
-            if state.stop:
+            if end_epoch(state, record, started, callbacks):
                 break
     finally:
         blocks.release()
@@ -167,8 +163,11 @@ def _classes(model: Any, loss_fn: Any) -> int | None:
     """The classifier's class count (its output width) for CrossEntropyLoss; None otherwise."""
     from descend.nn.losses import CrossEntropyLoss
 
-    if not isinstance(loss_fn, CrossEntropyLoss):
-        return None
+    return output_width(model) if isinstance(loss_fn, CrossEntropyLoss) else None
+
+
+def output_width(model: Any) -> int:
+    """The model's outputs: the last weight's fan-out ((in, out) layout)."""
     last = [p for name, p in model.named_parameters() if name.endswith("weight")][-1]
     return int(last.shape[-1])
 

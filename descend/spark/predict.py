@@ -9,6 +9,7 @@ import numpy as np
 
 from descend.errors import DescendValueError
 from descend.spark.blocks import _column_kind, stack_features
+from descend.spark.engine import output_width
 
 _SCORED = "__descend_outputs"
 
@@ -37,7 +38,7 @@ def predict_spark(model: Any, df: Any, features: str = "features", output: str =
         raise DescendValueError(f"features column {features!r} holds single numbers; assemble a vector first")
     spec, dtype = json.dumps(module_spec(model)), model.flat_buffer().dtype.str
     weights = df.sparkSession.sparkContext.broadcast(model.flat_buffer().data.copy())
-    width = _output_width(model)
+    width = output_width(model)
     classifier = width > 1 and not model.target_is_input
     fields = [types.StructField(output, types.DoubleType() if classifier or width == 1
                                 else types.ArrayType(types.FloatType()))]
@@ -77,8 +78,3 @@ def predict_spark(model: Any, df: Any, features: str = "features", output: str =
     scored = df.withColumn(_SCORED, outputs_of(source))
     return scored.select("*", *(functions.col(f"{_SCORED}.{field.name}").alias(field.name) for field in fields)) \
         .drop(_SCORED)
-
-
-def _output_width(model: Any) -> int:
-    last = [p for name, p in model.named_parameters() if name.endswith("weight")][-1]
-    return int(last.shape[-1])
