@@ -2,6 +2,7 @@
 tasks that change nothing, inference as DataFrame columns, data that stays on the executors, bad input."""
 
 import os
+import shutil
 import sys
 
 import numpy as np
@@ -40,11 +41,11 @@ def digits():
     return train[:400], test
 
 
-def frame(spark, dataset, vectors=True):
-    """A two-partition DataFrame of the rows in order: the first half in partition 0."""
+def frame(spark, dataset, vectors=True, partitions=2):
+    """A DataFrame of the rows in order, in `partitions` runs of consecutive rows."""
     rows = [(Vectors.dense(x.astype(float)) if vectors else x.astype(float).tolist(), int(y))
             for x, y in zip(dataset.x, dataset.y)]
-    return spark.createDataFrame(spark.sparkContext.parallelize(rows, 2), ["features", "label"])
+    return spark.createDataFrame(spark.sparkContext.parallelize(rows, partitions), ["features", "label"])
 
 
 def mlp(seed=0):
@@ -62,6 +63,19 @@ def test_gradient_sync_gives_the_local_engines_weights(spark, digits):
     np.testing.assert_allclose(ours.flat_buffer().data, local.flat_buffer().data, rtol=1e-5, atol=1e-6)
     assert optimizer.iterations == local_optimizer.iterations == 2 * 13
     assert len(history) == 2 and 0 < history["accuracy"][-1] <= 1
+
+
+def test_many_partitions_are_added_up_on_the_executors_first(spark, digits):
+    train, _ = digits
+    local, local_optimizer = mlp()
+    dc.fit(local, nn.CrossEntropyLoss(), local_optimizer, train, epochs=1, batch_size=100, seed=3, progress=False)
+    ours, optimizer = mlp()
+    history = fit_spark(ours, nn.CrossEntropyLoss(), optimizer, frame(spark, train, partitions=9), epochs=1,
+                        batch_size=100, sync="gradient", seed=3)
+    np.testing.assert_allclose(ours.flat_buffer().data, local.flat_buffer().data, rtol=1e-5, atol=1e-6)
+    # nine partitions in three runs of three: the driver gets at most three gradient sums a step, not nine
+    gradient_bytes = ours.flat_buffer().grad.nbytes
+    assert 4 * gradient_bytes <= history.driver_bytes[0] <= 4 * 3 * gradient_bytes
 
 
 def test_model_averaging_trains_and_only_parameters_reach_the_driver(spark, digits, monkeypatch):
@@ -196,7 +210,7 @@ def test_spark_ml_regressor_and_anomaly_detector(spark, digits, tmp_path):
 
     from descend.spark.ml import AutoencoderAnomalyDetector, AutoencoderAnomalyModel, NeuralNetRegressor
 
-    train, test = digits
+    train = digits[0]
     assemble = VectorAssembler(inputCols=[f"p{i}" for i in range(64)], outputCol="features")
     train_df = assemble.transform(_pixel_table(spark, train))
     regression = NeuralNetRegressor(layers=[64, 16, 1], maxEpochs=5, syncEvery=4, batchSize=32).fit(train_df)
@@ -222,6 +236,32 @@ def test_layers_are_checked_before_any_job(spark, digits):
         NeuralNetClassifier().fit(data)
     with pytest.raises(DescendValueError, match="must end in 1"):
         NeuralNetRegressor(layers=[64, 8, 2]).fit(data)
+
+
+def test_blocks_lost_from_an_executor_are_rebuilt_from_the_lineage(spark, digits):
+    from pyspark import SparkFiles
+
+    store = os.path.join(SparkFiles.getRootDirectory(), "descend-blocks")  # local mode: the executors' disk
+    rebuilt = []
+
+    class LoseTheBlocks(dc.Callback):
+        def on_epoch_end(self, state, record):
+            if state.epoch == 1:
+                shutil.rmtree(store)
+            else:
+                runs = [os.path.join(store, run) for run in os.listdir(store)]
+                rebuilt.append(sorted(name for run in runs for name in os.listdir(run)))
+
+    data = frame(spark, digits[0])
+    runs = []
+    for callbacks in ((), (LoseTheBlocks(),)):
+        model, optimizer = mlp()
+        fit_spark(model, nn.CrossEntropyLoss(), optimizer, data, epochs=2, batch_size=32, sync="average",
+                  sync_every=2, callbacks=callbacks)
+        runs.append(model.flat_buffer().data.copy())
+    assert rebuilt == [["x0.npy", "x1.npy", "y0.npy", "y1.npy"]]
+    np.testing.assert_array_equal(runs[0], runs[1])
+    assert os.listdir(store) == []  # the run's block files go with it
 
 
 def test_hundreds_of_rounds_keep_one_cached_rdd_and_the_same_lineage(spark, digits):

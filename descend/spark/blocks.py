@@ -2,25 +2,38 @@
 
 The features column may be a Spark ML vector or an array of numbers; the label column integers
 (classes) or numbers (regression targets). Each partition is turned into one (rows, features) block
-through Arrow (`mapInPandas`), the blocks are persisted in Spark's memory, and each executor's
-Python worker keeps the decoded NumPy arrays between jobs, so a training step reads memory, not
-Spark rows. Nothing but the per-partition row counts comes back to the driver here.
+through Arrow (`mapInPandas`) and stored as .npy files in the executor's Spark work directory, where
+every Python worker of that executor memory-maps it. The RDD that Spark caches holds only each
+partition's row count, so a training job ships nothing but weights to its tasks: re-reading a
+cached block of bytes from the JVM in every round would cost more than the round's arithmetic.
+
+Spark still owns recovery. A lost executor takes its cached row counts with it, and Spark
+recomputes them (and so the block files) from the DataFrame's lineage on another executor; a task
+that finds no file for its partition reports it, and `Blocks.run` runs that partition again on the
+block rebuilt from the lineage. Nothing but row counts and each task's results reaches the driver.
 """
 
 from __future__ import annotations
 
 import itertools
+import math
+import os
+import shutil
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from descend.errors import DataError, DescendTypeError, DescendValueError
 
-#: on each executor's Python worker: (run key, partition) -> (x, y) decoded blocks of the current runs
-_DECODED: dict[tuple[str, int], tuple[np.ndarray, np.ndarray | None]] = {}
+#: on each executor's Python worker: (blocks key, partition) -> the memory-mapped (x, y) of the current runs
+_OPENED: dict[tuple[str, int], tuple[np.ndarray, np.ndarray | None]] = {}
 _KEYS = itertools.count()
 _KEPT_DATASETS = 4  # a run's training and validation blocks, and a little room
+_STORE = "descend-blocks"  # under the Spark work directory (SparkFiles' root) of each executor
 
 
 def _column_kind(df: Any, name: str, role: str) -> str:
@@ -72,9 +85,13 @@ def stack_features(column: Any, n_features: int | None, name: str) -> np.ndarray
 
 @dataclass
 class Blocks:
-    """The cached per-partition blocks of one DataFrame: the RDD, its partitions' row counts and where each starts."""
+    """One DataFrame's blocks: the cached RDD of row counts, the lineage that rebuilds a block, and the layout.
+
+    `rows[p]` is partition p's row count and `offsets[p]` the index of its first row in the whole dataset.
+    """
 
     rdd: Any
+    source: Any
     key: str
     rows: list[int]
     offsets: list[int]
@@ -85,12 +102,66 @@ class Blocks:
     def n_rows(self) -> int:
         return sum(self.rows)
 
-    def release(self) -> None:
+    def total(self, task: Callable[[int, np.ndarray, Any], Any]) -> tuple[Any, int]:
+        """The sum over partitions of `task(partition, x, y)`, run on the executors, and the bytes the driver got.
+
+        A task's result is a number, an array, None (adds nothing), or a tuple or dict of those. The sum's
+        order is fixed by the partitions alone, never by which task finished first, so a retried task
+        changes no bit of it. With many partitions the executors first add them in runs of about
+        √partitions, so the driver receives √partitions results, not one per partition (the shape of
+        Spark's treeAggregate, whose shuffle would add in arrival order). The task must not capture
+        this object, which holds RDDs. Where an executor has lost a block's file, the blocks are rebuilt
+        from the lineage and the job runs again.
+        """
+        for _ in range(2):
+            collected = self._partial_sums(task).collect()
+            if all(found for _, found, _ in collected):
+                results = [result for _, _, result in sorted(collected, key=lambda entry: entry[0])]
+                return sum_in_order(results), sum(array_bytes(result) for result in results)
+            self._rebuild()
+        raise DataError("the executors lost the training blocks twice in a row; check their local disks")
+
+    def _partial_sums(self, task: Callable[[int, np.ndarray, Any], Any]) -> Any:
+        """An RDD of (group, all blocks found, the group's sum): groups of consecutive partitions, in order."""
+        key, label_kind, partitions = self.key, self.label_kind, len(self.rows)
+
+        def on_stored(partition, counts):
+            for _ in counts:
+                found = opened_block(key, partition, label_kind)
+                yield (partition, False, None) if found is None else (partition, True, task(partition, *found))
+
+        per_partition = self.rdd.mapPartitionsWithIndex(on_stored)
+        group = max(2, math.ceil(math.sqrt(partitions)))
+        if partitions <= group + partitions / group:  # as treeAggregate: too few partitions to gain from a level
+            return per_partition
+        groups = -(-partitions // group)
+
+        def add_group(entries):
+            entries = [entry for _, entry in sorted(entries, key=lambda keyed: keyed[1][0])]
+            if entries:
+                yield (entries[0][0] // group, all(found for _, found, _ in entries),
+                       sum_in_order([result for _, _, result in entries]))
+
+        return (per_partition.map(lambda entry: (entry[0] // group, entry))
+                .partitionBy(groups, lambda index: index).mapPartitions(add_group))
+
+    def _rebuild(self) -> None:
+        """Encode every block again from the lineage and cache fresh row counts (the block files come with them)."""
         self.rdd.unpersist()
+        self.rdd = _stored_counts(self.source, self.key, self.n_features, self.label_kind)
+
+    def release(self) -> None:
+        """Let the cached row counts go, and the block files too where the driver shares the executors' disk."""
+        context = self.rdd.context
+        self.rdd.unpersist()
+        if context.master.startswith("local"):
+            from pyspark import SparkFiles
+
+            shutil.rmtree(Path(SparkFiles.getRootDirectory(), _STORE, self.key), ignore_errors=True)
 
 
 def make_blocks(df: Any, features: str, label: str | None, n_features: int, classes: int | None) -> Blocks:
-    """Turn `df` into cached float32 blocks, checking the columns; only row counts reach the driver.
+    """Turn `df` into float32 blocks stored on the executors, checking the columns; only row counts reach the driver.
 
     `n_features`: the model's input width; `classes`: the classifier's class count (labels must lie in
     0..classes − 1), None for regression targets or no label.
@@ -102,8 +173,9 @@ def make_blocks(df: Any, features: str, label: str | None, n_features: int, clas
     if kind is not None and kind != "number":
         raise DescendTypeError(f"label column {label!r} must hold numbers (class indices or targets); got {kind}")
     columns = [features] + ([label] if label else [])
-    source = feature_arrays(df.select(*columns), features)
+    frames = feature_arrays(df.select(*columns), features)
     key = f"descend-{next(_KEYS)}-{id(df)}"
+    label_kind = None if label is None else ("class" if classes else "target")
 
     def encode(frames):
         from pyspark import TaskContext
@@ -133,28 +205,114 @@ def make_blocks(df: Any, features: str, label: str | None, n_features: int, clas
         types.StructField("partition", types.IntegerType()), types.StructField("rows", types.LongType()),
         types.StructField("x", types.BinaryType()), types.StructField("y", types.BinaryType()),
     ])
-    rdd = source.mapInPandas(encode, schema).rdd.map(tuple).persist()
-    counts = sorted(rdd.map(lambda block: (block[0], block[1])).collect())
-    rows = [count for _, count in counts]
+    source = frames.mapInPandas(encode, schema).rdd.map(tuple)
+    rdd = _stored_counts(source, key, n_features, label_kind)
+    counts = sorted(rdd.collect())
+    rows = [rows for _, rows in counts]
     if sum(rows) == 0:
-        rdd.unpersist()
+        Blocks(rdd, source, key, rows, [], n_features, label_kind).release()
         raise DataError("the DataFrame has no rows to train on")
     offsets = np.concatenate([[0], np.cumsum(rows)[:-1]]).astype(int).tolist()
-    return Blocks(rdd, key, rows, offsets, n_features, None if label is None else ("class" if classes else "target"))
+    return Blocks(rdd, source, key, rows, offsets, n_features, label_kind)
 
 
-def decoded(blocks_key: str, block: tuple, n_features: int, label_kind: str | None) -> tuple[np.ndarray, Any]:
-    """The NumPy (x, y) of a cached block, decoded once per Python worker and kept for later jobs."""
+def _stored_counts(source: Any, key: str, n_features: int, label_kind: str | None) -> Any:
+    """The cached RDD of (partition, rows); computing a partition stores its block on the executor that ran it."""
+
+    def count(block):
+        store_block(key, block, n_features, label_kind)
+        return block[0], block[1]
+
+    return source.map(count).persist()
+
+
+def sum_in_order(results: list[Any]) -> Any:
+    """results[0] + results[1] + ..., left to right (see add_results)."""
+    total = None
+    for result in results:
+        total = add_results(total, result)
+    return total
+
+
+def add_results(total: Any, result: Any) -> Any:
+    """total + result for numbers, arrays, and tuples or dicts of them; None adds nothing."""
+    if total is None:
+        return result
+    if result is None:
+        return total
+    if isinstance(total, tuple):
+        return tuple(add_results(a, b) for a, b in zip(total, result, strict=True))
+    if isinstance(total, dict):
+        return {name: add_results(total[name], result[name]) for name in total}
+    return total + result
+
+
+def array_bytes(result: Any) -> int:
+    """The bytes of the arrays in a task's result (what it sends the driver, numbers aside)."""
+    if isinstance(result, np.ndarray):
+        return result.nbytes
+    if isinstance(result, tuple | list):
+        return sum(map(array_bytes, result))
+    if isinstance(result, dict):
+        return sum(map(array_bytes, result.values()))
+    return 0
+
+
+def _store_directory(key: str) -> Path:
+    from pyspark import SparkFiles
+
+    return Path(SparkFiles.getRootDirectory(), _STORE, key)
+
+
+def _forget_old_blocks(directory: Path) -> None:
+    """Delete the block files of all but the newest few runs on this executor (a cluster's driver cannot)."""
+    runs = []
+    for entry in directory.parent.iterdir():
+        try:
+            runs.append((entry.stat().st_mtime, entry))
+        except FileNotFoundError:  # another worker has just deleted it
+            continue
+    runs = [entry for _, entry in sorted(runs) if entry != directory]
+    for old in runs[: max(0, len(runs) - _KEPT_DATASETS + 1)]:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def store_block(key: str, block: tuple, n_features: int, label_kind: str | None) -> tuple[np.ndarray, Any]:
+    """Write an encoded block (partition, rows, x bytes, y bytes) to this executor's store; its (x, y) arrays."""
     partition, rows, x_bytes, y_bytes = block
-    found = _DECODED.get((blocks_key, partition))
+    directory = _store_directory(key)
+    directory.mkdir(parents=True, exist_ok=True)
+    _forget_old_blocks(directory)
+    x = np.frombuffer(x_bytes, dtype=np.float32).reshape(rows, n_features)
+    y = None if y_bytes is None else np.frombuffer(y_bytes, dtype=np.int64 if label_kind == "class" else np.float32)
+    for name, array in (("y", y), ("x", x)):  # x last: its file says the block is whole
+        if array is not None:
+            # another worker of this executor may be storing the same block: write aside, then rename at once
+            aside = directory / f"{name}{partition}.{os.getpid()}.{time.monotonic_ns()}.npy"
+            np.save(aside, array)
+            os.replace(aside, directory / f"{name}{partition}.npy")
+    return _shaped(x, y, label_kind)
+
+
+def opened_block(key: str, partition: int, label_kind: str | None) -> tuple[np.ndarray, Any] | None:
+    """A stored block's (x, y), memory-mapped once per Python worker; None where this executor has no file for it."""
+    directory = _store_directory(key)
+    if not (directory / f"x{partition}.npy").exists():  # deleted, or never stored on this executor
+        _OPENED.pop((key, partition), None)
+        return None
+    found = _OPENED.get((key, partition))
     if found is None:
-        kept = list(dict.fromkeys(key for key, _ in _DECODED))
+        kept = list(dict.fromkeys(entry for entry, _ in _OPENED))
         for old in kept[: max(0, len(kept) - _KEPT_DATASETS + 1)]:  # earlier runs' blocks: let them go
-            for stale in [entry for entry in _DECODED if entry[0] == old]:
-                del _DECODED[stale]
-        x = np.frombuffer(x_bytes, dtype=np.float32).reshape(rows, n_features)
-        y = None if y_bytes is None else np.frombuffer(y_bytes, dtype=np.int64 if label_kind == "class" else np.float32)
-        if label_kind == "target":
-            y = y.reshape(rows, 1)  # one target per row, shaped like a one-output model's predictions
-        found = _DECODED[(blocks_key, partition)] = (x, y)
+            for stale in [entry for entry in _OPENED if entry[0] == old]:
+                del _OPENED[stale]
+        x = np.load(directory / f"x{partition}.npy", mmap_mode="r")
+        y = None if label_kind is None else np.load(directory / f"y{partition}.npy", mmap_mode="r")
+        found = _OPENED[(key, partition)] = _shaped(x, y, label_kind)
     return found
+
+
+def _shaped(x: np.ndarray, y: Any, label_kind: str | None) -> tuple[np.ndarray, Any]:
+    # plain arrays over the mapped memory; one target per row, shaped like a one-output model's predictions
+    x, y = np.asarray(x), None if y is None else np.asarray(y)
+    return x, (y.reshape(len(y), 1) if label_kind == "target" else y)

@@ -12,7 +12,7 @@ Two ways to keep the partitions' models together:
 
 Determinism under retries: a task's randomness is keyed by (seed, round, partition), and results are
 combined in partition order, never arrival order, so a retried task changes nothing, bit for bit.
-The lineage stays fixed: every job reads the one cached RDD of blocks, the weights live on the
+The lineage stays fixed: every job reads the one cached RDD of row counts, the weights live on the
 driver, and each round's broadcast is destroyed when the round is done.
 """
 
@@ -28,7 +28,7 @@ import numpy as np
 
 from descend.checks import check_integer
 from descend.errors import DescendValueError
-from descend.spark.blocks import Blocks, decoded, make_blocks
+from descend.spark.blocks import Blocks, make_blocks
 
 SYNCS = ("gradient", "average")
 #: the oldest Spark that fit_spark is tested on (mapInPandas, pandas UDFs over Arrow, Java 17)
@@ -192,36 +192,29 @@ def _gradient_epoch(context, blocks: Blocks, setup, model, optimizer, epoch, bat
         step_index = optimizer.iterations
         picked = np.sort(rows)
 
-        def task(partition, items, weights=weights, picked=picked, step_index=step_index):
+        def task(partition, x, y, weights=weights, picked=picked, step_index=step_index):
             _run_hook(hook, step_index, partition)
             mine = picked[(picked >= offsets[partition]) & (picked < offsets[partition] + sizes[partition])]
-            for block in items:
-                if mine.size == 0:
-                    yield partition, 0.0, None, 0.0, 0
-                    continue
-                model_here, _, step = _executor_model(setup)
-                x, y = _inputs(*decoded(setup["key"], block, setup["features"], setup["labels"]), model_here)
-                local = mine - offsets[partition]
-                loss, grads, correct = step(weights.value, x[local], y[local])
-                yield partition, loss * local.size, grads * local.size, correct or 0.0, int(local.size)
+            if mine.size == 0:
+                return 0.0, None, 0.0, 0
+            model_here, _, step = _executor_model(setup)
+            x, y = _inputs(x, y, model_here)
+            local = mine - offsets[partition]
+            loss, grads, correct = step(weights.value, x[local], y[local])
+            return loss * local.size, grads * local.size, correct or 0.0, int(local.size)
 
-        results = sorted(blocks.rdd.mapPartitionsWithIndex(task).collect(), key=lambda result: result[0])
+        (loss_sum, grad_sum, correct, total_rows), received = blocks.total(task)
         weights.destroy()
-        total_rows = sum(result[4] for result in results)
-        summed = None
-        for _, _, grads, _, _ in results:  # in partition order: the same sum whatever finished first
-            if grads is not None:
-                summed = grads.copy() if summed is None else summed + grads
-                sent += grads.nbytes
-        buffer.grad[...] = summed / total_rows
-        loss = sum(result[1] for result in results) / total_rows
+        sent += received
+        buffer.grad[...] = grad_sum / total_rows
+        loss = loss_sum / total_rows
         state.step += 1
         _check_finite_step(model, loss, buffer.grad, state)
         if max_norm is not None:
             clip_grad_norm(buffer.grad, max_norm)
         optimizer.step()
-        totals["loss"] += loss * total_rows
-        totals["correct"] += sum(result[3] for result in results)
+        totals["loss"] += loss_sum
+        totals["correct"] += correct
         totals["rows"] += total_rows
     return totals, sent
 
@@ -243,48 +236,50 @@ def _average_epoch(context, blocks: Blocks, setup, model, optimizer, epoch, batc
         shared = context.broadcast((buffer.data, {name: optimizer.state[name] for name in state_names},
                                     optimizer.iterations))
 
-        def task(partition, items, shared=shared, round_index=round_index, round_in_epoch=round_in_epoch):
+        def task(partition, x, y, shared=shared, round_index=round_index, round_in_epoch=round_in_epoch):
             _run_hook(hook, round_index, partition)
-            for block in items:
-                model_here, _, step = _executor_model(setup)
-                x, y = _inputs(*decoded(setup["key"], block, setup["features"], setup["labels"]), model_here)
-                weights, states, iterations = shared.value
-                here = model_here.flat_buffer()
-                here.data[...] = weights
-                local_optimizer = build_optimizer(description, model_here.parameters())
-                for name in state_names:
-                    local_optimizer.state[name][...] = states[name]
-                local_optimizer.iterations = iterations
-                _seed_module_generators(model_here, [seed, round_index, partition])
-                # this epoch's order of the partition's rows, the same in every round of the epoch
-                order = np.random.default_rng([seed, epoch, partition]).permutation(len(x))
-                mine = order[round_in_epoch * rows_per_round : (round_in_epoch + 1) * rows_per_round]
-                loss_sum, correct_sum = 0.0, 0.0
-                model_here.train()
-                for begin in range(0, len(mine), batch_size):
-                    rows = np.sort(mine[begin : begin + batch_size])
-                    loss, grads, correct = step(here.data, x[rows], y[rows])
-                    if max_norm is not None:
-                        clip_grad_norm(grads, max_norm)
-                    local_optimizer.step()
-                    loss_sum += loss * len(rows)
-                    correct_sum += correct or 0.0
-                yield (partition, here.data.copy(), {name: local_optimizer.state[name].copy() for name in state_names},
-                       loss_sum, correct_sum, int(len(mine)))
+            # this epoch's order of the partition's rows, the same in every round of the epoch
+            order = np.random.default_rng([seed, epoch, partition]).permutation(len(x))
+            mine = order[round_in_epoch * rows_per_round : (round_in_epoch + 1) * rows_per_round]
+            if mine.size == 0:  # this partition's rows ran out: it sits the round out
+                return None, None, 0, 0.0, 0.0, 0
+            model_here, _, step = _executor_model(setup)
+            x, y = _inputs(x, y, model_here)
+            weights, states, iterations = shared.value
+            here = model_here.flat_buffer()
+            here.data[...] = weights
+            local_optimizer = build_optimizer(description, model_here.parameters())
+            for name in state_names:
+                local_optimizer.state[name][...] = states[name]
+            local_optimizer.iterations = iterations
+            _seed_module_generators(model_here, [seed, round_index, partition])
+            loss_sum, correct_sum = 0.0, 0.0
+            model_here.train()
+            for begin in range(0, len(mine), batch_size):
+                rows = np.sort(mine[begin : begin + batch_size])
+                loss, grads, correct = step(here.data, x[rows], y[rows])
+                if max_norm is not None:
+                    clip_grad_norm(grads, max_norm)
+                local_optimizer.step()
+                loss_sum += loss * len(rows)
+                correct_sum += correct or 0.0
+            return (here.data.copy(), {name: local_optimizer.state[name].copy() for name in state_names}, 1,
+                    loss_sum, correct_sum, len(mine))
 
-        results = sorted(blocks.rdd.mapPartitionsWithIndex(task).collect(), key=lambda result: result[0])
+        (weights_sum, states_sum, busy, loss_sum, correct, rows), received = blocks.total(task)
         shared.destroy()
-        busy = [result for result in results if result[5] > 0]  # partitions whose rows ran out sit this round out
-        buffer.data[...] = np.mean([result[1] for result in busy], axis=0)
+        sent += received
+        buffer.data[...] = weights_sum / busy
         for name in state_names:
-            optimizer.state[name][...] = np.mean([result[2][name] for result in busy], axis=0)
-        sent += sum(result[1].nbytes + sum(a.nbytes for a in result[2].values()) for result in results)
-        steps = max(-(-result[5] // batch_size) for result in busy)
+            optimizer.state[name][...] = states_sum[name] / busy
+        # the round took as many steps as the busiest partition's
+        steps = max(-(-min(max(count - round_in_epoch * rows_per_round, 0), rows_per_round) // batch_size)
+                    for count in blocks.rows)
         optimizer.iterations += steps
         state.step += steps
-        totals["loss"] += sum(result[3] for result in results)
-        totals["correct"] += sum(result[4] for result in results)
-        totals["rows"] += sum(result[5] for result in results)
+        totals["loss"] += loss_sum
+        totals["correct"] += correct
+        totals["rows"] += rows
         if not np.isfinite(totals["loss"]):
             from descend.errors import NonFiniteError
 
@@ -299,24 +294,23 @@ def evaluate_blocks(context, blocks: Blocks, setup: dict[str, Any], model: Any) 
     from descend.train import count_correct
 
     weights = context.broadcast(model.flat_buffer().data)
-    key = blocks.key  # the task must not capture `blocks`, which holds the RDD
 
-    def task(partition, items):
-        for block in items:
-            model_here, loss_fn, _ = _executor_model(setup)
-            x, y = _inputs(*decoded(key, block, setup["features"], setup["labels"]), model_here)
-            model_here.flat_buffer().data[...] = weights.value
-            model_here.eval()
-            with no_grad():
-                output = model_here(Tensor(x))
-                loss = float(loss_fn(output, y).data) * len(x) if len(x) else 0.0
-                correct = count_correct(output.data, y, loss_fn) if len(x) else 0.0
-            yield partition, loss, correct, len(x)
+    def task(partition, x, y):
+        if len(x) == 0:
+            return 0.0, None, 0
+        model_here, loss_fn, _ = _executor_model(setup)
+        x, y = _inputs(x, y, model_here)
+        model_here.flat_buffer().data[...] = weights.value
+        model_here.eval()
+        with no_grad():
+            output = model_here(Tensor(x))
+            loss = float(loss_fn(output, y).data) * len(x)
+            correct = count_correct(output.data, y, loss_fn)
+        return loss, correct, len(x)
 
-    results = sorted(blocks.rdd.mapPartitionsWithIndex(task).collect())
+    (loss, correct, rows), _ = blocks.total(task)
     weights.destroy()
-    rows = sum(result[3] for result in results)
-    metrics = {"loss": sum(result[1] for result in results) / rows}
-    if all(result[2] is not None for result in results) and blocks.label_kind == "class":
-        metrics["accuracy"] = sum(result[2] for result in results) / rows
+    metrics = {"loss": loss / rows}
+    if correct is not None and blocks.label_kind == "class":
+        metrics["accuracy"] = correct / rows
     return metrics
