@@ -24,3 +24,4 @@ from descend.train import (  # noqa: E402
     Callback, EarlyStopping, History, TrainingState, clip_grad_norm, evaluate, fit, make_step, predict,
 )
 from descend import anomaly  # noqa: E402  (after train: it scores with predict)
+from descend.lr_find import LearningRateRange, lr_find  # noqa: E402

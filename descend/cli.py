@@ -422,5 +422,97 @@ def evaluate(model_path: str, data_name: str, as_json: bool) -> None:
         click.echo("  ".join(f"{name} {value:.4f}" for name, value in metrics.items()))
 
 
+
+def _section_numbers(context: click.Context, parameter: click.Parameter, value: str | None) -> list[int] | None:
+    if value is None:
+        return None
+    try:
+        return [int(part) for part in value.split(",") if part.strip()]
+    except ValueError:
+        raise click.BadParameter(f"expected comma-separated section numbers such as 1,5,13; got {value!r}") from None
+
+
+@main.command()
+@click.option("--full", is_flag=True, help="Run each section on its full data (minutes to hours) instead of quickly.")
+@click.option("--sections", "numbers", default=None, callback=_section_numbers,
+              help="Only these sections, e.g. 1,5,13 (default: all).")
+@click.option("--examples", "examples_dir", type=click.Path(exists=True, file_okay=False), default=None,
+              help="The folder of the course's NN_*.py scripts (default: examples/ of this checkout).")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), default="runs/tour", show_default=True)
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.option("--json", "as_json", is_flag=True, help="Print each section's result as a JSON line.")
+def tour(full: bool, numbers: list[int] | None, examples_dir: str | None, out_dir: str, quiet: bool,
+         as_json: bool) -> None:
+    """Run every section of the crash course and write one HTML report of its figures and pictures.
+
+    Example: descend tour --out runs/tour && open runs/tour/report.html
+    """
+    from tqdm import tqdm
+
+    from descend.tour import EXAMPLES, find_sections, run_tour
+
+    examples = Path(examples_dir) if examples_dir else EXAMPLES
+    try:
+        count = len(find_sections(examples, numbers))
+    except DescendError as error:
+        raise click.UsageError(str(error)) from None
+    with tqdm(total=count, unit="section", disable=quiet or as_json) as bar:
+        def done(section: Any) -> None:
+            bar.set_postfix_str(f"{section.number:02d} {'ran' if section.ok else 'FAILED'}")
+            bar.update()
+            if as_json:
+                click.echo(json.dumps({"section": section.number, "title": section.title, "ok": section.ok,
+                                       "seconds": round(section.seconds, 2),
+                                       "pictures": [str(picture) for picture in section.pictures]}))
+
+        sections, report = run_tour(Path(out_dir), quick=not full, numbers=numbers, examples=examples,
+                                    on_section=done)
+    failed = [section for section in sections if not section.ok]
+    if not as_json:
+        click.echo(f"{len(sections) - len(failed)} of {len(sections)} sections ran; report: {report}")
+    if failed:
+        raise DescendError(f"section {', '.join(str(s.number) for s in failed)} failed; the report shows the errors")
+
+
+@main.command("lr-find")
+@click.option("--model", "model_name", type=click.Choice(MODELS), default="mlp", show_default=True)
+@click.option("--data", "data_name", type=click.Choice(DATASETS), default="digits", show_default=True)
+@click.option("--hidden", callback=_hidden_sizes, default=None, help="Hidden layer widths, e.g. 512,256.")
+@click.option("--momentum", type=click.FloatRange(0, 1, max_open=True), default=0.9, show_default=True)
+@click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
+@click.option("--steps", type=click.IntRange(min=8), default=100, show_default=True,
+              help="Minibatch steps of the ramp.")
+@click.option("--start-lr", type=click.FloatRange(min=0, min_open=True), default=1e-6, show_default=True)
+@click.option("--end-lr", type=click.FloatRange(min=0, min_open=True), default=10.0, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), default="runs/lr-find", show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the readings as JSON.")
+def lr_find(model_name: str, data_name: str, hidden: list[int] | None, momentum: float, batch_size: int, steps: int,
+            start_lr: float, end_lr: float, seed: int, out_dir: str, as_json: bool) -> None:
+    """The learning-rate range test: the loss as the rate grows from --start-lr to --end-lr, and a suggestion.
+
+    Writes lr_find.png (loss against rate, readings marked) and lr_find.json to --out.
+
+    Example: descend lr-find --model mlp --data mnist --steps 200
+    """
+    from descend import viz
+
+    train_set = _load_data(data_name, images=model_name in IMAGE_MODELS)[0]
+    model = _build_model(model_name, train_set, hidden, 0.0, seed)
+    optimizer = optim.SGD(model.parameters(), lr=start_lr, momentum=momentum)
+    found = dc.lr_find(model, nn.CrossEntropyLoss(), optimizer, train_set, start_lr=start_lr, end_lr=end_lr,
+                       steps=steps, batch_size=batch_size, seed=seed)
+    run = Path(out_dir)
+    readings = {"suggestion": found.suggestion, "steepest": found.steepest, "tenth_of_lowest": found.tenth_of_lowest,
+                "learning_rates": found.learning_rates.tolist(), "losses": found.losses.tolist()}
+    run.mkdir(parents=True, exist_ok=True)
+    (run / "lr_find.json").write_text(json.dumps(readings) + "\n")
+    plot = viz.plot_lr_find(found, run / "lr_find.png", f"Learning-rate range test: {model_name} on {data_name}")
+    if as_json:
+        click.echo(json.dumps({name: readings[name] for name in ("suggestion", "steepest", "tenth_of_lowest")}))
+    else:
+        click.echo(f"{found}\nwritten to {run}: lr_find.json, {plot.name}")
+
+
 if __name__ == "__main__":
     sys.exit(main())
