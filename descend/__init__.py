@@ -25,3 +25,4 @@ from descend.train import (  # noqa: E402
 )
 from descend import anomaly  # noqa: E402  (after train: it scores with predict)
 from descend.lr_find import LearningRateRange, lr_find  # noqa: E402
+from descend import onnx  # noqa: E402  (imports the onnx package only when export runs)
