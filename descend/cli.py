@@ -66,8 +66,56 @@ def _hidden_sizes(context: click.Context, parameter: click.Parameter, value: str
     return sizes
 
 
+def _read_config(context: click.Context, parameter: click.Parameter, value: str | None) -> None:
+    """Make a TOML file's entries this command's defaults: flags on the command line still win.
+
+    The file holds the options as keys (`epochs = 10`, `batch-size = 64`, `hidden = [512, 256]`),
+    at its top level or in a table named after the command (`[train]`), so one file can serve several.
+    """
+    if value is None:
+        return
+    import tomllib
+
+    try:
+        with open(value, "rb") as stream:
+            entries = tomllib.load(stream)
+    except tomllib.TOMLDecodeError as error:
+        raise click.BadParameter(f"{value} is not valid TOML: {error}", context, parameter) from None
+    command = context.command
+    table = entries.get(context.info_name, entries)
+    table = {key: item for key, item in table.items() if not isinstance(item, dict)}
+    names = {}
+    for option in command.params:
+        if isinstance(option, click.Option) and option.expose_value:
+            names[option.name] = option.name
+            names.update((flag.lstrip("-").replace("-", "_"), option.name) for flag in option.opts)
+    defaults = {}
+    for key, item in table.items():
+        name = names.get(key.replace("-", "_"))
+        if name is None:
+            known = ", ".join(sorted({flag.lstrip("-") for option in command.params if isinstance(option, click.Option)
+                                      for flag in option.opts} - {"config", "help"}))
+            raise click.BadParameter(f"{value} sets {key!r}, which `descend {context.info_name}` does not have; "
+                                     f"its options are {known}", context, parameter)
+        defaults[name] = ",".join(map(str, item)) if isinstance(item, list) else item
+    context.default_map = {**(context.default_map or {}), **defaults}
+
+
+class _Command(click.Command):
+    """A descend command: it takes --config FILE.toml besides its own options."""
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.params.append(click.Option(
+            ["--config"], type=click.Path(exists=True, dir_okay=False), is_eager=True, expose_value=False,
+            callback=_read_config, help="Take options from a TOML file (its top level or its [command] table); "
+                                        "flags given here win."))
+
+
 class _Group(click.Group):
-    """Turns descend's own errors into a one-line message and exit code 1."""
+    """Turns descend's own errors into a one-line message and exit code 1; its commands take --config."""
+
+    command_class = _Command
 
     def invoke(self, context: click.Context) -> Any:
         try:
@@ -184,6 +232,13 @@ def train(model_name: str, data_name: str | None, text_path: str | None, epochs:
             click.echo(line)
 
 
+def _plot_run(history: Any, run: Path, title: str) -> Path:
+    """curves.png in the run folder: loss, accuracy and learning rate by epoch."""
+    from descend import viz
+
+    return viz.plot_history(history, run / "curves.png", title)
+
+
 def _train_classifier(model_name, data_name, epochs, batch_size, lr, momentum, hidden, limit, dropout,
                       weight_decay, decay, seed, run, report, progress, engine, workers, spark) -> dict[str, Any]:
     train_set, validation_set, test_set = _load_data(data_name, images=model_name in IMAGE_MODELS)
@@ -197,14 +252,15 @@ def _train_classifier(model_name, data_name, epochs, batch_size, lr, momentum, h
         from descend.spark import fit_spark, spark_session, to_dataframe
 
         session = spark_session(spark["master"])
-        fit_spark(model, nn.CrossEntropyLoss(), optimizer, to_dataframe(session, train_set), epochs=epochs,
-                  batch_size=batch_size, sync=spark["sync"], sync_every=spark["sync_every"], seed=seed,
-                  validation=to_dataframe(session, validation_set), callbacks=[report])
+        history = fit_spark(model, nn.CrossEntropyLoss(), optimizer, to_dataframe(session, train_set), epochs=epochs,
+                            batch_size=batch_size, sync=spark["sync"], sync_every=spark["sync_every"], seed=seed,
+                            validation=to_dataframe(session, validation_set), callbacks=[report])
     else:
-        dc.fit(model, nn.CrossEntropyLoss(), optimizer, train_set, epochs=epochs, batch_size=batch_size,
-               validation=validation_set, seed=seed, callbacks=[report], progress=progress, engine=engine,
-               workers=workers)
+        history = dc.fit(model, nn.CrossEntropyLoss(), optimizer, train_set, epochs=epochs, batch_size=batch_size,
+                         validation=validation_set, seed=seed, callbacks=[report], progress=progress, engine=engine,
+                         workers=workers)
     model_path = dc.save(model, run / "model.dsc", optimizer=optimizer)
+    _plot_run(history, run, f"{model_name} on {data_name} ({engine} engine)")
     test = {f"test_{name}": value for name, value in dc.evaluate(model, nn.CrossEntropyLoss(), test_set).items()}
     (run / "test.json").write_text(json.dumps(test) + "\n")
     pictures = []
@@ -214,7 +270,8 @@ def _train_classifier(model_name, data_name, epochs, batch_size, lr, momentum, h
         pictures = [viz.plot_filters(model.layers[0], run / "filters.png"),
                     viz.plot_feature_maps(model, test_set.x[0], run / "feature_maps.png")]
     return {**test, "lines": [f"test loss {test['test_loss']:.4f}  test acc {test['test_accuracy']:.4f}",
-                              f"model written to {model_path}" + "".join(f"; {p.name}" for p in pictures)]}
+                              f"model written to {model_path}; metrics.jsonl; curves.png"
+                              + "".join(f"; {p.name}" for p in pictures)]}
 
 
 def _train_char_model(model_name, source, epochs, batch_size, lr, hidden, layers, embed, seq_length, limit,
@@ -227,14 +284,16 @@ def _train_char_model(model_name, source, epochs, batch_size, lr, hidden, layers
     model = nn.CharRNN(text.vocab_size, embed=embed, hidden=hidden, layers=layers, cell=model_name.split("-")[1],
                        dropout=dropout if layers > 1 else 0.0, rng=seed)
     optimizer = optim.Adam(model.parameters(), lr=lr)
-    dc.fit(model, nn.CrossEntropyLoss(), optimizer, train_set, epochs=epochs, batch_size=batch_size,
-           validation=validation_set, seed=seed, callbacks=[report], progress=progress, clip_grad_norm=5.0)
+    history = dc.fit(model, nn.CrossEntropyLoss(), optimizer, train_set, epochs=epochs, batch_size=batch_size,
+                     validation=validation_set, seed=seed, callbacks=[report], progress=progress, clip_grad_norm=5.0)
     model_path = dc.save(model, run / "model.dsc", optimizer=optimizer)
+    _plot_run(history, run, f"{model_name} on {source}")
     (run / "vocab.json").write_text(json.dumps({"source": str(source), "vocab": text.vocab}) + "\n")
     prompt = next((p for p in ("ROMEO:", "\n") if all(ch in text.vocab for ch in p)), text.vocab[0])
     sample = model.generate(text, prompt=prompt, length=200, temperature=0.8, seed=seed)
     (run / "sample.txt").write_text(sample + "\n")
-    return {"sample": sample, "lines": ["sample:", sample, f"model written to {model_path}; vocab.json; sample.txt"]}
+    return {"sample": sample, "lines": ["sample:", sample,
+                                        f"model written to {model_path}; metrics.jsonl; curves.png; vocab.json; sample.txt"]}
 
 
 def _digit_list(context: click.Context, parameter: click.Parameter, value: str) -> list[int]:
@@ -512,6 +571,160 @@ def lr_find(model_name: str, data_name: str, hidden: list[int] | None, momentum:
         click.echo(json.dumps({name: readings[name] for name in ("suggestion", "steepest", "tenth_of_lowest")}))
     else:
         click.echo(f"{found}\nwritten to {run}: lr_find.json, {plot.name}")
+
+
+
+def _read_rows(path: Path) -> np.ndarray:
+    """Feature rows from a .npy file or a CSV of numbers (a header line is skipped), checked for NaN."""
+    if path.suffix == ".npy":
+        rows = np.load(path, allow_pickle=False)
+    elif path.suffix == ".csv":
+        with open(path) as stream:
+            first = stream.readline()
+        try:
+            [float(cell) for cell in first.split(",")]
+            header = 0
+        except ValueError:
+            header = 1
+        try:
+            rows = np.loadtxt(path, delimiter=",", skiprows=header, dtype=np.float32, ndmin=2)
+        except ValueError as error:
+            raise click.UsageError(f"{path} must hold numbers only, one row per line: {error}") from None
+    else:
+        raise click.UsageError(f"INPUT must be a .npy or .csv file of feature rows; got {path.name}")
+    if rows.dtype.kind not in "fiu":
+        raise click.UsageError(f"{path} holds {rows.dtype} values; expected numbers")
+    bad = np.flatnonzero(~np.isfinite(rows.reshape(len(rows), -1)).all(axis=1)) if rows.dtype.kind == "f" else []
+    if len(bad):
+        raise click.UsageError(f"{path}: row {bad[0] + (1 if path.suffix == '.csv' else 0)} holds NaN or infinity "
+                               f"({len(bad)} such rows); clean them first")
+    return rows
+
+
+@main.command()
+@click.argument("model_path", type=click.Path(exists=True, dir_okay=False))
+@click.argument("input_path", type=click.Path(exists=True, dir_okay=False))
+@click.option("--out", "out_path", type=click.Path(dir_okay=False), default=None,
+              help="Where to write the CSV [default: print it].")
+@click.option("--probabilities", is_flag=True, help="Classifiers: add a column per class probability.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=1024, show_default=True)
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object per row instead of CSV.")
+def predict(model_path: str, input_path: str, out_path: str | None, probabilities: bool, batch_size: int,
+            quiet: bool, as_json: bool) -> None:
+    """Predictions of a saved model for the rows of a .npy or .csv file: a class, values, or an anomaly score.
+
+    Classifiers give `prediction` (and `p0`, `p1`, ... with --probabilities); autoencoders give
+    `score`, the reconstruction error (higher is more anomalous); other models their outputs.
+
+    Example: descend predict runs/mlp-mnist/model.dsc images.npy --out predictions.csv --probabilities
+    """
+    from tqdm import tqdm
+
+    from descend.files import write_atomically
+
+    model = dc.load(model_path)
+    rows = _read_rows(Path(input_path))
+    if isinstance(model, (nn.SimpleCNN, nn.LeNet5)) and rows.ndim == 2:
+        side = int(round(np.sqrt(rows.shape[1])))
+        rows = rows.reshape(len(rows), 1, side, side)
+    outputs = []
+    quiet = quiet or as_json or len(rows) < 10 * batch_size  # a bar only where the wait is long enough to watch
+    for start in tqdm(range(0, len(rows), batch_size), unit="batch", disable=quiet):
+        outputs.append(dc.predict(model, rows[start : start + batch_size], batch_size=batch_size))
+    output = np.concatenate(outputs) if outputs else np.zeros((0, 1), dtype=np.float32)
+    if model.target_is_input:
+        columns = {"score": np.mean((output.reshape(len(rows), -1) - rows.reshape(len(rows), -1)) ** 2, axis=1)}
+    elif output.ndim == 2 and output.shape[1] > 1 and not isinstance(model, nn.LinearRegression):
+        columns = {"prediction": output.argmax(axis=1)}
+        if probabilities:
+            chances = dc.softmax(dc.tensor(output.astype(np.float64))).data
+            columns.update({f"p{k}": chances[:, k] for k in range(chances.shape[1])})
+    else:
+        flat = output.reshape(len(rows), -1)
+        columns = {f"output{k}" if flat.shape[1] > 1 else "output": flat[:, k] for k in range(flat.shape[1])}
+    if as_json:
+        for index in range(len(rows)):
+            click.echo(json.dumps({name: values[index].item() for name, values in columns.items()}))
+        return
+    lines = [",".join(columns)] + [",".join(f"{values[index]:.6g}" for values in columns.values())
+                                   for index in range(len(rows))]
+    text = "\n".join(lines) + "\n"
+    if out_path is None:
+        click.echo(text, nl=False)
+    else:
+        write_atomically(out_path, lambda stream: stream.write(text.encode()))
+        click.echo(f"{len(rows)} predictions written to {out_path}", err=True)
+
+
+def _named_values(context: click.Context, parameter: click.Parameter, values: tuple[str, ...]) -> dict[str, float]:
+    inputs = {}
+    for item in values:
+        name, equals, number = item.partition("=")
+        try:
+            if not equals or not name.strip():
+                raise ValueError
+            inputs[name.strip()] = float(number)
+        except ValueError:
+            raise click.BadParameter(f"expected NAME=NUMBER such as x1=2; got {item!r}") from None
+    return inputs
+
+
+@main.command()
+@click.argument("formula")
+@click.argument("values", nargs=-1, callback=_named_values)
+@click.option("--html", "html_path", type=click.Path(dir_okay=False), default=None,
+              help="Also write the tables as an HTML page.")
+@click.option("--json", "as_json", is_flag=True, help="Print the value, the gradients and both tables as JSON.")
+def explain(formula: str, values: dict[str, float], html_path: str | None, as_json: bool) -> None:
+    """Backpropagation by hand: the forward trace and the reverse sweep of adjoints for a formula at a point.
+
+    The formula may use numbers, variables, + - * / ** (or ^) and log, ln, exp, sin, cos, tanh,
+    sigmoid, relu, sqrt, abs, softplus.
+
+    Example: descend explain "ln(x1) + x1*x2 - sin(x2)" x1=2 x2=5
+    """
+    from descend.explain import explain_formula
+
+    try:
+        explanation = explain_formula(formula, **values)
+    except DescendError as error:  # a formula that cannot be read is bad usage, not a failure
+        raise click.UsageError(str(error)) from None
+    if html_path:
+        Path(html_path).write_text(f"<!doctype html><meta charset='utf-8'>{explanation._repr_html_()}\n")
+    if as_json:
+        click.echo(json.dumps({"forward": explanation.forward_rows, "reverse": explanation.reverse_rows,
+                               "summary": explanation.summary_lines()}))
+    else:
+        click.echo(str(explanation))
+
+
+BENCHMARKS = {"mlp": "mlp_mnist.py", "cnn": "cnn_mnist.py", "rnn": "char_rnn.py", "anomaly": "anomaly_mnist.py",
+              "hogwild": "hogwild.py", "spark": "spark_mnist.py"}
+
+
+@main.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+@click.argument("name", type=click.Choice(tuple(BENCHMARKS)))
+@click.argument("arguments", nargs=-1, type=click.UNPROCESSED)
+@click.option("--benchmarks", "benchmarks_dir", type=click.Path(exists=True, file_okay=False), default=None,
+              help="The benchmarks folder [default: benchmarks/ of this checkout].")
+def bench(name: str, arguments: tuple[str, ...], benchmarks_dir: str | None) -> None:
+    """Run one side-by-side benchmark (descend against PyTorch, scikit-learn or Spark MLlib in the same run).
+
+    Arguments after the name go to the benchmark script (after `--` for its own --help). The
+    figures print as the benchmark goes; nothing is asserted.
+
+    Example: descend bench mlp --epochs 2      (and: descend bench mlp -- --help)
+    """
+    import subprocess
+
+    folder = Path(benchmarks_dir) if benchmarks_dir else Path(__file__).resolve().parent.parent / "benchmarks"
+    script = folder / BENCHMARKS[name]
+    if not script.is_file():
+        raise click.UsageError(f"no {script}; pass --benchmarks with the folder of descend's benchmark scripts")
+    done = subprocess.run([sys.executable, str(script), *arguments])
+    if done.returncode:
+        raise DescendError(f"the {name} benchmark stopped with exit code {done.returncode}")
 
 
 if __name__ == "__main__":

@@ -417,3 +417,36 @@ def plot_learning_curves(histories: dict[str, Any], path: str | os.PathLike, met
         axes.grid(alpha=0.3)
         axes.legend(fontsize=8)
     return _save(figure, path)
+
+
+def plot_history(history: Any, path: str | os.PathLike, title: str = "Training") -> Path:
+    """A run's curves by epoch, side by side: loss, accuracy (for classifiers), and the learning rate.
+
+    `history`: the History that fit (or fit_spark) returned; validation curves are drawn where it has them.
+    """
+    if not len(history):
+        raise DescendValueError("plot_history needs a History with at least one epoch")
+    first = history.epochs[0]
+    panels = [("loss", "loss")] + ([("accuracy", "accuracy (fraction right)")] if "accuracy" in first else [])
+    panels += [("lr", "learning rate")] if "lr" in first else []
+    from matplotlib.ticker import MaxNLocator
+
+    figure = _figure(4.4 * len(panels), 4.0)
+    figure.suptitle(title)
+    figure.subplots_adjust(wspace=0.45, top=0.8)  # room for the long tick labels of a slowly decaying rate
+    epochs = np.arange(1, len(history) + 1)
+    for index, (metric, label) in enumerate(panels):
+        axes = figure.add_subplot(1, len(panels), index + 1)
+        axes.xaxis.set_major_locator(MaxNLocator(integer=True))
+        if metric == "lr":
+            axes.ticklabel_format(axis="y", style="sci", scilimits=(-3, 3), useOffset=False)
+        marker = "o" if len(epochs) < 30 else None
+        axes.plot(epochs, history[metric], marker=marker, label="training" if metric != "lr" else "at epoch end")
+        if f"val_{metric}" in first:
+            axes.plot(epochs, history[f"val_{metric}"], marker=marker, label="validation")
+        axes.set_title(label[0].upper() + label[1:])
+        axes.set_xlabel("epoch")
+        axes.set_ylabel(label)
+        axes.grid(alpha=0.3)
+        axes.legend(fontsize=8)
+    return _save(figure, path)

@@ -47,9 +47,12 @@ def test_bad_usage_exits_2_and_failures_exit_1_with_one_line(tmp_path):
 
 
 def test_help_explains_each_command_with_an_example():
-    for command in ([], ["train"], ["evaluate"]):
+    commands = [[]] + [[name] for name in main.commands]
+    assert {"train", "evaluate", "predict", "generate", "anomaly", "explain", "lr-find", "tour", "bench"} <= set(
+        main.commands)
+    for command in commands:
         result = CliRunner().invoke(main, [*command, "--help"])
-        assert result.exit_code == 0 and "Example:" in result.output
+        assert result.exit_code == 0 and "Example:" in result.output, command
 
 
 def test_console_script_is_installed():
@@ -126,3 +129,67 @@ def test_train_with_the_hogwild_engine(tmp_path):
     assert result.exit_code == 0, result.output
     assert json.loads((tmp_path / "test.json").read_text())["test_accuracy"] > 0.8
     assert CliRunner().invoke(main, ["train", "--workers", "2"]).exit_code == 2
+
+
+def test_options_come_from_a_toml_file_and_flags_win(tmp_path):
+    config = tmp_path / "run.toml"
+    config.write_text('[train]\nmodel = "mlp"\ndata = "digits"\nepochs = 3\nhidden = [16]\nbatch-size = 64\n'
+                      '[evaluate]\ndata = "mnist"\n')
+    result = CliRunner().invoke(main, ["train", "--config", str(config), "--epochs", "2", "--out", str(tmp_path / "run"),
+                                       "--json"])
+    assert result.exit_code == 0, result.output
+    records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert len(records) == 2  # the flag, not the file's 3
+    assert (tmp_path / "run" / "curves.png").stat().st_size > 0
+    from descend import load
+
+    assert load(tmp_path / "run" / "model.dsc").sizes == [64, 16, 10]  # the file's hidden = [16]
+    config.write_text("epoch = 3\n")
+    result = CliRunner().invoke(main, ["train", "--config", str(config)])
+    assert result.exit_code == 2 and "'epoch'" in result.output and "epochs" in result.output
+
+
+def test_predict_writes_classes_and_probabilities_for_npy_and_csv_rows(tmp_path):
+    import numpy as np
+
+    import descend as dc
+
+    runner = CliRunner()
+    run = tmp_path / "run"
+    assert runner.invoke(main, ["train", "--model", "mlp", "--data", "digits", "--epochs", "2", "--hidden", "32",
+                                "--out", str(run), "--quiet"]).exit_code == 0
+    _, test = dc.data.load_digits()
+    np.save(tmp_path / "rows.npy", test.x[:20])
+    np.savetxt(tmp_path / "rows.csv", test.x[:20], delimiter=",", header=",".join(f"p{i}" for i in range(64)),
+               comments="")
+    expected = dc.predict(dc.load(run / "model.dsc"), test.x[:20]).argmax(axis=1)
+    result = runner.invoke(main, ["predict", str(run / "model.dsc"), str(tmp_path / "rows.npy"), "--probabilities",
+                                  "--out", str(tmp_path / "predictions.csv")])
+    assert result.exit_code == 0, result.output
+    table = np.loadtxt(tmp_path / "predictions.csv", delimiter=",", skiprows=1)
+    np.testing.assert_array_equal(table[:, 0], expected)
+    np.testing.assert_allclose(table[:, 1:].sum(axis=1), 1.0, atol=1e-4)
+    result = runner.invoke(main, ["predict", str(run / "model.dsc"), str(tmp_path / "rows.csv"), "--json"])
+    assert [json.loads(line)["prediction"] for line in result.output.splitlines()] == expected.tolist()
+    rows = test.x[:3].copy()
+    rows[1, 5] = np.nan
+    np.save(tmp_path / "nan.npy", rows)
+    result = runner.invoke(main, ["predict", str(run / "model.dsc"), str(tmp_path / "nan.npy")])
+    assert result.exit_code == 2 and "row 1 holds NaN" in result.output
+
+
+def test_explain_prints_the_textbook_tables_and_refuses_what_is_not_a_formula():
+    result = CliRunner().invoke(main, ["explain", "ln(x1) + x1*x2 - sin(x2)", "x1=2", "x2=5"])
+    assert result.exit_code == 0 and "Reverse sweep" in result.output and "∂f/∂x1 = 5.500" in result.output
+    result = CliRunner().invoke(main, ["explain", "__import__('os').getcwd()", "x=1"])
+    assert result.exit_code == 2 and "a formula may use" in result.output
+    assert CliRunner().invoke(main, ["explain", "x*y", "x=1"]).exit_code == 2
+    assert CliRunner().invoke(main, ["explain", "x*y", "x=1", "y"]).exit_code == 2
+
+
+def test_bench_runs_a_benchmark_script_with_its_arguments(tmp_path):
+    (tmp_path / "mlp_mnist.py").write_text("import sys\nprint('benchmark got', sys.argv[1:])\n")
+    result = subprocess.run([sys.executable, "-m", "descend.cli", "bench", "mlp", "--benchmarks", str(tmp_path),
+                             "--epochs", "1"], capture_output=True, text=True)
+    assert result.returncode == 0 and "benchmark got ['--epochs', '1']" in result.stdout
+    assert CliRunner().invoke(main, ["bench", "transformer"]).exit_code == 2
