@@ -382,8 +382,9 @@ def plot_weight_histograms(weights: dict[str, Any], path: str | os.PathLike,
               weights.items()}
     extent = max(float(np.abs(array).max()) for array in arrays.values())
     bins = np.linspace(-extent, extent, 80)
-    figure = _figure(4 * len(arrays), 3.6)
+    figure = _figure(4 * len(arrays), 3.8)
     figure.suptitle(title)
+    figure.subplots_adjust(top=0.82, wspace=0.35)
     for index, (name, array) in enumerate(arrays.items()):
         axes = figure.add_subplot(1, len(arrays), index + 1)
         axes.hist(array, bins=bins, color=f"C{index}")
@@ -400,8 +401,9 @@ def plot_learning_curves(histories: dict[str, Any], path: str | os.PathLike, met
     """Side by side, one panel per named History: `metric` on the training data and on the validation data."""
     if not histories:
         raise DescendValueError("plot_learning_curves needs at least one named History")
-    figure = _figure(4 * len(histories), 3.8)
+    figure = _figure(4 * len(histories), 4.0)
     figure.suptitle(title)
+    figure.subplots_adjust(top=0.82, wspace=0.3)
     shared = None
     for index, (name, history) in enumerate(histories.items()):
         if f"val_{metric}" not in history.epochs[0]:

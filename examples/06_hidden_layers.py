@@ -23,6 +23,10 @@ train, test = dc.data.load_mnist()
 if quick:
     train, test = train[:3000], test[:1000]
 
+# %% [markdown]
+# ## Before and after
+# One hidden layer of 64 ReLU units, drawn once at its random start and once trained.
+
 # %%
 model = nn.MLP([784, 64, 10], activation="relu", rng=0)
 print(viz.plot_first_layer(model.layers[0].weight, (28, 28), out / "hidden_units_before.png",

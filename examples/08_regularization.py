@@ -24,6 +24,13 @@ out = Path(os.environ.get("DESCEND_OUT", "runs/examples"))
 
 train, test = dc.data.load_digits()
 small = train[:300]  # few examples, many weights: the recipe for over-fitting
+
+# %% [markdown]
+# ## One network, four ways
+# The same MLP of 64-512-512-10 (about 300,000 weights for 300 digits), the same start and the same
+# minibatches; only the penalty differs. L2 and L1 are arguments of the optimizer, dropout a layer.
+
+# %%
 variants = {
     "no penalty": ({}, 0.0),
     "L2 (weight decay 1e-3)": ({"weight_decay": 1e-3}, 0.0),
@@ -40,6 +47,14 @@ for name, (penalty, dropout) in variants.items():
     record = histories[name].last()
     print(f"{name:24s} training loss {record['loss']:.4f}, validation loss {record['val_loss']:.4f}, "
           f"validation accuracy {record['val_accuracy']:.4f}")
+
+# %% [markdown]
+# ## The curves, and the weights
+# Without a penalty the validation loss stops falling while the training loss goes to zero. The
+# histograms show what each cure did to the first layer: L2 shrinks every weight, L1 piles many
+# exactly at zero, dropout spreads the work over more units.
+
+# %%
 print(viz.plot_learning_curves(histories, out / "regularization_curves.png",
                                title="An MLP 64-512-512-10 on 300 digits, four ways"))
 print(viz.plot_weight_histograms(first_layers, out / "regularization_weights.png"))
