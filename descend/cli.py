@@ -292,8 +292,8 @@ def _train_char_model(model_name, source, epochs, batch_size, lr, hidden, layers
     prompt = next((p for p in ("ROMEO:", "\n") if all(ch in text.vocab for ch in p)), text.vocab[0])
     sample = model.generate(text, prompt=prompt, length=200, temperature=0.8, seed=seed)
     (run / "sample.txt").write_text(sample + "\n")
-    return {"sample": sample, "lines": ["sample:", sample,
-                                        f"model written to {model_path}; metrics.jsonl; curves.png; vocab.json; sample.txt"]}
+    written = f"model written to {model_path}; metrics.jsonl; curves.png; vocab.json; sample.txt"
+    return {"sample": sample, "lines": ["sample:", sample, written]}
 
 
 def _digit_list(context: click.Context, parameter: click.Parameter, value: str) -> list[int]:
@@ -318,9 +318,10 @@ def _digit_list(context: click.Context, parameter: click.Parameter, value: str) 
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="Train on the first N normal images only.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default="runs/anomaly-mnist", show_default=True)
+@click.option("--quiet", is_flag=True, help="No progress bar.")
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
 def anomaly(data_name: str, normal: list[int], anomalous: list[int], code_size: int, epochs: int, contamination: float,
-            limit: int | None, seed: int, out_dir: str, as_json: bool) -> None:
+            limit: int | None, seed: int, out_dir: str, quiet: bool, as_json: bool) -> None:
     """Train an autoencoder on normal digits and score held-out digits as anomalies.
 
     Prints ROC AUC and average precision on the test set, and saves a
@@ -340,8 +341,12 @@ def anomaly(data_name: str, normal: list[int], anomalous: list[int], code_size: 
     normal_train = normal_train[:limit] if limit else normal_train
     test_set = test_set[np.isin(test_set.y, normal + anomalous)]
     model = nn.Autoencoder([784, 256, code_size], activation="relu", output="sigmoid", rng=seed)
-    dc.fit(model, nn.MSELoss(), optim.Adam(model.parameters(), lr=1e-3), normal_train, epochs=epochs,
-           batch_size=128, seed=seed, progress=not as_json)
+    run = Path(out_dir)
+    run.mkdir(parents=True, exist_ok=True)
+    history = dc.fit(model, nn.MSELoss(), optim.Adam(model.parameters(), lr=1e-3), normal_train, epochs=epochs,
+                     batch_size=128, seed=seed, progress=not (quiet or as_json),
+                     callbacks=[_Report(run, epochs, quiet=True, as_json=False)])
+    _plot_run(history, run, f"Autoencoder on digits {','.join(map(str, normal))}")
     detector = detection.AnomalyDetector(model, contamination=contamination).fit(normal_train)
     scores = detection.reconstruction_error(model, test_set)
     is_anomaly = np.isin(test_set.y, anomalous)
@@ -353,8 +358,6 @@ def anomaly(data_name: str, normal: list[int], anomalous: list[int], code_size: 
         "recall_at_threshold": float(flagged[is_anomaly].mean()),
         "false_alarm_rate": float(flagged[~is_anomaly].mean()),
     }
-    run = Path(out_dir)
-    run.mkdir(parents=True, exist_ok=True)
     dc.save(model, run / "model.dsc")
     (run / "metrics.json").write_text(json.dumps(metrics) + "\n")
     viz.plot_score_histogram(scores[~is_anomaly], scores[is_anomaly], run / "scores.png", detector.threshold_,
@@ -367,7 +370,7 @@ def anomaly(data_name: str, normal: list[int], anomalous: list[int], code_size: 
         click.echo(json.dumps(metrics))
     else:
         click.echo("  ".join(f"{name} {value:.4f}" for name, value in metrics.items()))
-        click.echo(f"written to {run}: model.dsc, metrics.json, scores.png, worst.png")
+        click.echo(f"written to {run}: model.dsc, metrics.jsonl, curves.png, metrics.json, scores.png, worst.png")
 
 
 def _count_list(context: click.Context, parameter: click.Parameter, value: str) -> list[int]:
@@ -404,29 +407,40 @@ def _lock_list(context: click.Context, parameter: click.Parameter, value: str) -
 @click.option("--epochs", type=click.IntRange(min=1), default=5, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default="runs/hogwild", show_default=True)
+@click.option("--quiet", is_flag=True, help="No progress bar.")
 @click.option("--json", "as_json", is_flag=True, help="Print the runs as JSON.")
 def hogwild(data_name: str, worker_counts: list[int], locks: list[str], rows: int, features: int, nnz: int,
-            epochs: int, seed: int, out_dir: str, as_json: bool) -> None:
+            epochs: int, seed: int, out_dir: str, quiet: bool, as_json: bool) -> None:
     """Train one problem with each (workers, lock) pair: throughput, speed-up and final loss, and a speed-up plot.
 
     Example: descend hogwild --data sparse --workers 1,2 --lock none,mutex
     """
+    from tqdm import tqdm
+
     from descend import viz
     from descend.hogwild.compare import compare_ratings, compare_sparse, format_table
+
+    configurations = len({(count, lock) for count in worker_counts for lock in locks} | {(1, "none")})
+    bar = tqdm(total=configurations, unit="run", disable=quiet or as_json)
+
+    def finished(run: Any) -> None:
+        bar.set_postfix_str(f"{run.workers} workers, lock={run.lock}")
+        bar.update()
 
     if data_name == "sparse":
         X, y = dc.data.make_sparse_classification(n_rows=rows + rows // 10, n_features=features, nnz_per_row=nnz,
                                                   seed=seed)
-        runs = compare_sparse((X[:rows], y[:rows]), (X[rows:], y[rows:]), worker_counts, locks, epochs=epochs,
-                              seed=seed)
+        runs = compare_sparse((X[:rows], y[:rows]), (X[rows:], y[rows:]), worker_counts, locks, on_run=finished,
+                              epochs=epochs, seed=seed)
         quality = "test accuracy"
     else:
         side = max(100, int(np.sqrt(rows / 0.02 / 2)))  # a 2:1 matrix with 2% of its entries observed
         train_set, test_set = dc.data.make_low_rank_matrix(n_rows=2 * side, n_cols=side, rank=10,
                                                            density=min(1.0, rows / (2 * side * side) / 0.8),
                                                            seed=seed)
-        runs = compare_ratings(train_set, test_set, worker_counts, locks, epochs=epochs, seed=seed)
+        runs = compare_ratings(train_set, test_set, worker_counts, locks, on_run=finished, epochs=epochs, seed=seed)
         quality = "test RMSE"
+    bar.close()
     run = Path(out_dir)
     run.mkdir(parents=True, exist_ok=True)
     (run / "runs.json").write_text(json.dumps([r.as_dict() for r in runs], indent=1) + "\n")

@@ -63,8 +63,8 @@ def lr_find(
 
     `train` is a Dataset or (x, y) as `fit` takes it. The test stops early once a running mean of the
     loss (weight `smoothing`, bias-corrected) passes `diverge` times its best so far, or is no longer
-    finite; the suggestion is where a centred moving average of the losses falls fastest. Afterwards the model's weights and
-    the optimizer (state, step count, learning rate) are exactly as before.
+    finite; the two readings are taken off a centred moving average of the losses. Afterwards the
+    model's weights and the optimizer (state, step count, learning rate) are exactly as before.
     """
     start_lr = check_real("start_lr", start_lr, low=0.0, low_open=True)
     end_lr = check_real("end_lr", end_lr, low=0.0, low_open=True)

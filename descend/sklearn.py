@@ -19,7 +19,7 @@ pickle as its JSON architecture and plain arrays (weights, optimizer state) and 
 >>> rng = np.random.default_rng(0)
 >>> X = rng.normal(size=(200, 4))
 >>> y = np.where(X[:, 0] + X[:, 1] > 0, "yes", "no")
->>> clf = NeuralNetClassifier((16,), batch_size=20, max_iter=30, random_state=0).fit(X, y)
+>>> clf = NeuralNetClassifier((16,), batch_size=20, learning_rate_init=0.01, tol=1e-3, random_state=0).fit(X, y)
 >>> clf.classes_.tolist(), clf.predict_proba(X[:3]).shape, bool(clf.score(X, y) > 0.9)
 (['no', 'yes'], (3, 2), True)
 """

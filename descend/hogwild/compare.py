@@ -6,7 +6,7 @@ the first epoch's clock starts). Speed-up is against one lock-free worker, which
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -51,8 +51,11 @@ def _throughput(history: list[dict[str, Any]]) -> tuple[float, float]:
 
 
 def compare_sparse(train: tuple[Any, np.ndarray], test: tuple[Any, np.ndarray], workers: Sequence[int],
-                   locks: Sequence[str], **settings: Any) -> list[Run]:
-    """SGDClassifier(**settings) on train (X CSR, y) for each configuration; test accuracy as quality."""
+                   locks: Sequence[str], on_run: Callable[[Run], None] | None = None, **settings: Any) -> list[Run]:
+    """SGDClassifier(**settings) on train (X CSR, y) for each configuration; test accuracy as quality.
+
+    `on_run(run)` is called as each configuration finishes (a progress bar, say).
+    """
     X, y = train
     runs, baseline = [], None
     for count, lock in _configurations(workers, locks):
@@ -61,6 +64,8 @@ def compare_sparse(train: tuple[Any, np.ndarray], test: tuple[Any, np.ndarray], 
         baseline = baseline or throughput
         runs.append(Run(count, lock, throughput, throughput / baseline, training_loss(model, X, y),
                         float(model.score(*test)), seconds))
+        if on_run is not None:
+            on_run(runs[-1])
     return runs
 
 
@@ -75,8 +80,12 @@ def training_loss(model: SGDClassifier, X: Any, y: np.ndarray) -> float:
     return float(np.mean(0.5 * (scores - signed) ** 2))
 
 
-def compare_ratings(train: Any, test: Any, workers: Sequence[int], locks: Sequence[str], **settings: Any) -> list[Run]:
-    """MatrixFactorization(**settings) on train Ratings for each configuration; test RMSE as quality."""
+def compare_ratings(train: Any, test: Any, workers: Sequence[int], locks: Sequence[str],
+                    on_run: Callable[[Run], None] | None = None, **settings: Any) -> list[Run]:
+    """MatrixFactorization(**settings) on train Ratings for each configuration; test RMSE as quality.
+
+    `on_run(run)` is called as each configuration finishes.
+    """
     runs, baseline = [], None
     for count, lock in _configurations(workers, locks):
         model = MatrixFactorization(workers=count, lock=lock, **settings).fit(
@@ -86,6 +95,8 @@ def compare_ratings(train: Any, test: Any, workers: Sequence[int], locks: Sequen
         runs.append(Run(count, lock, throughput, throughput / baseline,
                         model.rmse(train.rows, train.cols, train.values) ** 2,
                         model.rmse(test.rows, test.cols, test.values), seconds))
+        if on_run is not None:
+            on_run(runs[-1])
     return runs
 
 
