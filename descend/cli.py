@@ -418,10 +418,9 @@ def hogwild(data_name: str, worker_counts: list[int], locks: list[str], rows: in
     from tqdm import tqdm
 
     from descend import viz
-    from descend.hogwild.compare import compare_ratings, compare_sparse, format_table
+    from descend.hogwild.compare import compare_ratings, compare_sparse, configurations, format_table
 
-    configurations = len({(count, lock) for count in worker_counts for lock in locks} | {(1, "none")})
-    bar = tqdm(total=configurations, unit="run", disable=quiet or as_json)
+    bar = tqdm(total=len(configurations(worker_counts, locks)), unit="run", disable=quiet or as_json)
 
     def finished(run: Any) -> None:
         bar.set_postfix_str(f"{run.workers} workers, lock={run.lock}")
@@ -493,7 +492,6 @@ def evaluate(model_path: str, data_name: str, as_json: bool) -> None:
         click.echo(json.dumps(metrics))
     else:
         click.echo("  ".join(f"{name} {value:.4f}" for name, value in metrics.items()))
-
 
 
 def _section_numbers(context: click.Context, parameter: click.Parameter, value: str | None) -> list[int] | None:

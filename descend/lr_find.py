@@ -10,6 +10,7 @@ at one fixed rate does not). The model and the optimizer are put back as they we
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from typing import Any
 
@@ -120,7 +121,7 @@ def _centred_average(losses: np.ndarray, width: int) -> np.ndarray:
 
 def _endless_batches(n_rows: int, batch_size: int, seed: int):
     """Shuffled minibatches, epoch after epoch, as many as the test takes."""
-    for epoch in range(np.iinfo(np.int32).max):
+    for epoch in itertools.count():
         yield from batches(n_rows, batch_size, rng=[seed, epoch])
 
 

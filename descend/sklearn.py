@@ -46,6 +46,7 @@ from descend.nn.autoencoders import Autoencoder
 from descend.nn.losses import BCEWithLogitsLoss, CrossEntropyLoss, MSELoss
 from descend.nn.models import MLP
 from descend.nn.module import Module, build_module, module_spec
+from descend.ops import log_softmax
 from descend.optim import SGD, Adam, Optimizer, build_optimizer
 from descend.train import Callback, EarlyStopping, TrainingState
 from descend.train import fit as descend_fit
@@ -355,14 +356,14 @@ class NeuralNetClassifier(ClassifierMixin, _NeuralNetEstimator):
         logits = self._outputs(X)
         if self.out_activation_ == "logistic":
             return 0.5 * np.tanh(0.5 * logits) + 0.5  # the sigmoid, without overflow in exp
-        return np.exp(_log_softmax(logits))
+        return np.exp(log_softmax(logits).data)
 
     def predict_log_proba(self, X: Any) -> np.ndarray:
         """log P(class | x): X (n_samples, n_features) -> (n_samples, n_classes), computed stably from the logits."""
         logits = self._outputs(X)
         if self.out_activation_ == "logistic":
             return -np.logaddexp(0.0, -logits)
-        return _log_softmax(logits)
+        return log_softmax(logits).data
 
     def __sklearn_tags__(self) -> Tags:
         """scikit-learn's tags, saying that multilabel y is supported."""
@@ -578,12 +579,6 @@ def _is_multilabel(y: np.ndarray) -> bool:
             f"got {kind} targets of shape {y.shape}"
         )
     return kind == "multilabel-indicator"
-
-
-def _log_softmax(logits: np.ndarray) -> np.ndarray:
-    """log softmax over the last axis: (N, C) -> (N, C), shifted by the row maximum so exp cannot overflow."""
-    shifted = logits - logits.max(axis=1, keepdims=True)
-    return shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
 
 
 def _data(x: np.ndarray, targets: np.ndarray | None) -> tuple:

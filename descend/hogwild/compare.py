@@ -35,13 +35,14 @@ class Run:
         return asdict(self)
 
 
-def _configurations(workers: Sequence[int], locks: Sequence[str]) -> list[tuple[int, str]]:
+def configurations(workers: Sequence[int], locks: Sequence[str]) -> list[tuple[int, str]]:
+    """The (workers, lock) pairs a comparison runs, in order, the serial lock-free baseline first when not asked for."""
     for lock in locks:
         lock_code(lock)
-    configurations = [(check_workers(count), lock) for lock in locks for count in workers]
-    if (1, "none") not in configurations:  # the serial baseline every speed-up is measured against
-        configurations.insert(0, (1, "none"))
-    return configurations
+    pairs = [(check_workers(count), lock) for lock in locks for count in workers]
+    if (1, "none") not in pairs:  # the serial baseline every speed-up is measured against
+        pairs.insert(0, (1, "none"))
+    return pairs
 
 
 def _throughput(history: list[dict[str, Any]]) -> tuple[float, float]:
@@ -58,7 +59,7 @@ def compare_sparse(train: tuple[Any, np.ndarray], test: tuple[Any, np.ndarray], 
     """
     X, y = train
     runs, baseline = [], None
-    for count, lock in _configurations(workers, locks):
+    for count, lock in configurations(workers, locks):
         model = SGDClassifier(workers=count, lock=lock, **settings).fit(X, y)
         throughput, seconds = _throughput(model.history_)
         baseline = baseline or throughput
@@ -87,7 +88,7 @@ def compare_ratings(train: Any, test: Any, workers: Sequence[int], locks: Sequen
     `on_run(run)` is called as each configuration finishes.
     """
     runs, baseline = [], None
-    for count, lock in _configurations(workers, locks):
+    for count, lock in configurations(workers, locks):
         model = MatrixFactorization(workers=count, lock=lock, **settings).fit(
             train.rows, train.cols, train.values, shape=train.shape)
         throughput, seconds = _throughput(model.history_)

@@ -113,7 +113,7 @@ def fit_spark(
     blocks = make_blocks(df, features, label, _input_width(model), classes)
     held_out = None if validation is None else make_blocks(validation, features, label, _input_width(model), classes)
     setup = {"key": blocks.key, "model": json.dumps(module_spec(model)), "loss": json.dumps(module_spec(loss_fn)),
-             "dtype": buffer.dtype.str, "features": blocks.n_features, "labels": blocks.label_kind}
+             "dtype": buffer.dtype.str}
     context = df.sparkSession.sparkContext
     history = History()
     history.driver_bytes = []
