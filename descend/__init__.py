@@ -21,7 +21,7 @@ from descend import data, nn, optim  # noqa: E402
 from descend.explain import Explanation, explain  # noqa: E402
 from descend.io import load, load_optimizer_state, save  # noqa: E402
 from descend.train import (  # noqa: E402
-    Callback, EarlyStopping, History, TrainingState, clip_grad_norm, evaluate, fit, make_step, predict,
+    Callback, EarlyStopping, History, TrainingState, clip_grad_norm, clip_grad_value, evaluate, fit, make_step, predict,
 )
 from descend import anomaly  # noqa: E402  (after train: it scores with predict)
 from descend.lr_find import LearningRateRange, lr_find  # noqa: E402

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import functools
+import inspect
 import math
 import numbers
+from collections.abc import Callable
 from typing import Any
 
-from descend.errors import DescendTypeError, DescendValueError
+from descend.errors import DescendTypeError, DescendValueError, IndexOutOfRangeError
 
 
 def check_real(
@@ -23,7 +26,7 @@ def check_real(
     """
     expected = _interval(low, high, low_open, high_open)
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise DescendTypeError(f"{name} must be a real number {expected}; got {type(value).__name__} {value!r}")
+        raise DescendTypeError(f"{name} must be a real number{expected}; got {type(value).__name__} {value!r}")
     number = float(value)
     inside = math.isfinite(number)
     if low is not None:
@@ -31,7 +34,7 @@ def check_real(
     if high is not None:
         inside = inside and (number < high if high_open else number <= high)
     if not inside:
-        raise DescendValueError(f"{name} must be a finite number {expected}; got {value!r}")
+        raise DescendValueError(f"{name} must be a finite number{expected}; got {value!r}")
     return number
 
 
@@ -49,11 +52,44 @@ def check_fraction(name: str, value: Any) -> float:
     return check_real(name, value, low=0.0, high=1.0, low_open=True, high_open=True)
 
 
+def check_axis(name: str, axis: Any, ndim: int) -> int:
+    """`axis` as an index in [0, ndim) when it is an integer in [-ndim, ndim), NumPy's rule; else raise."""
+    # a plain int skips the slower abstract-class test: this runs on every reduction and softmax
+    if type(axis) is not int and (isinstance(axis, bool) or not isinstance(axis, numbers.Integral)):
+        raise DescendTypeError(f"{name} must be an integer axis; got {type(axis).__name__} {axis!r}")
+    if not -ndim <= axis < ndim:
+        expected = f"in [{-ndim}, {ndim - 1}]" if ndim else "and a 0-d tensor has none"
+        raise IndexOutOfRangeError(f"{name} must be an axis of the {ndim}-d tensor, {expected}; got {axis}")
+    return int(axis) % ndim
+
+
 def _interval(low: float | None, high: float | None, low_open: bool, high_open: bool) -> str:
+    """' in [low, high]', ' >= low' or ' <= high', each with its leading space; '' for no bound."""
     if low is not None and high is not None:
-        return f"in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+        return f" in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
     if low is not None:
-        return f"{'>' if low_open else '>='} {low:g}"
+        return f" {'>' if low_open else '>='} {low:g}"
     if high is not None:
-        return f"{'<' if high_open else '<='} {high:g}"
+        return f" {'<' if high_open else '<='} {high:g}"
     return ""
+
+
+def naming_arguments(function: Callable[..., Any]) -> Callable[..., Any]:
+    """Wrap `function` (or a class's __init__) so a call with an unknown, missing or doubled argument raises
+    a DescendTypeError that lists the arguments it takes, instead of Python's bare TypeError.
+
+    The arguments are bound once before the call; the function itself runs unchanged.
+    """
+    signature = inspect.signature(function)
+    takes = ", ".join(name for name in signature.parameters if name != "self") or "no arguments"
+
+    @functools.wraps(function)
+    def checked(*args: Any, **kwargs: Any) -> Any:
+        try:
+            signature.bind(*args, **kwargs)
+        except TypeError as error:
+            owner = type(args[0]).__name__ if function.__name__ == "__init__" and args else function.__name__
+            raise DescendTypeError(f"{owner}: {error}; it takes {takes}") from None
+        return function(*args, **kwargs)
+
+    return checked

@@ -17,12 +17,23 @@ import numpy as np
 import descend as dc
 from descend import nn, optim
 from descend.errors import DescendError
+from descend.files import write_atomically
 
 MODELS = ("mlp", "logistic", "cnn", "lenet")
 CHAR_MODELS = ("char-lstm", "char-gru", "char-rnn")
 TEXTS = ("shakespeare",)
 IMAGE_MODELS = ("cnn", "lenet")
 DATASETS = ("mnist", "digits")
+
+
+class _FiniteRange(click.FloatRange):
+    """click's FloatRange that also refuses nan and inf, which pass its comparisons; bad usage, exit 2."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        number = super().convert(value, param, ctx)
+        if not np.isfinite(number):
+            self.fail(f"{value!r} is not a finite number", param, ctx)
+        return number
 
 
 def _load_data(name: str, images: bool = False) -> tuple[Any, Any, Any]:
@@ -144,14 +155,27 @@ class _Report(dc.Callback):
         self.run, self.epochs, self.quiet, self.as_json = run, epochs, quiet, as_json
 
     def on_epoch_end(self, state: dc.TrainingState, record: dict[str, float]) -> None:
-        with open(self.run / "metrics.jsonl", "a" if record["epoch"] > 1 else "w") as stream:
-            stream.write(json.dumps(record) + "\n")
+        # the whole History each time, atomically: a resumed run's file never repeats or loses a line
+        lines = "".join(json.dumps(epoch) + "\n" for epoch in state.history.epochs)
+        write_atomically(self.run / "metrics.jsonl", lambda stream: stream.write(lines.encode()))
         if self.as_json:
             click.echo(json.dumps(record))
         elif not self.quiet:
             shown = "  ".join(f"{name} {value:.4f}" for name, value in record.items()
                               if name not in ("epoch", "lr", "seconds"))
             click.echo(f"epoch {record['epoch']}/{self.epochs}  {shown}  lr {record['lr']:.4g}  {record['seconds']:.1f}s")
+
+
+def _checkpoint_every(context: click.Context, parameter: click.Parameter, value: Any) -> int | str:
+    if str(value) == "epoch":
+        return "epoch"
+    try:
+        steps = int(value)
+    except ValueError:
+        raise click.BadParameter(f"expected 'epoch' or a number of steps such as 500; got {value!r}") from None
+    if steps < 1:
+        raise click.BadParameter(f"a number of steps must be positive; got {value!r}")
+    return steps
 
 
 @main.command()
@@ -163,9 +187,9 @@ class _Report(dc.Callback):
               help="A .txt file to train a char model on instead of --data.")
 @click.option("--epochs", type=click.IntRange(min=1), default=5, show_default=True)
 @click.option("--batch-size", type=click.IntRange(min=1), default=None, help="[128; 64 for char models]")
-@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=None,
+@click.option("--lr", type=_FiniteRange(min=0, min_open=True), default=None,
               help="Learning rate [SGD 0.05; Adam 2e-3 for char models].")
-@click.option("--momentum", type=click.FloatRange(0, 1, max_open=True), default=0.9, show_default=True)
+@click.option("--momentum", type=_FiniteRange(0, 1, max_open=True), default=0.9, show_default=True)
 @click.option("--hidden", default=None, callback=_hidden_sizes,
               help="Hidden layer widths [mlp: 512,256; cnn: its dense width, 128; char models: 256].")
 @click.option("--layers", type=click.IntRange(min=1), default=1, show_default=True, help="Recurrent layers.")
@@ -173,9 +197,9 @@ class _Report(dc.Callback):
 @click.option("--seq-length", type=click.IntRange(min=1), default=64, show_default=True,
               help="Characters per training sequence.")
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="Train on the first N examples only.")
-@click.option("--dropout", type=click.FloatRange(0, 1, max_open=True), default=0.2, show_default=True)
-@click.option("--weight-decay", type=click.FloatRange(min=0), default=1e-4, show_default=True, help="L2 penalty.")
-@click.option("--decay", type=click.FloatRange(min=0), default=1e-4, show_default=True,
+@click.option("--dropout", type=_FiniteRange(0, 1, max_open=True), default=0.2, show_default=True)
+@click.option("--weight-decay", type=_FiniteRange(min=0), default=1e-4, show_default=True, help="L2 penalty.")
+@click.option("--decay", type=_FiniteRange(min=0), default=1e-4, show_default=True,
               help="Inverse-time learning-rate decay per step.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--engine", type=click.Choice(("local", "hogwild", "spark")), default="local", show_default=True,
@@ -187,21 +211,87 @@ class _Report(dc.Callback):
               help="Spark: average models every --sync-every steps, or sum gradients every step.")
 @click.option("--sync-every", type=click.IntRange(min=1), default=50, show_default=True, help="Spark: local steps per round.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None, help="Run folder [default: runs/MODEL-DATA].")
+@click.option("--checkpoint-every", default="epoch", show_default=True, callback=_checkpoint_every,
+              help="Write a checkpoint into RUN/checkpoints every N steps, or at the end of every epoch (local engine).")
+@click.option("--resume", "resume_dir", type=click.Path(exists=True, file_okay=False), default=None,
+              help="Go on with the run in this folder from its newest good checkpoint, with the options it was "
+                   "started with (only --epochs, to train longer, --quiet and --json may be given too).")
 @click.option("--quiet", is_flag=True, help="No progress bar or per-epoch lines.")
 @click.option("--json", "as_json", is_flag=True, help="Print each epoch's metrics as a JSON line.")
-def train(model_name: str, data_name: str | None, text_path: str | None, epochs: int, batch_size: int | None,
-          lr: float | None, momentum: float, hidden: list[int] | None, layers: int, embed: int, seq_length: int,
-          limit: int | None, dropout: float, weight_decay: float, decay: float, seed: int, engine: str,
-          workers: int | None, master: str, sync: str, sync_every: int, out_dir: str | None, quiet: bool,
-          as_json: bool) -> None:
+@click.pass_context
+def train(context: click.Context, resume_dir: str | None, quiet: bool, as_json: bool, **options: Any) -> None:
     """Train a model, validate each epoch, test once at the end; write the model and metrics to a run folder.
 
-    Convolutional models (cnn, lenet) also get their first-layer filters and
-    one image's feature maps drawn as PNGs; character models get a sample
-    of generated text and their vocabulary (vocab.json) for `descend generate`.
+    The run folder gets run.json (the options), checkpoints/ (local engine),
+    model.dsc, metrics.jsonl and curves.png. Convolutional models (cnn,
+    lenet) also get their first-layer filters and one image's feature maps
+    drawn as PNGs; character models get a sample of generated text and their
+    vocabulary (vocab.json) for `descend generate`. A run that was killed
+    goes on with `descend train --resume RUN` and ends with the same model,
+    bit for bit, as if it had never stopped.
 
     Example: descend train --model mlp --data mnist --epochs 5
     """
+    if resume_dir is not None:
+        options = _resumed_options(context, Path(resume_dir), options)
+    _check_train_options(**options)
+    run = Path(resume_dir) if resume_dir is not None else _run_folder(options)
+    run.mkdir(parents=True, exist_ok=True)
+    if resume_dir is None:  # a new run in an old run's folder replaces it, its checkpoints too
+        for old in (run / "checkpoints").glob("checkpoint-*.dsc"):
+            old.unlink()
+    record = {"command": "train", "options": options}
+    write_atomically(run / "run.json", lambda stream: stream.write((json.dumps(record, indent=1) + "\n").encode()))
+    summary = _train(run, resume_dir is not None, quiet, as_json, **options)
+    if as_json:
+        click.echo(json.dumps({key: value for key, value in summary.items() if key != "lines"}))
+    else:
+        for line in summary["lines"]:
+            click.echo(line)
+
+
+def _run_folder(options: dict[str, Any]) -> Path:
+    """--out, else runs/MODEL-DATA."""
+    if options["out_dir"]:
+        return Path(options["out_dir"])
+    default_data = "shakespeare" if options["model_name"] in CHAR_MODELS else "mnist"
+    source = "text" if options["text_path"] else options["data_name"] or default_data
+    return Path(f"runs/{options['model_name']}-{source}")
+
+
+#: what `descend train --resume RUN` lets the command line change: everything else comes from RUN/run.json
+_RESUMABLE_OPTIONS = ("epochs",)
+
+
+def _resumed_options(context: click.Context, run: Path, given: dict[str, Any]) -> dict[str, Any]:
+    """The options a run was started with (its run.json), with --epochs from the command line if given."""
+    from click.core import ParameterSource
+
+    try:
+        record = json.loads((run / "run.json").read_text())
+        saved = record["options"]
+    except (OSError, ValueError, KeyError, TypeError):
+        raise click.UsageError(
+            f"--resume {run}: no readable run.json there; it is not the folder of a descend train run"
+        ) from None
+    if not isinstance(saved, dict) or set(saved) != set(given):
+        raise click.UsageError(f"--resume {run}: its run.json was written by another version of descend train")
+    clashing = [name for name in given if name not in _RESUMABLE_OPTIONS
+                and context.get_parameter_source(name) is ParameterSource.COMMANDLINE]
+    if clashing:
+        flags = ", ".join(next(p.opts[0] for p in context.command.params if p.name == name) for name in clashing)
+        raise click.UsageError(f"--resume takes the run's own options from {run / 'run.json'}; "
+                               f"{flags} cannot change them (only --epochs, --quiet and --json can be given)")
+    if saved["engine"] != "local":
+        raise click.UsageError(f"--resume {run}: that run used --engine {saved['engine']}; only local runs can resume")
+    if context.get_parameter_source("epochs") is ParameterSource.COMMANDLINE:
+        return {**saved, "epochs": given["epochs"]}
+    return saved
+
+
+def _check_train_options(model_name: str, data_name: str | None, text_path: str | None, engine: str,
+                         workers: int | None, **others: Any) -> None:
+    """Refuse options that do not go together, naming both."""
     character_model = model_name in CHAR_MODELS
     data_name = data_name or ("shakespeare" if character_model else "mnist")
     if character_model != (data_name in TEXTS or text_path is not None):
@@ -213,23 +303,27 @@ def train(model_name: str, data_name: str | None, text_path: str | None, epochs:
         raise click.UsageError("char models carry their state from batch to batch; train them with --engine local")
     if engine == "spark" and model_name in IMAGE_MODELS:
         raise click.UsageError("--engine spark trains models of flat features: --model mlp or logistic")
-    run = Path(out_dir or f"runs/{model_name}-{'text' if text_path else data_name}")
-    run.mkdir(parents=True, exist_ok=True)
+    if engine != "local" and others["checkpoint_every"] != "epoch":
+        raise click.UsageError("--checkpoint-every is for --engine local: HOGWILD! and Spark runs cannot be resumed")
+
+
+def _train(run: Path, resume: bool, quiet: bool, as_json: bool, model_name: str, data_name: str | None,
+           text_path: str | None, epochs: int, batch_size: int | None, lr: float | None, momentum: float,
+           hidden: list[int] | None, layers: int, embed: int, seq_length: int, limit: int | None, dropout: float,
+           weight_decay: float, decay: float, seed: int, engine: str, workers: int | None, master: str, sync: str,
+           sync_every: int, out_dir: str | None, checkpoint_every: int | str) -> dict[str, Any]:
+    """Train as `descend train` was asked to, into the folder `run`; the summary to print."""
     report = _Report(run, epochs, quiet, as_json)
-    if character_model:
-        summary = _train_char_model(model_name, text_path or data_name, epochs, batch_size or 64, lr or 2e-3,
-                                    (hidden or [256])[0], layers, embed, seq_length, limit, dropout, seed, run,
-                                    report, progress=not (quiet or as_json))
-    else:
-        summary = _train_classifier(model_name, data_name, epochs, batch_size or 128, lr or 0.05, momentum, hidden,
-                                    limit, dropout, weight_decay, decay, seed, run, report,
-                                    progress=not (quiet or as_json), engine=engine, workers=workers,
-                                    spark={"master": master, "sync": sync, "sync_every": sync_every})
-    if as_json:
-        click.echo(json.dumps({key: value for key, value in summary.items() if key != "lines"}))
-    else:
-        for line in summary["lines"]:
-            click.echo(line)
+    checkpoints = {"checkpoint": run / "checkpoints", "checkpoint_every": checkpoint_every, "resume": resume}
+    if model_name in CHAR_MODELS:
+        return _train_char_model(model_name, text_path or data_name or "shakespeare", epochs, batch_size or 64,
+                                 lr or 2e-3, (hidden or [256])[0], layers, embed, seq_length, limit, dropout, seed,
+                                 run, report, progress=not (quiet or as_json), checkpoints=checkpoints)
+    return _train_classifier(model_name, data_name or "mnist", epochs, batch_size or 128, lr or 0.05, momentum, hidden,
+                             limit, dropout, weight_decay, decay, seed, run, report, progress=not (quiet or as_json),
+                             engine=engine, workers=workers,
+                             spark={"master": master, "sync": sync, "sync_every": sync_every},
+                             checkpoints=checkpoints if engine == "local" else {})
 
 
 def _plot_run(history: Any, run: Path, title: str) -> Path:
@@ -240,7 +334,8 @@ def _plot_run(history: Any, run: Path, title: str) -> Path:
 
 
 def _train_classifier(model_name, data_name, epochs, batch_size, lr, momentum, hidden, limit, dropout,
-                      weight_decay, decay, seed, run, report, progress, engine, workers, spark) -> dict[str, Any]:
+                      weight_decay, decay, seed, run, report, progress, engine, workers, spark,
+                      checkpoints) -> dict[str, Any]:
     train_set, validation_set, test_set = _load_data(data_name, images=model_name in IMAGE_MODELS)
     train_set = train_set[:limit] if limit else train_set
     model = _build_model(model_name, train_set, hidden, dropout, seed)
@@ -258,7 +353,7 @@ def _train_classifier(model_name, data_name, epochs, batch_size, lr, momentum, h
     else:
         history = dc.fit(model, nn.CrossEntropyLoss(), optimizer, train_set, epochs=epochs, batch_size=batch_size,
                          validation=validation_set, seed=seed, callbacks=[report], progress=progress, engine=engine,
-                         workers=workers)
+                         workers=workers, **checkpoints)
     model_path = dc.save(model, run / "model.dsc", optimizer=optimizer)
     _plot_run(history, run, f"{model_name} on {data_name} ({engine} engine)")
     test = {f"test_{name}": value for name, value in dc.evaluate(model, nn.CrossEntropyLoss(), test_set).items()}
@@ -275,7 +370,7 @@ def _train_classifier(model_name, data_name, epochs, batch_size, lr, momentum, h
 
 
 def _train_char_model(model_name, source, epochs, batch_size, lr, hidden, layers, embed, seq_length, limit,
-                      dropout, seed, run, report, progress) -> dict[str, Any]:
+                      dropout, seed, run, report, progress, checkpoints) -> dict[str, Any]:
     text = dc.data.load_text(source)
     train_set = text.sequences(seq_length)
     train_set = train_set[:limit] if limit else train_set
@@ -285,7 +380,8 @@ def _train_char_model(model_name, source, epochs, batch_size, lr, hidden, layers
                        dropout=dropout if layers > 1 else 0.0, rng=seed)
     optimizer = optim.Adam(model.parameters(), lr=lr)
     history = dc.fit(model, nn.CrossEntropyLoss(), optimizer, train_set, epochs=epochs, batch_size=batch_size,
-                     validation=validation_set, seed=seed, callbacks=[report], progress=progress, clip_grad_norm=5.0)
+                     validation=validation_set, seed=seed, callbacks=[report], progress=progress, clip_grad_norm=5.0,
+                     **checkpoints)
     model_path = dc.save(model, run / "model.dsc", optimizer=optimizer)
     _plot_run(history, run, f"{model_name} on {source}")
     (run / "vocab.json").write_text(json.dumps({"source": str(source), "vocab": text.vocab}) + "\n")
@@ -313,7 +409,7 @@ def _digit_list(context: click.Context, parameter: click.Parameter, value: str) 
 @click.option("--anomalous", default="9", show_default=True, callback=_digit_list, help="Digits held out as anomalies.")
 @click.option("--code", "code_size", type=click.IntRange(min=1), default=64, show_default=True, help="Code size.")
 @click.option("--epochs", type=click.IntRange(min=1), default=5, show_default=True)
-@click.option("--contamination", type=click.FloatRange(0, 0.5, min_open=True), default=0.01, show_default=True,
+@click.option("--contamination", type=_FiniteRange(0, 0.5, min_open=True), default=0.01, show_default=True,
               help="Fraction of normal training rows the threshold flags.")
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="Train on the first N normal images only.")
 @click.option("--seed", type=int, default=0, show_default=True)
@@ -456,7 +552,7 @@ def hogwild(data_name: str, worker_counts: list[int], locks: list[str], rows: in
               show_default=True, help="A run folder of a character model (model.dsc and vocab.json).")
 @click.option("--prompt", default="ROMEO:", show_default=True, help="Text to continue.")
 @click.option("--length", type=click.IntRange(min=0), default=300, show_default=True, help="Characters to add.")
-@click.option("--temperature", type=click.FloatRange(min=0, min_open=True), default=0.8, show_default=True,
+@click.option("--temperature", type=_FiniteRange(min=0, min_open=True), default=0.8, show_default=True,
               help="Below 1 plays safe, above 1 takes risks.")
 @click.option("--top-k", type=click.IntRange(min=1), default=None, help="Sample only among the k likeliest characters.")
 @click.option("--seed", type=int, default=None, help="For a repeatable sample.")
@@ -549,12 +645,12 @@ def tour(full: bool, numbers: list[int] | None, examples_dir: str | None, out_di
 @click.option("--model", "model_name", type=click.Choice(MODELS), default="mlp", show_default=True)
 @click.option("--data", "data_name", type=click.Choice(DATASETS), default="digits", show_default=True)
 @click.option("--hidden", callback=_hidden_sizes, default=None, help="Hidden layer widths, e.g. 512,256.")
-@click.option("--momentum", type=click.FloatRange(0, 1, max_open=True), default=0.9, show_default=True)
+@click.option("--momentum", type=_FiniteRange(0, 1, max_open=True), default=0.9, show_default=True)
 @click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
 @click.option("--steps", type=click.IntRange(min=8), default=100, show_default=True,
               help="Minibatch steps of the ramp.")
-@click.option("--start-lr", type=click.FloatRange(min=0, min_open=True), default=1e-6, show_default=True)
-@click.option("--end-lr", type=click.FloatRange(min=0, min_open=True), default=10.0, show_default=True)
+@click.option("--start-lr", type=_FiniteRange(min=0, min_open=True), default=1e-6, show_default=True)
+@click.option("--end-lr", type=_FiniteRange(min=0, min_open=True), default=10.0, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default="runs/lr-find", show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print the readings as JSON.")
@@ -633,7 +729,6 @@ def predict(model_path: str, input_path: str, out_path: str | None, probabilitie
     """
     from tqdm import tqdm
 
-    from descend.files import write_atomically
 
     model = dc.load(model_path)
     rows = _read_rows(Path(input_path))

@@ -26,12 +26,30 @@ class IndexOutOfRangeError(ShapeError, IndexError):
 
 
 class NonFiniteError(DescendError, FloatingPointError):
-    """A loss or gradient became NaN or infinite during training."""
+    """A loss or gradient became NaN or infinite during training.
+
+    Besides the message, what a program can act on, where known (else None):
+    the `step` and `epoch`, the `layer` whose op made the first bad value, the
+    first `parameter` whose gradient it reached, and the last good `checkpoint`.
+    """
+
+    def __init__(self, message: str, step: int | None = None, epoch: int | None = None, layer: str | None = None,
+                 parameter: str | None = None, checkpoint: object = None):
+        super().__init__(message)
+        self.step, self.epoch, self.layer, self.parameter, self.checkpoint = step, epoch, layer, parameter, checkpoint
 
 
 class ModelFileError(DescendValueError):
     """A model file that is truncated, not a descend file, or from another format version."""
 
 
+class SizeLimitError(DescendValueError):
+    """A request for more values than a limit allows, refused before anything is allocated."""
+
+
 class DataError(DescendValueError):
     """A data set that is missing, damaged (checksum mismatch) or malformed."""
+
+
+class CheckpointWarning(UserWarning):
+    """A damaged checkpoint was skipped on resuming; the one before it was used."""

@@ -6,7 +6,9 @@ import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
+
+from descend.errors import DescendTypeError, DescendValueError
 
 
 def write_atomically(path: str | os.PathLike, write: Callable[[BinaryIO], object]) -> Path:
@@ -30,6 +32,27 @@ def write_atomically(path: str | os.PathLike, write: Callable[[BinaryIO], object
         Path(temporary).unlink(missing_ok=True)
         raise
     _sync_folder(path.parent)
+    return path
+
+
+def checked_path(name: str, path: Any) -> Path:
+    """`path` as a Path when it is a str or os.PathLike; else a DescendTypeError naming the argument."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise DescendTypeError(
+            f"{name} must be a file path (str or os.PathLike); got {type(path).__name__} {path!r:.80}"
+        )
+    return Path(path)
+
+
+def checked_file_path(name: str, path: Any) -> Path:
+    """`path` as a Path a file can be written at: not a folder, and not below a file."""
+    path = checked_path(name, path)
+    if path.is_dir():
+        raise DescendValueError(
+            f"{name} {str(path)!r} is a folder; expected a file path, e.g. {str(path / 'model.dsc')!r}"
+        )
+    if any(parent.exists() and not parent.is_dir() for parent in path.parents):
+        raise DescendValueError(f"{name} {str(path)!r} lies inside a file, not a folder; expected a path in a folder")
     return path
 
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from descend.checks import check_integer, check_real
+from descend.checks import check_integer, check_real, naming_arguments
 from descend.data import as_dataset, batches
 from descend.errors import DescendValueError
 from descend.nn.module import Module
@@ -47,6 +47,7 @@ class LearningRateRange:
                 f"loss's rate {self.tenth_of_lowest:.2e}: suggested learning rate {self.suggestion:.2e})")
 
 
+@naming_arguments
 def lr_find(
     model: Module,
     loss_fn: Module,

@@ -26,12 +26,14 @@ pickle as its JSON architecture and plain arrays (weights, optimizer state) and 
 
 from __future__ import annotations
 
+import contextlib
 import numbers
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
+from sklearn import exceptions
 from sklearn.base import BaseEstimator, ClassifierMixin, OutlierMixin, RegressorMixin
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
@@ -41,7 +43,7 @@ from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_dat
 
 from descend.anomaly import reconstruction_error, threshold_for
 from descend.checks import check_fraction, check_integer, check_real
-from descend.errors import DescendTypeError, DescendValueError
+from descend.errors import DescendError, DescendTypeError, DescendValueError
 from descend.nn.autoencoders import Autoencoder
 from descend.nn.losses import BCEWithLogitsLoss, CrossEntropyLoss, MSELoss
 from descend.nn.models import MLP
@@ -57,6 +59,10 @@ ACTIVATIONS = {"relu": "relu", "tanh": "tanh", "logistic": "sigmoid", "sigmoid":
                "leaky_relu": "leaky_relu", "elu": "elu"}
 SOLVERS = ("adam", "sgd")
 _FLOATS = (np.float64, np.float32)  # what validate_data may hand over; anything else becomes float64
+
+
+class NotFittedError(DescendValueError, exceptions.NotFittedError):
+    """predict, score or transform before fit: a descend error that scikit-learn's own checks recognise too."""
 
 
 class _NeuralNetEstimator(BaseEstimator):
@@ -193,8 +199,11 @@ class _NeuralNetEstimator(BaseEstimator):
     # -- prediction -----------------------------------------------------------
     def _checked_x(self, X: Any) -> np.ndarray:
         """X after scikit-learn's checks against the fitted estimator: (N, n_features_in_) float."""
-        check_is_fitted(self)
-        return validate_data(self, X, reset=False, dtype=_FLOATS)
+        try:
+            check_is_fitted(self)
+        except exceptions.NotFittedError as error:
+            raise NotFittedError(str(error)) from None
+        return _validated(self, X, reset=False, dtype=_FLOATS)
 
     def _inference(self) -> Module:
         """The float64 twin of model_, holding model_'s current weights (read fresh, in case model_ was trained on)."""
@@ -276,7 +285,7 @@ class NeuralNetClassifier(ClassifierMixin, _NeuralNetEstimator):
     def _fit(self, X: Any, y: Any, classes: Any, incremental: bool) -> NeuralNetClassifier:
         self._check_hyperparameters()
         continues = self._continues(incremental)
-        X, y = validate_data(self, X, y, multi_output=True, dtype=_FLOATS, reset=not continues)
+        X, y = _validated(self, X, y, multi_output=True, dtype=_FLOATS, reset=not continues)
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
         multilabel = _is_multilabel(y)
@@ -399,7 +408,9 @@ class NeuralNetRegressor(RegressorMixin, _NeuralNetEstimator):
     def _fit(self, X: Any, y: Any, incremental: bool) -> NeuralNetRegressor:
         self._check_hyperparameters()
         continues = self._continues(incremental)
-        X, y = validate_data(self, X, y, multi_output=True, y_numeric=True, dtype=_FLOATS, reset=not continues)
+        X, y = _validated(self, X, y, multi_output=True, y_numeric=True, dtype=_FLOATS, reset=not continues)
+        if y.dtype.kind not in "biuf":  # y_numeric converts only object arrays: strings get through
+            raise DescendTypeError(f"y must hold numbers (regression targets); got dtype {y.dtype}")
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
         targets = y.reshape(len(y), -1)
@@ -497,7 +508,7 @@ class AutoencoderOutlierDetector(OutlierMixin, _NeuralNetEstimator):
         if self.code_size != "auto":
             check_integer("code_size", self.code_size, low=1)
         continues = self._continues(incremental)
-        X = validate_data(self, X, dtype=_FLOATS, reset=not continues)
+        X = _validated(self, X, dtype=_FLOATS, reset=not continues)
         if not continues:
             self._start(X.shape[1], X.shape[1])
         self._train(X, None, incremental)
@@ -549,6 +560,26 @@ def _mlp(estimator: _NeuralNetEstimator, n_features: int, n_outputs: int, rng: n
                activation=_activation_name(estimator.activation), dropout=estimator.dropout, rng=rng)
 
 
+@contextlib.contextmanager
+def _as_descend_errors() -> Iterator[None]:
+    """scikit-learn's plain ValueError and TypeError raised inside come out as descend's, with the same message
+    (which names the input, what came and what is expected, and which scikit-learn's own checks match)."""
+    try:
+        yield
+    except DescendError:
+        raise
+    except ValueError as error:
+        raise DescendValueError(str(error)) from None
+    except TypeError as error:
+        raise DescendTypeError(str(error)) from None
+
+
+def _validated(estimator: BaseEstimator, *args: Any, **kwargs: Any) -> Any:
+    """scikit-learn's validate_data (X and y checked against the estimator), its errors raised as descend's."""
+    with _as_descend_errors():
+        return validate_data(estimator, *args, **kwargs)
+
+
 def _layer_sizes(hidden_layer_sizes: Any) -> list[int]:
     """hidden_layer_sizes as a list of ints >= 1: an int is one layer, a sequence one size per layer."""
     sizes = [hidden_layer_sizes] if isinstance(hidden_layer_sizes, numbers.Integral) else hidden_layer_sizes
@@ -571,7 +602,8 @@ def _activation_name(activation: Any) -> str:
 
 def _is_multilabel(y: np.ndarray) -> bool:
     """True for multilabel indicators (n_samples, k) of 0/1, False for labels (n_samples,); else raise."""
-    check_classification_targets(y)
+    with _as_descend_errors():
+        check_classification_targets(y)
     kind = type_of_target(y, input_name="y")
     if kind not in ("binary", "multiclass", "multilabel-indicator"):
         raise DescendValueError(

@@ -47,9 +47,21 @@ def no_grad() -> Iterator[None]:
         _state.grad_enabled = previous
 
 
+def _numeric_dtype(dtype: Any) -> np.dtype:
+    try:
+        resolved = np.dtype(dtype)
+    except TypeError:
+        raise DescendTypeError(f"dtype must be a NumPy dtype such as np.float32; got {dtype!r}") from None
+    if resolved.kind not in "fiub":
+        raise DescendTypeError(f"dtype must be numeric (float, int or bool), e.g. np.float32; got {resolved}")
+    return resolved
+
+
 def _as_array(data: Any, dtype: Any = None) -> np.ndarray:
     if isinstance(data, Tensor):
         data = data.data
+    if dtype is not None:
+        dtype = _numeric_dtype(dtype)
     try:
         array = np.asarray(data, dtype=dtype)
     except (TypeError, ValueError) as error:

@@ -9,20 +9,24 @@ bar.
 
 from __future__ import annotations
 
+import itertools
 import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from descend.checks import check_integer, check_real
+from descend.checkpoint import Checkpoints, Progress, fingerprint, restore_callbacks
+from descend.checks import check_integer, check_real, naming_arguments
 from descend.data import Dataset, as_dataset, batches
 from descend.errors import DescendValueError, NonFiniteError
 from descend.memory import reuse_freed_memory
 from descend.nn.losses import BCEWithLogitsLoss, CrossEntropyLoss
 from descend.nn.module import Module, check_finite
+from descend.nonfinite import Origin, locate
 from descend.tensor import Tensor, no_grad
 
 ENGINES = ("local", "hogwild", "spark")
@@ -93,7 +97,22 @@ def clip_grad_norm(grads: np.ndarray, max_norm: float) -> float:
     return norm
 
 
-_clip_grad_norm = clip_grad_norm  # fit's argument of the same name hides the function inside fit
+def clip_grad_value(grads: np.ndarray, max_value: float) -> None:
+    """Limit every gradient in `grads` to [-max_value, max_value], in place.
+
+    `grads` is a flat gradient buffer (`model.flat_buffer().grad`).
+    """
+    if not max_value > 0:
+        raise DescendValueError(f"clip_grad_value: max_value must be positive; got {max_value!r}")
+    np.clip(grads, -max_value, max_value, out=grads)
+
+
+def clip_gradients(grads: np.ndarray, max_norm: float | None, max_value: float | None) -> None:
+    """What fit's clip_grad_value= and clip_grad_norm= ask for, in that order (None: not that one)."""
+    if max_value is not None:
+        clip_grad_value(grads, max_value)
+    if max_norm is not None:
+        clip_grad_norm(grads, max_norm)
 
 
 @dataclass
@@ -146,6 +165,16 @@ class Callback:
     def on_train_end(self, state: TrainingState) -> None:
         """Called once, after the last epoch or an early stop."""
 
+    def state_dict(self) -> dict[str, dict[str, Any]]:
+        """What a checkpoint keeps of this callback so a resumed run goes on as if never stopped.
+
+        {"scalars": JSON-ready values, "arrays": NumPy arrays}; nothing by default.
+        """
+        return {"scalars": {}, "arrays": {}}
+
+    def load_state_dict(self, state: dict[str, dict[str, Any]]) -> None:
+        """Take back what `state_dict()` gave; called after `on_train_begin` when a run resumes."""
+
 
 class EarlyStopping(Callback):
     """Stop after `patience` epochs in a row in which `monitor` did not improve by more than `min_delta`.
@@ -186,6 +215,17 @@ class EarlyStopping(Callback):
         """Load the best epoch's weights back into the model, with `restore_best_weights`."""
         if self.restore_best_weights and self.best_weights is not None:
             state.model.flat_buffer().data[...] = self.best_weights
+
+    def state_dict(self) -> dict[str, dict[str, Any]]:
+        """The best score and epoch, the epochs waited, and the best weights."""
+        scalars = {"best": float(self.best), "best_epoch": self.best_epoch, "waited": self.waited}
+        return {"scalars": scalars, "arrays": {} if self.best_weights is None else {"best_weights": self.best_weights}}
+
+    def load_state_dict(self, state: dict[str, dict[str, Any]]) -> None:
+        """Take back the best score, epoch, weights and the epochs waited."""
+        scalars = state["scalars"]
+        self.best, self.best_epoch, self.waited = scalars["best"], scalars["best_epoch"], scalars["waited"]
+        self.best_weights = state["arrays"].get("best_weights")
 
 
 class _ProgressBar(Callback):
@@ -228,6 +268,7 @@ def _progress_bar(progress: bool | str, steps: int, epochs: int) -> _ProgressBar
         raise ImportError("fit(progress=True) needs tqdm: pip install 'descend[cli]', or pass progress=False") from None
 
 
+@naming_arguments
 def evaluate(model: Module, loss_fn: Module, data: Any, batch_size: int = 1024) -> dict[str, float]:
     """Mean loss (and accuracy for classifiers) over a data set, in eval mode without a tape."""
     x_all, y_all = _inputs_and_targets(as_dataset(data, "data"), model, loss_fn, "data")
@@ -251,6 +292,7 @@ def evaluate(model: Module, loss_fn: Module, data: Any, batch_size: int = 1024) 
     return metrics
 
 
+@naming_arguments
 def predict(model: Module, x: Any, batch_size: int = 1024) -> np.ndarray:
     """The model's outputs for every row of x, in eval mode, batched: x (N, ...) -> (N, ...).
 
@@ -294,6 +336,7 @@ def _seed_module_generators(model: Module, key: list[int]) -> None:
             module.rng = np.random.default_rng([*key, index])
 
 
+@naming_arguments
 def fit(
     model: Module,
     loss_fn: Module,
@@ -307,6 +350,10 @@ def fit(
     callbacks: Sequence[Callback] = (),
     progress: bool | str = "auto",
     clip_grad_norm: float | None = None,
+    clip_grad_value: float | None = None,
+    checkpoint: str | os.PathLike | None = None,
+    checkpoint_every: int | str = "epoch",
+    resume: bool = False,
     engine: str = "local",
     workers: int | None = None,
 ) -> History:
@@ -317,8 +364,22 @@ def fit(
     draws a fresh permutation from a generator keyed by `seed` and the
     optimizer's step count at the start, so runs with the same seed repeat
     exactly and a second call continues rather than replays the first.
-    Training stops with a NonFiniteError naming the step if the loss or a
-    gradient becomes NaN or infinite.
+    `clip_grad_value` limits every gradient to ±that value and
+    `clip_grad_norm` scales all of them together to at most that L2 norm.
+
+    Training stops with a NonFiniteError if the loss or a gradient becomes
+    NaN or infinite; the message names the step, the op and layer where the
+    first bad value appeared (the step is run again, checked value by value),
+    the first parameter whose gradient it reached and the last good checkpoint.
+
+    With `checkpoint` (a folder), the run's whole state is written there
+    every `checkpoint_every` steps, or at the end of every epoch with
+    "epoch" (descend.checkpoint); the newest three files are kept. With
+    `resume=True` the run goes on from the newest checkpoint that reads back
+    whole (from the start if there is none), and ends with the same weights,
+    bit for bit, as a run that was never interrupted. Resuming needs the same
+    model, optimizer, callbacks, data, batch size, seed and shuffling; epochs
+    may grow.
 
     engine="hogwild" trains the same model with `workers` processes (default:
     one per core) that update one shared parameter buffer without locks
@@ -335,12 +396,22 @@ def fit(
         raise DescendValueError("fit: engine='spark' runs a task per core of the cluster; workers= is for 'hogwild'")
     if engine != "local" and not shuffle:
         raise DescendValueError(f"fit: engine={engine!r} shuffles every epoch; shuffle=False is for the local engine")
+    if engine != "local" and (checkpoint is not None or resume):
+        raise DescendValueError(
+            f"fit: checkpoint= and resume= are for the local engine; engine={engine!r} cannot replay a run bit for bit"
+        )
+    if resume and checkpoint is None:
+        raise DescendValueError("fit: resume=True needs checkpoint=, the folder of the run to go on with")
+    if clip_grad_norm is not None:
+        check_real("clip_grad_norm", clip_grad_norm, low=0.0, low_open=True)
+    if clip_grad_value is not None:
+        check_real("clip_grad_value", clip_grad_value, low=0.0, low_open=True)
     if engine == "spark":
         from descend.spark import fit_spark
 
         return fit_spark(model, loss_fn, optimizer, train, epochs=epochs, batch_size=batch_size,
-                         seed=0 if seed is None else seed, clip_grad_norm=clip_grad_norm, validation=validation,
-                         callbacks=callbacks)
+                         seed=0 if seed is None else seed, clip_grad_norm=clip_grad_norm,
+                         clip_grad_value=clip_grad_value, validation=validation, callbacks=callbacks)
     epochs = check_integer("epochs", epochs, low=1)
     batch_size = check_integer("batch_size", batch_size, low=1)
     x_train, y_train = _inputs_and_targets(as_dataset(train, "train"), model, loss_fn, "train")
@@ -361,54 +432,128 @@ def fit(
         return fit_hogwild(model, loss_fn, optimizer, x_train, y_train, epochs, batch_size,
                            workers=(os.cpu_count() or 1) if workers is None else workers,
                            seed=None if seed is None else seed + optimizer.iterations, validation=validation_set,
-                           callbacks=callbacks, progress=progress, clip_grad_norm=clip_grad_norm)
+                           callbacks=callbacks, progress=progress, clip_grad_norm=clip_grad_norm,
+                           clip_grad_value=clip_grad_value)
 
+    checkpoints = None
+    if checkpoint is not None:
+        settings = {"batch_size": batch_size, "seed": seed, "shuffle": bool(shuffle),
+                    "data": fingerprint(x_train, y_train)}
+        checkpoints = Checkpoints(checkpoint, checkpoint_every, settings)
     # keyed by how far training has come, so a second fit() continues rather than replays the first
     progress_key = [seed, optimizer.iterations] if seed is not None else None
     rng = np.random.default_rng(progress_key)
     if progress_key is not None:
         _seed_module_generators(model, progress_key)
     step = make_step(model, loss_fn)
-    history = History()
-    state = TrainingState(model, loss_fn, optimizer, history)
+    state = TrainingState(model, loss_fn, optimizer, History())
+    position = Progress()
+    saved_callbacks = None
+    if checkpoints is not None:
+        found = checkpoints.start(resume)
+        if found is not None:
+            saved_callbacks = checkpoints.restore(found, model, optimizer, state, position, rng)
+            if position.epoch > epochs:
+                raise DescendValueError(
+                    f"fit: epochs={epochs}, but the checkpoint {found[0]} is already at epoch {position.epoch}; "
+                    "pass at least as many epochs as the run has done"
+                )
     steps_per_epoch = -(-len(x_train) // batch_size)
     bar = _progress_bar(progress, steps_per_epoch, epochs)
     everyone = [*([bar] if bar else []), *callbacks]  # the bar closes before callbacks print
     for callback in everyone:
         callback.on_train_begin(state)
+    if saved_callbacks is not None:
+        restore_callbacks(callbacks, saved_callbacks)
+    replayable = _ReplayableModules(model)
     model.train()
-    for epoch in range(1, epochs + 1):
+    first_epoch = position.epoch + 1 if position.epoch_done else position.epoch
+    for epoch in range(first_epoch, epochs + 1):
+        if state.stop:
+            break
         state.epoch = epoch
+        if position.epoch_done:
+            position.begin(epoch, rng)
+        else:  # resumed within this epoch: draw its order of minibatches again and skip those done
+            rng.bit_generator.state = position.epoch_rng
         started = time.perf_counter()
         if bar:
             bar.start_epoch(epoch)
-        loss_sum, correct_sum, seen = 0.0, 0, 0
-        for rows in batches(len(x_train), batch_size, rng=rng, shuffle=shuffle):
+            bar.advance_to(position.batch)
+        for rows in itertools.islice(batches(len(x_train), batch_size, rng=rng, shuffle=shuffle), position.batch, None):
+            before = replayable.snapshot()
             loss, grads, correct = step(buffer.data, x_train[rows], y_train[rows])
             state.step += 1
-            _check_finite_step(model, loss, grads, state)
-            if clip_grad_norm is not None:
-                _clip_grad_norm(grads, clip_grad_norm)
+            _check_finite_step(
+                model, loss, grads, state, checkpoint=None if checkpoints is None else checkpoints.last,
+                locate=lambda: replayable.locate(before, loss_fn, x_train[rows], y_train[rows]),
+            )
+            clip_gradients(grads, clip_grad_norm, clip_grad_value)
             lr_used = optimizer.lr
             optimizer.step()
-            loss_sum += loss * len(rows)
-            seen += len(rows)
-            correct_sum = None if correct is None else correct_sum + correct
+            position.add(loss, correct, len(rows), lr_used)
             if bar:
-                bar.advance(loss_sum / seen, None if correct_sum is None else correct_sum / seen)
+                bar.advance(position.loss_sum / position.seen,
+                            None if position.correct_sum is None else position.correct_sum / position.seen)
             for callback in callbacks:
                 callback.on_batch_end(state, loss)
-        record = {"epoch": epoch, "loss": loss_sum / seen}
-        if correct_sum is not None:
-            record["accuracy"] = correct_sum / seen
+            if checkpoints is not None and checkpoints.due(state.step):
+                checkpoints.write(model, optimizer, state, position, rng, callbacks)
+        record = {"epoch": epoch, "loss": position.loss_sum / position.seen}
+        if position.correct_sum is not None:
+            record["accuracy"] = position.correct_sum / position.seen
         if validation_set is not None:
             record.update({f"val_{k}": v for k, v in evaluate(model, loss_fn, validation_set).items()})
-        record["lr"] = float(lr_used)  # the rate of the epoch's last step
-        if end_epoch(state, record, started, everyone):
-            break
+        record["lr"] = float(position.lr)  # the rate of the epoch's last step
+        end_epoch(state, record, started, everyone)
+        position.epoch_done = True
+        if checkpoints is not None and (checkpoints.every == "epoch" or epoch == epochs or state.stop):
+            checkpoints.write(model, optimizer, state, position, rng, callbacks)
     for callback in everyone:
         callback.on_train_end(state)
-    return history
+    return state.history
+
+
+class _ReplayableModules:
+    """What a step changes in a model besides its weights, kept before every step so a failed one can be undone.
+
+    That is the random generators' states, the carried states of stateful
+    models and the running statistics (batch normalisation). A step whose
+    loss or gradient is not finite is then run again exactly by
+    descend.nonfinite, and the model is left as the last good step left it.
+    """
+
+    def __init__(self, model: Module):
+        self.model = model
+        self.random = [m for m in model.modules() if isinstance(getattr(m, "rng", None), np.random.Generator)]
+        self.carrying = [m for m in model.modules() if type(m).training_state is not Module.training_state]
+        self.statistics = [(m, name) for m in model.modules() for name in m.state]
+
+    def snapshot(self) -> tuple[list[Any], list[dict[str, np.ndarray]], list[np.ndarray]]:
+        """The generators' states, the carried states and copies of the running statistics, as they are now."""
+        return ([m.rng.bit_generator.state for m in self.random], [m.training_state() for m in self.carrying],
+                [getattr(m, name).copy() for m, name in self.statistics])
+
+    def restore(self, snapshot: tuple[list[Any], list[dict[str, np.ndarray]], list[np.ndarray]]) -> None:
+        """Put the generators, carried states and running statistics back as `snapshot` found them."""
+        generators, carried, statistics = snapshot
+        for module, generator_state in zip(self.random, generators):
+            module.rng.bit_generator.state = generator_state
+        for module, arrays in zip(self.carrying, carried):
+            module.load_training_state(arrays)
+        for (module, name), values in zip(self.statistics, statistics):
+            setattr(module, name, values.copy())
+
+    def locate(self, before: Any, loss_fn: Module, x: np.ndarray, y: np.ndarray) -> Origin | None:
+        """Replay the step that began at `before` on (x, y); where its first non-finite value came from.
+
+        The model is left as it was before that step.
+        """
+        self.restore(before)
+        try:
+            return locate(self.model, loss_fn, x, y, with_penalties)
+        finally:
+            self.restore(before)
 
 
 def end_epoch(state: TrainingState, record: dict[str, float], started: float, callbacks: Sequence[Callback]) -> bool:
@@ -420,18 +565,40 @@ def end_epoch(state: TrainingState, record: dict[str, float], started: float, ca
     return state.stop
 
 
-def _check_finite_step(model: Module, loss: float, grads: np.ndarray, state: TrainingState) -> None:
-    where = f"epoch {state.epoch}, step {state.step}"
-    if not np.isfinite(loss):
-        raise NonFiniteError(
-            f"the loss became {loss} at {where} (learning rate {state.optimizer.lr:g}); "
-            "lower the learning rate, clip gradients (clip_grad_norm=) or check the data for extreme values"
-        )
-    if not np.isfinite(np.dot(grads, grads)):
-        for name, parameter in model.named_parameters():
-            if not np.isfinite(parameter.grad).all():
-                raise NonFiniteError(
-                    f"the gradient of '{name}' became NaN or infinite at {where}; "
-                    "lower the learning rate or clip gradients (clip_grad_norm=)"
-                )
-        raise NonFiniteError(f"the gradient norm overflowed at {where}; clip gradients (clip_grad_norm=)")
+def _check_finite_step(
+    model: Module, loss: float, grads: np.ndarray, state: TrainingState, checkpoint: Path | None = None,
+    locate: Callable[[], Origin | None] | None = None,
+) -> None:
+    """Raise a NonFiniteError when a step's loss or gradient is NaN or infinite.
+
+    The message names the step, where the first bad value came from (from
+    `locate`, which replays the step; without it, the first parameter with a
+    bad gradient) and the last good checkpoint.
+    """
+    loss_bad = not np.isfinite(loss)
+    if not loss_bad and np.isfinite(np.dot(grads, grads)):
+        return
+    if not loss_bad and all(np.isfinite(parameter.grad).all() for parameter in model.parameters()):
+        what = "the gradient norm overflowed"  # every gradient is finite, only their sum of squares is not
+        origin = None
+    else:
+        what = f"the loss became {loss}" if loss_bad else "a gradient became NaN or infinite"
+        origin = locate() if locate is not None else None
+        if origin is None:
+            bad = [name for name, parameter in model.named_parameters() if not np.isfinite(parameter.grad).all()]
+            origin = Origin("backward", parameters=bad) if bad else None
+    parts = [f"{what} at epoch {state.epoch}, step {state.step} (learning rate {state.optimizer.lr:g})"]
+    if origin is not None and (origin.op is not None or origin.phase == "weights"):
+        parts.append(origin.describe())
+    elif origin is not None and origin.parameters:
+        parts.append(f"the first parameter with a bad gradient is '{origin.parameters[0]}'")
+    if checkpoint is not None:
+        parts.append(f"the last good checkpoint is {checkpoint} (fit(..., resume=True) goes on from it)")
+    parts.append("lower the learning rate, clip gradients (clip_grad_norm= or clip_grad_value=) "
+                 "or check the data for extreme values")
+    raise NonFiniteError(
+        "; ".join(parts), step=state.step, epoch=state.epoch,
+        layer=None if origin is None else origin.layer,
+        parameter=origin.parameters[0] if origin is not None and origin.parameters else None,
+        checkpoint=checkpoint,
+    )

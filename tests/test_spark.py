@@ -3,7 +3,6 @@ tasks that change nothing, inference as DataFrame columns, data that stays on th
 
 import os
 import shutil
-import sys
 
 import numpy as np
 import pytest
@@ -17,22 +16,10 @@ from conftest import skip_outside_ci
 try:
     import pyspark  # noqa: F401
     from pyspark.ml.linalg import Vectors
-    from pyspark.sql import SparkSession
 except ImportError:
     skip_outside_ci("pyspark is not installed (make test installs it)")
 
 from descend.spark import fit_spark, predict_spark
-
-
-@pytest.fixture(scope="module")
-def spark():
-    os.environ["PYSPARK_PYTHON"] = sys.executable  # the executors' Python: this one, with descend installed
-    session = (SparkSession.builder.master("local[2,2]")  # two threads; a failed task is tried again once
-               .config("spark.ui.enabled", "false").config("spark.sql.shuffle.partitions", "2")
-               .getOrCreate())
-    session.sparkContext.setLogLevel("ERROR")
-    yield session
-    session.stop()
 
 
 @pytest.fixture(scope="module")

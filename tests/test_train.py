@@ -1,5 +1,8 @@
 """fit: convergence on problems with known answers, history, callbacks, determinism, bad input."""
 
+import gc
+import os
+
 import numpy as np
 import pytest
 
@@ -79,8 +82,65 @@ def test_early_stopping_stops_and_restores_the_best_weights():
 def test_a_diverging_run_stops_with_a_named_error():
     data = dc.data.make_line(n=64, seed=0)
     model = nn.LinearRegression(1, rng=0)
-    with pytest.raises(NonFiniteError, match=r"epoch \d+, step \d+"):
+    with pytest.raises(NonFiniteError, match=r"epoch \d+, step \d+") as raised:
         dc.fit(model, nn.MSELoss(), optim.SGD(model.parameters(), lr=1e6), data, epochs=50, batch_size=8, progress=False)
+    assert raised.value.step >= 1 and raised.value.epoch >= 1
+
+
+class _LogLoss(nn.Module):
+    """A loss that takes the log of the model's output: a negative output makes a NaN in the forward pass."""
+
+    def forward(self, output, target):
+        return dc.log(output).mean()
+
+
+class _Sqrt(nn.Module):
+    """√(x·0): finite forward (zeros), infinite derivative at zero, so a NaN begins in the backward pass."""
+
+    def forward(self, x):
+        return dc.sqrt(x * 0.0)
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+def test_a_nan_in_the_forward_pass_is_traced_to_its_op_and_module():
+    model = nn.MLP([1, 8, 1], rng=0)
+    with pytest.raises(NonFiniteError) as raised:
+        dc.fit(model, _LogLoss(), optim.SGD(model.parameters(), lr=0.1), dc.data.make_line(n=64, seed=0), epochs=1,
+               batch_size=8, progress=False)
+    message = str(raised.value)
+    assert "the loss became nan at epoch 1, step 1" in message
+    assert "forward pass of log in loss (_LogLoss)" in message
+    assert raised.value.layer == "loss (_LogLoss)"
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+def test_a_nan_gradient_is_traced_to_the_op_and_layer_where_it_began_and_the_parameters_it_reached():
+    model = nn.Sequential(nn.Linear(1, 4, rng=0), _Sqrt(), nn.Linear(4, 1, rng=1))
+    with pytest.raises(NonFiniteError) as raised:
+        dc.fit(model, nn.MSELoss(), optim.SGD(model.parameters(), lr=0.1), dc.data.make_line(n=64, seed=0), epochs=1,
+               batch_size=8, progress=False)
+    message = str(raised.value)
+    assert "a gradient became NaN or infinite at epoch 1, step 1" in message
+    assert "backward pass of sqrt in layers.1 (_Sqrt)" in message
+    # the layer after the sqrt keeps finite gradients; the first layer's are the ones it reached
+    assert raised.value.layer == "layers.1 (_Sqrt)" and raised.value.parameter.startswith("layers.0.")
+    assert "layers.2" not in message
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+def test_the_error_names_the_last_good_checkpoint_and_the_failed_step_changes_nothing(tmp_path):
+    data = dc.data.make_line(n=64, seed=0)
+    model = nn.Sequential(nn.Linear(1, 16, rng=0), nn.Dropout(0.5, rng=0), nn.BatchNorm1d(16), nn.Linear(16, 1, rng=1))
+    opt = optim.SGD(model.parameters(), lr=3e4)
+    with pytest.raises(NonFiniteError) as raised:
+        dc.fit(model, nn.MSELoss(), opt, data, epochs=50, batch_size=8, progress=False, checkpoint=tmp_path,
+               checkpoint_every=1)
+    newest = sorted(tmp_path.glob("checkpoint-*.dsc"))[-1]
+    assert raised.value.checkpoint == newest and str(newest) in str(raised.value)
+    # the bad step was not taken and its replay put everything back: the model is the newest checkpoint's
+    saved = dc.load(newest)
+    np.testing.assert_array_equal(model.flat_buffer().data, saved.flat_buffer().data)
+    np.testing.assert_array_equal(model.layers[2].running_mean, saved.layers[2].running_mean)
 
 
 def test_gradient_clipping_limits_the_global_norm():
@@ -91,6 +151,21 @@ def test_gradient_clipping_limits_the_global_norm():
     model = nn.LinearRegression(1, rng=0)
     dc.fit(model, nn.MSELoss(), optim.SGD(model.parameters(), lr=10.0), data, epochs=2, batch_size=8,
            clip_grad_norm=0.01, progress=False)
+
+
+def test_gradient_clipping_by_value_limits_each_gradient():
+    grads = np.array([3.0, -4.0, 0.5], dtype=np.float32)
+    dc.clip_grad_value(grads, 1.0)
+    np.testing.assert_array_equal(grads, [1.0, -1.0, 0.5])
+    data = dc.data.make_line(n=64, seed=0)
+    model = nn.LinearRegression(1, rng=0)
+    before = model.flat_buffer().data.copy()
+    dc.fit(model, nn.MSELoss(), optim.SGD(model.parameters(), lr=0.5), data, epochs=1, batch_size=8, shuffle=False,
+           clip_grad_value=1e-3, progress=False)
+    # each of the 8 steps moves each weight by at most lr · 1e-3
+    assert np.abs(model.flat_buffer().data - before).max() <= 8 * 0.5 * 1e-3 + 1e-7
+    with pytest.raises(DescendValueError, match="clip_grad_value"):
+        dc.fit(model, nn.MSELoss(), optim.SGD(model.parameters(), lr=0.5), data, clip_grad_value=0, progress=False)
 
 
 def test_the_step_function_is_pure_in_the_parameters():
@@ -194,3 +269,31 @@ def test_evaluate_and_predict_refuse_bad_input():
     with pytest.raises(DescendError, match="batch_size"):
         dc.predict(model, np.ones((3, 2)), batch_size=0)
     assert dc.predict(model, np.ones((3, 2))).dtype == np.float32  # float64 input runs in the model's dtype
+
+
+def _resident_bytes() -> int:
+    """This process's resident memory (Linux /proc; the test runs where that exists)."""
+    with open("/proc/self/statm") as stream:
+        return int(stream.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/statm"), reason="resident memory is read from Linux's /proc")
+def test_two_thousand_steps_keep_resident_memory_and_live_objects_flat():
+    """Each step's graph is freed by its backward: memory after 2,000 steps is what it was after 200."""
+    rng = np.random.default_rng(0)
+    x, y = rng.standard_normal((3200, 32)).astype(np.float32), rng.integers(0, 10, 3200)
+    model = nn.MLP([32, 64, 64, 10], dropout=0.1, rng=0)
+    readings = {}
+
+    class Measure(dc.Callback):
+        def on_batch_end(self, state, loss):
+            if state.step in (200, 2000):
+                gc.collect()
+                readings[state.step] = (_resident_bytes(), len(gc.get_objects()))
+
+    dc.fit(model, nn.CrossEntropyLoss(), optim.Adam(model.parameters(), lr=1e-3), (x, y), epochs=10, batch_size=16,
+           callbacks=[Measure()], progress=False)
+    (rss_early, objects_early), (rss_late, objects_late) = readings[200], readings[2000]
+    # a leaked graph would be ~30 KB a step, 50 MB over the run; allow a few pages of noise
+    assert rss_late - rss_early < 2_000_000, f"resident memory grew by {rss_late - rss_early} bytes"
+    assert objects_late - objects_early < 200, f"{objects_late - objects_early} more live objects"

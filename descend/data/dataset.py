@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from descend.checks import check_fraction, check_integer
-from descend.errors import DataError, DescendTypeError, DescendValueError, ShapeError
+from descend.errors import DataError, DescendTypeError, DescendValueError, IndexOutOfRangeError, ShapeError
 
 _NUMERIC_KINDS = "biuf"  # bool, signed and unsigned integers, floats: numpy's dtype.kind codes
 _ACCEPTED = "a Dataset, an (x, y) tuple, an (x,) tuple or a numeric array"
@@ -71,7 +71,10 @@ class Dataset:
                 f"got {index!r} ({type(index).__name__})"
             ) from None
         if not -len(self) <= row < len(self):
-            raise IndexError(f"{self.name}: row {row} is out of range for {len(self)} rows")
+            raise IndexOutOfRangeError(
+                f"{self.name}: row {row} is out of range for {len(self)} rows; "
+                f"expected a row in [{-len(self)}, {len(self) - 1}]"
+            )
         row %= len(self)
         return slice(row, row + 1)
 

@@ -72,6 +72,7 @@ def fit_hogwild(
     callbacks: Sequence[Any] = (),
     progress: Any = False,
     clip_grad_norm: float | None = None,
+    clip_grad_value: float | None = None,
     threads_per_worker: int = 1,
 ) -> Any:
     """Train `model` with `workers` lock-free processes; returns a History like `fit`'s.
@@ -112,7 +113,8 @@ def fit_hogwild(
             "folder": str(folder), "model": module_spec(model), "loss": module_spec(loss_fn),
             "optimizer": optimizer.describe(), "dtype": buffer.dtype.str, "state_names": state_names,
             "workers": workers, "batch_size": batch_size, "seed": seed, "clip_grad_norm": clip_grad_norm,
-            "iterations": optimizer.iterations, "module_state": module_state(model),
+            "clip_grad_value": clip_grad_value, "iterations": optimizer.iterations,
+            "module_state": module_state(model),
         }
         pool = _Pool(workers, threads_per_worker, setup)
         pool.collect("ready", _START_SECONDS)

@@ -43,7 +43,7 @@ def serve(setup: dict[str, Any], commands: TextIO, reports: TextIO) -> None:
     from descend.nn.module import build_module
     from descend.optim import build_optimizer
     from descend.train import History, TrainingState, _check_finite_step, _seed_module_generators, make_step
-    from descend.train import clip_grad_norm as clip
+    from descend.train import clip_gradients
 
     reuse_freed_memory()
     folder, worker, workers = Path(setup["folder"]), setup["worker"], setup["workers"]
@@ -61,7 +61,7 @@ def serve(setup: dict[str, Any], commands: TextIO, reports: TextIO) -> None:
     optimizer.iterations = setup["iterations"] + worker
     step = make_step(model, loss_fn)
     state = TrainingState(model, loss_fn, optimizer, History())
-    batch_size, seed, max_norm = setup["batch_size"], setup["seed"], setup["clip_grad_norm"]
+    batch_size, seed, clipping = setup["batch_size"], setup["seed"], (setup["clip_grad_norm"], setup["clip_grad_value"])
     send(reports, {"kind": "ready", "worker": worker})
     model.train()
     for line in commands:
@@ -79,8 +79,7 @@ def serve(setup: dict[str, Any], commands: TextIO, reports: TextIO) -> None:
             loss, grads, correct = step(buffer.data, x[rows], y[rows])
             state.step += 1
             _check_finite_step(model, loss, grads, state)
-            if max_norm is not None:
-                clip(grads, max_norm)
+            clip_gradients(grads, *clipping)
             optimizer.step()  # straight into the shared buffer, no lock
             optimizer.iterations += workers - 1  # the schedule follows the run's total number of updates
             loss_sum += loss * len(rows)

@@ -15,11 +15,13 @@ import numpy as np
 
 from descend import ops
 from descend.checks import check_integer, check_real
-from descend.errors import DescendValueError
+from descend.errors import DescendValueError, ShapeError
+from descend.nn import init
 from descend.nn.conv import Conv2d, MaxPool2d
 from descend.nn.layers import Linear, ReLU, Sequential, Sigmoid, activation_layer
 from descend.nn.module import Module, check_last_dim
 from descend.nn.parameter import Parameter
+from descend.ops.conv import pair
 from descend.tensor import Tensor
 
 OUTPUTS = ("sigmoid", "linear")
@@ -33,7 +35,7 @@ class TiedLinear(Module):
 
     def __init__(self, source: Linear):
         self.source = source
-        self.bias = Parameter(np.zeros(source.in_features))
+        self.bias = Parameter(init.zeros((source.in_features,)))
 
     def forward(self, x: Tensor) -> Tensor:
         """Decode with the source's weight transposed."""
@@ -199,6 +201,9 @@ class ConvAutoencoder(_EncoderDecoder):
     def __init__(self, in_channels: int = 1, channels: Sequence[int] = (16, 32), rng: Any = None):
         rng = np.random.default_rng(rng)
         widths = [check_integer("in_channels", in_channels, low=1), *[check_integer("channels", c, low=1) for c in channels]]
+        if len(widths) < 2:
+            raise DescendValueError(f"ConvAutoencoder: channels needs at least one width; got {list(channels)!r}")
+        self.in_channels, self.scale = widths[0], 2 ** (len(widths) - 1)  # each block pools by 2
         encoder: list[Module] = []
         for a, b in zip(widths[:-1], widths[1:]):
             encoder += [Conv2d(a, b, 3, padding=1, rng=rng), ReLU(), MaxPool2d(2)]
@@ -208,11 +213,21 @@ class ConvAutoencoder(_EncoderDecoder):
         decoder += [Upsample(2), Conv2d(widths[1], widths[0], 3, padding=1, rng=rng), Sigmoid()]
         self.encoder, self.decoder = Sequential(*encoder), Sequential(*decoder)
 
+    def forward(self, x: Tensor) -> Tensor:
+        """The reconstruction of x (N, C, H, W), of x's shape: H and W must divide by 2 for every block."""
+        if x.ndim != 4 or x.shape[1] != self.in_channels or x.shape[2] % self.scale or x.shape[3] % self.scale:
+            raise ShapeError(
+                f"{type(self).__name__} got input of shape {x.shape}; expected (N, {self.in_channels}, H, W) "
+                f"with H and W divisible by {self.scale}, or the reconstruction would not match it"
+            )
+        return self.decode(self.encode(x))
+
 
 class Upsample(Module):
     """Nearest-neighbour upsampling: (N, C, H, W) -> (N, C, H·s, W·s)."""
 
     def __init__(self, scale_factor: Any = 2):
+        pair(scale_factor, "scale_factor", 1)  # refused here rather than at the first forward
         self.scale_factor = scale_factor
 
     def forward(self, x: Tensor) -> Tensor:

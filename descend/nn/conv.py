@@ -7,7 +7,8 @@ from typing import Any
 import numpy as np
 
 from descend.checks import check_integer, check_real
-from descend.errors import ShapeError
+from descend.errors import DescendTypeError, ShapeError
+from descend.nn import init
 from descend.nn.module import Module
 from descend.nn.parameter import Parameter
 from descend.ops.conv import conv1d, conv2d, pair
@@ -18,6 +19,8 @@ from descend.tensor import Tensor
 
 def check_input(x: Tensor, layer: Module, rank: int, channels: int | None, hint: str = "") -> None:
     """Raise a ShapeError naming the layer, the expected (N, C, ...) with C, and the shape received."""
+    if not isinstance(x, Tensor):
+        raise DescendTypeError(f"{layer!r} takes a Tensor of {rank} axes; got {type(x).__name__}. Wrap arrays: dc.tensor(x)")
     if x.ndim != rank or (channels is not None and x.shape[1] != channels):
         axes = {2: "", 3: ", L", 4: ", H, W"}[rank]
         expected = f"(N, {channels if channels is not None else 'C'}{axes})"
@@ -38,8 +41,8 @@ class _ConvNd(Module):
         fan_in = in_channels // groups * int(np.prod(kernel))
         bound = 1.0 / np.sqrt(fan_in)  # PyTorch's Kaiming-uniform default with a = √5
         shape = (out_channels, in_channels // groups, *kernel)
-        self.weight = Parameter(rng.uniform(-bound, bound, shape), fan_in_axes=tuple(range(1, len(shape))))
-        self.bias = Parameter(rng.uniform(-bound, bound, out_channels)) if bias else None
+        self.weight = Parameter(init.uniform(rng, bound, shape), fan_in_axes=tuple(range(1, len(shape))))
+        self.bias = Parameter(init.uniform(rng, bound, (out_channels,))) if bias else None
 
 
 class Conv2d(_ConvNd):
@@ -131,10 +134,10 @@ class BatchNorm2d(Module):
         self.num_features = check_integer("num_features", num_features, low=1)
         self.eps = check_real("eps", eps, low=0.0, low_open=True)
         self.momentum = check_real("momentum", momentum, low=0.0, high=1.0)
-        self.weight = Parameter(np.ones(num_features))
-        self.bias = Parameter(np.zeros(num_features))
-        self.running_mean = np.zeros(num_features, dtype=np.float32)
-        self.running_var = np.ones(num_features, dtype=np.float32)
+        self.weight = Parameter(init.ones((num_features,)))
+        self.bias = Parameter(init.zeros((num_features,)))
+        self.running_mean = init.zeros((num_features,))
+        self.running_var = init.ones((num_features,))
 
     def forward(self, x: Tensor) -> Tensor:
         if self.rank == 3 and x.ndim == 2:

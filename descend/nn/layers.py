@@ -13,7 +13,8 @@ import numpy as np
 
 from descend import ops
 from descend.checks import check_integer, check_real
-from descend.errors import DescendValueError
+from descend.errors import DescendTypeError, DescendValueError, ShapeError
+from descend.nn import init
 from descend.nn.module import Module, check_last_dim
 from descend.nn.parameter import Parameter
 from descend.tensor import Tensor
@@ -36,8 +37,8 @@ class Linear(Module):
         self.out_features = check_integer("out_features", out_features, low=1)
         rng = np.random.default_rng(rng)
         bound = 1.0 / np.sqrt(in_features)
-        self.weight = Parameter(rng.uniform(-bound, bound, (in_features, out_features)), fan_in_axes=(0,))
-        self.bias = Parameter(rng.uniform(-bound, bound, out_features)) if bias else None
+        self.weight = Parameter(init.uniform(rng, bound, (in_features, out_features)), fan_in_axes=(0,))
+        self.bias = Parameter(init.uniform(rng, bound, (out_features,))) if bias else None
 
     def forward(self, x: Tensor) -> Tensor:
         """x (..., in_features) -> (..., out_features)."""
@@ -60,7 +61,7 @@ class LeakyReLU(Module):
     """x for x > 0, negative_slope · x otherwise."""
 
     def __init__(self, negative_slope: float = 0.01):
-        self.negative_slope = negative_slope
+        self.negative_slope = check_real("negative_slope", negative_slope)
 
     def forward(self, x: Tensor) -> Tensor:
         """x -> leaky_relu(x), same shape."""
@@ -71,7 +72,7 @@ class ELU(Module):
     """x for x > 0, α(eˣ − 1) otherwise."""
 
     def __init__(self, alpha: float = 1.0):
-        self.alpha = alpha
+        self.alpha = check_real("alpha", alpha)
 
     def forward(self, x: Tensor) -> Tensor:
         """x -> elu(x), same shape."""
@@ -127,6 +128,8 @@ class Flatten(Module):
 
     def forward(self, x: Tensor) -> Tensor:
         """x (N, d1, d2, ...) -> (N, d1·d2·...)."""
+        if x.ndim == 0:
+            raise ShapeError(f"Flatten got a 0-d tensor, shape {x.shape}; expected (N, ...) with a row axis")
         return x.reshape(x.shape[0], -1)
 
 
@@ -153,6 +156,11 @@ class Sequential(Module):
     """Layers applied in order: Sequential(a, b, c)(x) == c(b(a(x)))."""
 
     def __init__(self, *layers: Module):
+        for index, layer in enumerate(layers):
+            if not isinstance(layer, Module):
+                raise DescendTypeError(
+                    f"Sequential: layers[{index}] must be a Module; got {type(layer).__name__} {layer!r:.80}"
+                )
         self.layers = list(layers)
 
     def forward(self, x: Tensor) -> Tensor:

@@ -34,7 +34,7 @@ class LogisticRegression(Module):
     """
 
     def __init__(self, in_features: int, n_classes: int, rng: Any = None):
-        self.linear = Linear(in_features, n_classes, rng=rng)
+        self.linear = Linear(in_features, check_integer("n_classes", n_classes, low=1), rng=rng)
 
     def forward(self, x: Tensor) -> Tensor:
         """x (..., in_features) -> logits (..., n_classes)."""
@@ -62,6 +62,7 @@ class MLP(Module):
     ):
         if len(sizes) < 2:
             raise DescendValueError(f"MLP: sizes needs at least [in_features, out_features]; got {list(sizes)!r}")
+        sizes = [check_integer(f"sizes[{index}]", size, low=1) for index, size in enumerate(sizes)]
         activation_layer(activation)  # refuse an unknown name even when there is no hidden layer
         for name, value in (("dropout", dropout), ("input_dropout", input_dropout)):
             check_real(name, value, low=0.0, high=1.0, high_open=True)
@@ -104,6 +105,10 @@ class SimpleCNN(Sequential):
         image_size: int = 28,
         rng: Any = None,
     ):
+        n_classes, hidden = check_integer("n_classes", n_classes, low=1), check_integer("hidden", hidden, low=1)
+        dropout = check_real("dropout", dropout, low=0.0, high=1.0, high_open=True)
+        # each block halves the image: below 2^blocks pixels the last one would have nothing left to pool
+        image_size = check_integer("image_size", image_size, low=2 ** len(channels))
         rng = np.random.default_rng(rng)
         layers: list[Module] = []
         previous, size = in_channels, image_size
@@ -126,6 +131,7 @@ class LeNet5(Sequential):
     """
 
     def __init__(self, n_classes: int = 10, activation: str = "tanh", rng: Any = None):
+        n_classes = check_integer("n_classes", n_classes, low=1)
         rng = np.random.default_rng(rng)
         super().__init__(
             Conv2d(1, 6, kernel_size=5, padding=2, rng=rng), activation_layer(activation), AvgPool2d(2),
@@ -152,6 +158,8 @@ class CharRNN(Module):
         cells = {"lstm": LSTM, "gru": GRU, "rnn": RNN}
         if cell not in cells:
             raise DescendValueError(f"CharRNN: cell must be one of {', '.join(cells)}; got {cell!r}")
+        for name, value in (("embed", embed), ("hidden", hidden), ("layers", layers)):
+            check_integer(name, value, low=1)  # here, so the error names CharRNN's argument, not the inner layer's
         rng = np.random.default_rng(rng)
         self.vocab_size = check_integer("vocab_size", vocab_size, low=1)
         self.embedding = Embedding(vocab_size, embed, rng=rng)
@@ -178,6 +186,18 @@ class CharRNN(Module):
     def reset_state(self) -> None:
         """Forget the carried state: the next batch starts from zeros."""
         self.carried = None
+
+    def training_state(self) -> dict[str, np.ndarray]:
+        """The carried state, (num_layers · directions, N, hidden) each: h, and c for an LSTM; {} when none."""
+        if self.carried is None:
+            return {}
+        parts = self.carried if isinstance(self.carried, tuple) else (self.carried,)
+        return {f"carried.{index}": part.data for index, part in enumerate(parts)}
+
+    def load_training_state(self, arrays: dict[str, np.ndarray]) -> None:
+        """Carry the state `training_state()` gave into the next batch."""
+        parts = tuple(Tensor(arrays[f"carried.{index}"]) for index in range(len(arrays)))
+        self.carried = None if not parts else parts if len(parts) > 1 else parts[0]
 
     def generate(self, text: Any, prompt: str = "", length: int = 300, temperature: float = 1.0,
                  top_k: int | None = None, seed: int | None = None) -> str:

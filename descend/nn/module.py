@@ -16,6 +16,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from descend.checks import naming_arguments
 from descend.errors import DescendTypeError, DescendValueError, ShapeError
 from descend.nn.parameter import Parameter, ParameterBuffer
 from descend.tensor import Tensor
@@ -46,7 +47,11 @@ class Module:
         super().__init_subclass__(**kwargs)
         REGISTRY[qualified_name(cls)] = cls
         if "__init__" in cls.__dict__:
-            cls.__init__ = _recording_config(cls.__init__)
+            cls.__init__ = naming_arguments(_recording_config(cls.__init__))
+
+    @naming_arguments
+    def __init__(self) -> None:
+        """A module without arguments of its own (a loss, an activation) takes none; a wrong one is named."""
 
     def forward(self, *args: Any, **kwargs: Any) -> Tensor:
         """What the module computes; every subclass defines it, and calling the module calls it."""
@@ -162,6 +167,19 @@ class Module:
             else:
                 target[...] = value
 
+    def training_state(self) -> dict[str, np.ndarray]:
+        """Arrays this module carries from one training step to the next besides its weights and `state`.
+
+        A stateful recurrent model's hidden state is one; checkpoints save
+        them so a resumed run continues exactly. {} by default.
+        """
+        return {}
+
+    def load_training_state(self, arrays: dict[str, np.ndarray]) -> None:
+        """Take back what `training_state()` gave (a checkpoint's copy); nothing to take by default."""
+        if arrays:
+            raise DescendValueError(f"{type(self).__name__} carries no training state; got arrays {sorted(arrays)}")
+
     def _named_modules(self, prefix: str = "") -> Iterator[tuple[str, Module]]:
         yield prefix, self
         for name, child in self.named_children():
@@ -210,7 +228,13 @@ def _recording_config(init: Any) -> Any:
 
 def module_spec(module: Module) -> dict[str, Any]:
     """A JSON-ready description: {"class": name, "config": arguments}, nested for sub-modules."""
-    return {"class": qualified_name(type(module)), "config": {k: _encode(v) for k, v in module.config().items()}}
+    config = {}
+    for name, value in module.config().items():
+        try:
+            config[name] = _encode(value)
+        except DescendTypeError as error:
+            raise DescendTypeError(f"{type(module).__name__}'s argument {name}: {error}") from None
+    return {"class": qualified_name(type(module)), "config": config}
 
 
 def _encode(value: Any) -> Any:
@@ -224,7 +248,10 @@ def _encode(value: Any) -> Any:
         return np.dtype(value).name
     if value is None or isinstance(value, (bool, int, float, str)):
         return value
-    raise DescendTypeError(f"cannot describe the argument {value!r} of type {type(value).__name__} in JSON")
+    raise DescendTypeError(
+        f"cannot describe {value!r:.80} of type {type(value).__name__} in JSON; expected numbers, strings, "
+        "lists, None or modules, which a model file can hold"
+    )
 
 
 def build_module(spec: dict[str, Any]) -> Module:
@@ -258,7 +285,11 @@ def _decode(value: Any) -> Any:
 
 
 def check_last_dim(x: Tensor, expected: int, layer: Module) -> None:
-    """Raise a ShapeError naming the layer when x's last axis is not `expected` long."""
+    """Raise a ShapeError naming the layer when x's last axis is not `expected` long (a DescendTypeError if x is no Tensor)."""
+    if not isinstance(x, Tensor):
+        raise DescendTypeError(
+            f"{layer!r} takes a Tensor of shape (N, {expected}); got {type(x).__name__}. Wrap arrays: dc.tensor(x)"
+        )
     if x.ndim == 0 or x.shape[-1] != expected:
         hint = " Flatten the images first, e.g. nn.Flatten() before this layer." if x.ndim > 2 else ""
         raise ShapeError(f"{layer!r} got input of shape {x.shape}; expected (N, {expected}).{hint}")

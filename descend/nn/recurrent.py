@@ -17,6 +17,7 @@ import numpy as np
 from descend import ops
 from descend.checks import check_integer, check_real
 from descend.errors import DescendTypeError, DescendValueError, ShapeError
+from descend.nn import init
 from descend.nn.layers import Dropout
 from descend.nn.module import Module
 from descend.nn.parameter import Parameter
@@ -28,7 +29,7 @@ GATES = {"RNN": 1, "LSTM": 4, "GRU": 3}
 
 def _uniform(rng: np.random.Generator, size: int, shape: tuple[int, ...], fan_in_axes: Any = None) -> Parameter:
     bound = 1.0 / np.sqrt(size)  # PyTorch's initialisation of every recurrent weight and bias
-    return Parameter(rng.uniform(-bound, bound, shape), fan_in_axes=fan_in_axes)
+    return Parameter(init.uniform(rng, bound, shape), fan_in_axes=fan_in_axes)
 
 
 def _state_array(value: Any) -> Any:
@@ -231,6 +232,8 @@ class LSTMCell(_Cell):
 
     def forward(self, x: Tensor, state: Any = None) -> tuple[Tensor, Tensor]:
         """(h', c'), each (N, hidden_size)."""
+        if state is not None and not (isinstance(state, (tuple, list)) and len(state) == 2):
+            raise DescendTypeError(f"{type(self).__name__}: state must be a pair (h, c); got {type(state).__name__}")
         h, c = state if state is not None else (None, None)
         from_input, from_hidden = self._gates(x, self._state(h, x, "h"))
         i, f, g, o = ops.split(from_input + from_hidden, 4, axis=1)
@@ -266,7 +269,7 @@ class Embedding(Module):
     def __init__(self, num_embeddings: int, embedding_dim: int, rng: Any = None):
         self.num_embeddings = check_integer("num_embeddings", num_embeddings, low=1)
         self.embedding_dim = check_integer("embedding_dim", embedding_dim, low=1)
-        self.weight = Parameter(np.random.default_rng(rng).standard_normal((num_embeddings, embedding_dim)))
+        self.weight = Parameter(init.standard_normal(np.random.default_rng(rng), (num_embeddings, embedding_dim)))
 
     def forward(self, ids: Any) -> Tensor:
         """The vectors of the ids: (...) int -> (..., embedding_dim)."""

@@ -17,7 +17,8 @@ from typing import Any
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from descend.errors import DescendValueError, ShapeError
+from descend.checks import check_integer
+from descend.errors import DescendTypeError, DescendValueError, ShapeError
 from descend.ops.base import Function
 from descend.ops.shape import reshape
 from descend.tensor import Tensor
@@ -30,9 +31,10 @@ def shape_of(value: Any) -> tuple[int, ...]:
 
 def pair(value: Any, argument: str, low: int) -> tuple[int, int]:
     """(a, b) from an int or a pair of ints, each >= low; else an error naming the argument."""
-    values = (value, value) if isinstance(value, (int, np.integer)) and not isinstance(value, bool) else tuple(value)
-    if len(values) != 2 or not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in values):
-        raise DescendValueError(f"{argument} must be an int or a pair of ints; got {value!r}")
+    values = (value, value) if isinstance(value, (int, np.integer)) else value
+    if not (isinstance(values, (tuple, list)) and len(values) == 2
+            and all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in values)):
+        raise DescendTypeError(f"{argument} must be an int or a pair of ints; got {type(value).__name__} {value!r}")
     if min(values) < low:
         raise DescendValueError(f"{argument} must be >= {low}; got {value!r}")
     return int(values[0]), int(values[1])
@@ -149,11 +151,14 @@ def conv2d(
     x_shape, w_shape = shape_of(x), shape_of(weight)
     if len(x_shape) != 4 or len(w_shape) != 4:
         raise ShapeError(f"conv2d needs x (N, C, H, W) and weight (O, C/groups, kh, kw); got {x_shape} and {w_shape}")
-    if groups < 1 or x_shape[1] % groups or w_shape[0] % groups or x_shape[1] // groups != w_shape[1]:
+    groups = check_integer("groups", groups, low=1)
+    if x_shape[1] % groups or w_shape[0] % groups or x_shape[1] // groups != w_shape[1]:
         raise ShapeError(
             f"conv2d: input with {x_shape[1]} channels in {groups} group(s) needs a weight of shape "
-            f"(O, {x_shape[1] // max(groups, 1)}, kh, kw) with O divisible by {groups}; got {w_shape}"
+            f"(O, {x_shape[1] // groups}, kh, kw) with O divisible by {groups}; got {w_shape}"
         )
+    if bias is not None and shape_of(bias) != w_shape[:1]:
+        raise ShapeError(f"conv2d: bias has shape {shape_of(bias)}; expected (out_channels,) = {w_shape[:1]}")
     parameters = dict(stride=pair(stride, "stride", 1), padding=pair(padding, "padding", 0),
                       dilation=pair(dilation, "dilation", 1), groups=groups)
     if bias is None:

@@ -6,12 +6,38 @@ the broadcast shape and the engine sums them back (`tensor.unbroadcast`).
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
+from descend.checks import check_real
+from descend.errors import DescendValueError, ShapeError
 from descend.ops.base import Function
 from descend.tensor import Tensor
+
+
+def broadcasting(op: Callable[..., Tensor]) -> Callable[..., Tensor]:
+    """Wrap an op on broadcast operands so that NumPy's bare ValueError for shapes that do not
+    broadcast becomes a ShapeError naming the op and every shape; checked only after a failure, so free."""
+
+    @functools.wraps(op)
+    def checked(*operands: Any) -> Tensor:
+        try:
+            return op(*operands)
+        except ValueError:
+            shapes = [np.shape(getattr(operand, "data", operand)) for operand in operands]
+            try:
+                np.broadcast_shapes(*shapes)
+            except ValueError:
+                raise ShapeError(
+                    f"{op.__name__}: operands of shapes {' and '.join(map(str, shapes))} do not broadcast together; "
+                    "expected sizes equal or 1 on each axis, counted from the last"
+                ) from None
+            raise
+
+    return checked
 
 
 def stable_sigmoid(x: np.ndarray) -> np.ndarray:
@@ -293,26 +319,31 @@ class Where(Function):
         return None, np.where(self.condition, grad, zero), np.where(self.condition, zero, grad)
 
 
+@broadcasting
 def add(x: Any, y: Any) -> Tensor:
     """x + y, broadcasting."""
     return Add.apply(x, y)
 
 
+@broadcasting
 def sub(x: Any, y: Any) -> Tensor:
     """x − y, broadcasting."""
     return Sub.apply(x, y)
 
 
+@broadcasting
 def mul(x: Any, y: Any) -> Tensor:
     """x · y elementwise, broadcasting."""
     return Mul.apply(x, y)
 
 
+@broadcasting
 def div(x: Any, y: Any) -> Tensor:
     """x / y elementwise, broadcasting."""
     return Div.apply(x, y)
 
 
+@broadcasting
 def power(x: Any, y: Any) -> Tensor:
     """x ** y elementwise, broadcasting."""
     return Pow.apply(x, y)
@@ -365,12 +396,12 @@ def relu(x: Any) -> Tensor:
 
 def leaky_relu(x: Any, negative_slope: float = 0.01) -> Tensor:
     """x for x > 0, negative_slope · x otherwise."""
-    return LeakyRelu.apply(x, negative_slope=negative_slope)
+    return LeakyRelu.apply(x, negative_slope=check_real("negative_slope", negative_slope))
 
 
 def elu(x: Any, alpha: float = 1.0) -> Tensor:
     """x for x > 0, α(eˣ − 1) otherwise."""
-    return Elu.apply(x, alpha=alpha)
+    return Elu.apply(x, alpha=check_real("alpha", alpha))
 
 
 def softplus(x: Any) -> Tensor:
@@ -385,14 +416,18 @@ def abs(x: Any) -> Tensor:  # noqa: A001  (NumPy's name)
 
 def clip(x: Any, min: float | None = None, max: float | None = None) -> Tensor:  # noqa: A002
     """x limited to [min, max] (either bound may be None)."""
+    if min is not None and max is not None and np.any(np.greater(min, max)):
+        raise DescendValueError(f"clip: min must be at most max; got min={min!r} and max={max!r}")
     return Clip.apply(x, min=min, max=max)
 
 
+@broadcasting
 def where(condition: Any, x: Any, y: Any) -> Tensor:
     """x where condition holds, else y; broadcasting all three."""
     return Where.apply(condition, x, y)
 
 
+@broadcasting
 def maximum(x: Any, y: Any) -> Tensor:
     """Elementwise max of x and y; where they tie, y gets the gradient."""
     return where(np.greater(np.asarray(getattr(x, "data", x)), np.asarray(getattr(y, "data", y))), x, y)

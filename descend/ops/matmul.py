@@ -82,9 +82,18 @@ def matmul(x: Any, y: Any) -> Tensor:
 
 def linear(x: Any, weight: Any, bias: Any | None = None) -> Tensor:
     """x @ W + b: x (..., in_features), W (in_features, out_features), b (out_features,) -> (..., out_features)."""
+    shape = x.shape if isinstance(x, Tensor) else np.shape(x)
+    weight_shape = weight.shape if isinstance(weight, Tensor) else np.shape(weight)
+    if len(weight_shape) != 2 or not shape or shape[-1] != weight_shape[0]:
+        raise ShapeError(
+            f"linear: weight of shape {weight_shape} does not fit x of shape {shape}; "
+            f"expected weight (in_features, out_features) with in_features = x's last axis"
+        )
     if bias is None:
         return matmul(x, weight)
-    shape = np.shape(x.data if isinstance(x, Tensor) else x)
+    bias_shape = bias.shape if isinstance(bias, Tensor) else np.shape(bias)
+    if bias_shape != weight_shape[1:]:
+        raise ShapeError(f"linear: bias has shape {bias_shape}; expected (out_features,) = {weight_shape[1:]}")
     if len(shape) > 2:  # (..., in) as rows of one 2-D product: one BLAS call, and W's gradient is one product too
         out = Linear.apply(reshape(x, (-1, shape[-1])), weight, bias)
         return reshape(out, (*shape[:-1], out.shape[-1]))

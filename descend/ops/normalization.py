@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from descend.errors import ShapeError
+from descend.errors import DescendTypeError, ShapeError
 from descend.ops.base import Function
 from descend.ops.shape import reshape
 from descend.tensor import Tensor
@@ -70,8 +70,14 @@ def batch_norm(
     elementwise ops.
     """
     shape = x.shape
-    if len(shape) < 2 or np.shape(gamma.data if isinstance(gamma, Tensor) else gamma) != (shape[1],):
-        raise ShapeError(f"batch_norm: x must be (N, C, ...) with γ and β of shape (C,); got x {shape}")
+    gamma_shape = np.shape(gamma.data if isinstance(gamma, Tensor) else gamma)
+    if len(shape) < 2 or gamma_shape != (shape[1],):
+        raise ShapeError(
+            f"batch_norm: x must be (N, C, ...) with gamma and beta of shape (C,); "
+            f"got x {shape} and gamma {gamma_shape}"
+        )
+    if x.dtype.kind != "f":
+        raise DescendTypeError(f"batch_norm: x must hold floats (a mean and a variance are taken); got dtype {x.dtype}")
     if training:
         if shape[0] * int(np.prod(shape[2:])) < 2:
             raise ShapeError(f"batch_norm in training needs more than one value per channel; got x {shape}")

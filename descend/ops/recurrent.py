@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from descend.errors import ShapeError
+from descend.errors import DescendValueError, ShapeError
 from descend.ops.base import Function
 from descend.tensor import Tensor
 
@@ -280,34 +280,51 @@ class GRULayer(_Recurrence):
         return d_x, d_h, d_w_ih, d_w_hh, d_b_ih, d_b_hh
 
 
-def _check(x: Any, states: dict[str, Any], w_ih: Any, w_hh: Any, gates: int, what: str) -> None:
-    shape = np.shape(x.data if isinstance(x, Tensor) else x)
-    w_shape = np.shape(w_ih.data if isinstance(w_ih, Tensor) else w_ih)
-    size = np.shape(w_hh.data if isinstance(w_hh, Tensor) else w_hh)[0]
-    if len(shape) != 3 or w_shape != (shape[2], gates * size):
+def shape_of(value: Any) -> tuple[int, ...]:
+    """The shape of a tensor or array-like."""
+    return np.shape(value.data if isinstance(value, Tensor) else value)
+
+
+def _check(x: Any, states: dict[str, Any], w_ih: Any, w_hh: Any, biases: dict[str, Any], gates: int,
+           what: str) -> None:
+    """Every shape against w_hh (hidden_size, gates · hidden_size), naming the first argument that does not fit."""
+    shape, w_shape, hh_shape = shape_of(x), shape_of(w_ih), shape_of(w_hh)
+    if len(hh_shape) != 2 or hh_shape[1] != gates * hh_shape[0]:
+        raise ShapeError(f"{what}: w_hh must be (hidden_size, {gates} · hidden_size); got shape {hh_shape}")
+    size = hh_shape[0]
+    if len(w_shape) != 2 or w_shape[1] != gates * size:
+        raise ShapeError(f"{what}: w_ih must be (input_size, {gates * size}) for hidden_size {size}; got {w_shape}")
+    if len(shape) != 3 or shape[2] != w_shape[0]:
         raise ShapeError(
             f"{what}: x must be (T, N, {w_shape[0]}) for w_ih of shape {w_shape}; got x of shape {shape}"
         )
     for name, state in states.items():
-        state_shape = np.shape(state.data if isinstance(state, Tensor) else state)
+        state_shape = shape_of(state)
         if state_shape != (shape[1], size):
             raise ShapeError(f"{what}: {name} must be (N, hidden_size) = ({shape[1]}, {size}); got {state_shape}")
+    for name, bias in biases.items():
+        if shape_of(bias) != (gates * size,):
+            raise ShapeError(
+                f"{what}: {name} must be ({gates} · hidden_size,) = ({gates * size},); got {shape_of(bias)}"
+            )
 
 
 def rnn(x: Any, h0: Any, w_ih: Any, w_hh: Any, b_ih: Any, b_hh: Any, nonlinearity: str = "tanh",
         reverse: bool = False) -> Tensor:
     """A tanh or relu RNN over a whole sequence: x (T, N, I), h0 (N, H) -> hidden states (T, N, H)."""
-    _check(x, {"h0": h0}, w_ih, w_hh, 1, "rnn")
+    if nonlinearity not in ("tanh", "relu"):
+        raise DescendValueError(f"rnn: nonlinearity must be 'tanh' or 'relu'; got {nonlinearity!r}")
+    _check(x, {"h0": h0}, w_ih, w_hh, {"b_ih": b_ih, "b_hh": b_hh}, 1, "rnn")
     return RNNLayer.apply(x, h0, w_ih, w_hh, b_ih, b_hh, nonlinearity=nonlinearity, reverse=reverse)
 
 
 def lstm(x: Any, h0: Any, c0: Any, w_ih: Any, w_hh: Any, b_ih: Any, b_hh: Any, reverse: bool = False) -> Tensor:
     """An LSTM over a whole sequence: x (T, N, I), h0 and c0 (N, H) -> (T + 1, N, H), hidden states then c_T."""
-    _check(x, {"h0": h0, "c0": c0}, w_ih, w_hh, 4, "lstm")
+    _check(x, {"h0": h0, "c0": c0}, w_ih, w_hh, {"b_ih": b_ih, "b_hh": b_hh}, 4, "lstm")
     return LSTMLayer.apply(x, h0, c0, w_ih, w_hh, b_ih, b_hh, reverse=reverse)
 
 
 def gru(x: Any, h0: Any, w_ih: Any, w_hh: Any, b_ih: Any, b_hh: Any, reverse: bool = False) -> Tensor:
     """A GRU over a whole sequence: x (T, N, I), h0 (N, H) -> hidden states (T, N, H)."""
-    _check(x, {"h0": h0}, w_ih, w_hh, 3, "gru")
+    _check(x, {"h0": h0}, w_ih, w_hh, {"b_ih": b_ih, "b_hh": b_hh}, 3, "gru")
     return GRULayer.apply(x, h0, w_ih, w_hh, b_ih, b_hh, reverse=reverse)

@@ -6,6 +6,8 @@ from typing import Any
 
 import numpy as np
 
+from descend.checks import check_axis
+from descend.errors import DescendValueError
 from descend.ops.base import Function
 from descend.tensor import Tensor
 
@@ -13,8 +15,13 @@ from descend.tensor import Tensor
 def _normalize_axis(axis: Any, ndim: int) -> tuple[int, ...]:
     if axis is None:
         return tuple(range(ndim))
-    axes = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
-    return tuple(int(a) % ndim if ndim else 0 for a in axes)
+    if isinstance(axis, (tuple, list)):
+        axes = tuple(check_axis(f"axis[{index}]", a, ndim) for index, a in enumerate(axis))
+    else:
+        axes = (check_axis("axis", axis, ndim),)
+    if len(set(axes)) != len(axes):
+        raise DescendValueError(f"axis must name each axis once; got {axis!r}, which repeats one")
+    return axes
 
 
 def _expand_to_input(grad: np.ndarray, axes: tuple[int, ...], keepdims: bool, ndim: int) -> np.ndarray:
@@ -67,6 +74,11 @@ class Max(Function):
     def forward(self, x):
         self.x = x
         self.axes = _normalize_axis(self.axis, x.ndim)
+        if any(x.shape[axis] == 0 for axis in self.axes):
+            raise DescendValueError(
+                f"{self.pick.__name__}(axis={self.axis!r}) of a tensor of shape {x.shape} reduces an empty axis, "
+                "which has no extreme value; expected at least one value along every reduced axis"
+            )
         self.out = self.pick(x, axis=self.axes, keepdims=True)
         return self.out if self.keepdims else self.out.reshape(
             [s for a, s in enumerate(x.shape) if a not in self.axes]

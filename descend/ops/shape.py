@@ -7,7 +7,8 @@ from typing import Any
 
 import numpy as np
 
-from descend.errors import IndexOutOfRangeError, ShapeError
+from descend.checks import check_axis
+from descend.errors import DescendTypeError, IndexOutOfRangeError, ShapeError
 from descend.ops.base import Function
 from descend.tensor import Tensor
 
@@ -21,9 +22,12 @@ class Reshape(Function):
         self.input_shape = x.shape
         try:
             return x.reshape(self.shape)
+        except TypeError:
+            raise DescendTypeError(f"reshape: shape must be a sequence of integers; got {self.shape!r}") from None
         except ValueError:
             raise ShapeError(
-                f"cannot reshape a tensor of shape {x.shape} ({x.size} elements) into {tuple(self.shape)}"
+                f"cannot reshape a tensor of shape {x.shape} ({x.size} elements) into {tuple(self.shape)}; "
+                f"expected a shape of {x.size} elements, at most one size -1"
             ) from None
 
     def backward(self, grad):
@@ -36,7 +40,10 @@ class Transpose(Function):
     notation = "transpose({0})"
 
     def forward(self, x):
-        self.order = tuple(range(x.ndim))[::-1] if self.axes is None else tuple(a % max(x.ndim, 1) for a in self.axes)
+        if self.axes is None:
+            self.order = tuple(range(x.ndim))[::-1]
+        else:
+            self.order = tuple(check_axis(f"axes[{index}]", a, x.ndim) for index, a in enumerate(self.axes))
         if sorted(self.order) != list(range(x.ndim)):
             raise ShapeError(f"transpose axes {self.axes} are not a permutation of the {x.ndim} axes of {x.shape}")
         return np.transpose(x, self.order)
@@ -96,12 +103,13 @@ class Concat(Function):
     notation = "concat({0}, …)"
 
     def forward(self, *xs):
-        self.boundaries = np.cumsum([x.shape[self.axis] for x in xs])[:-1]
         try:
-            return np.concatenate(xs, axis=self.axis)
+            out = np.concatenate(xs, axis=self.axis)
         except ValueError:
             shapes = ", ".join(str(x.shape) for x in xs)
             raise ShapeError(f"concat along axis {self.axis} needs equal other axes; got shapes {shapes}") from None
+        self.boundaries = np.cumsum([x.shape[self.axis] for x in xs])[:-1]
+        return out
 
     def backward(self, grad):
         return tuple(np.split(grad, self.boundaries, axis=self.axis))
@@ -109,7 +117,13 @@ class Concat(Function):
 
 def reshape(x: Any, shape: Sequence[int]) -> Tensor:
     """The same elements in a new shape (one dimension may be -1)."""
-    return Reshape.apply(x, shape=tuple(shape))
+    try:
+        shape = tuple(shape)
+    except TypeError:
+        raise DescendTypeError(
+            f"reshape: shape must be a sequence of integers; got {type(shape).__name__} {shape!r}"
+        ) from None
+    return Reshape.apply(x, shape=shape)
 
 
 def transpose(x: Any, axes: Sequence[int] | None = None) -> Tensor:
@@ -130,6 +144,7 @@ def concat(xs: Sequence[Any], axis: int = 0) -> Tensor:
     """Join tensors along an existing axis: shapes (.., a, ..) + (.., b, ..) -> (.., a+b, ..)."""
     if len(xs) == 0:
         raise ShapeError("concat needs at least one tensor; got an empty sequence")
+    axis = check_axis("axis", axis, len(np.shape(xs[0].data if isinstance(xs[0], Tensor) else xs[0])))
     return Concat.apply(*xs, axis=axis)
 
 
@@ -137,16 +152,18 @@ def stack(xs: Sequence[Any], axis: int = 0) -> Tensor:
     """Join equal-shaped tensors along a new axis: k tensors of shape S -> shape with k inserted at `axis`."""
     if len(xs) == 0:
         raise ShapeError("stack needs at least one tensor; got an empty sequence")
+    axis = check_axis("axis", axis, len(np.shape(xs[0].data if isinstance(xs[0], Tensor) else xs[0])) + 1)
     expanded = []
     for x in xs:
         shape = list(np.shape(x.data if isinstance(x, Tensor) else x))
-        shape.insert(axis % (len(shape) + 1), 1)
+        shape.insert(axis, 1)
         expanded.append(reshape(x, shape))
     return concat(expanded, axis=axis)
 
 
 def split(x: Tensor, sections: int | Sequence[int], axis: int = 0) -> list[Tensor]:
     """Cut along `axis` into `sections` equal parts, or at the given indices (NumPy's rule)."""
+    axis = check_axis("axis", axis, x.ndim)
     length = x.shape[axis]
     if isinstance(sections, (int, np.integer)):
         if sections <= 0 or length % sections:
@@ -156,5 +173,5 @@ def split(x: Tensor, sections: int | Sequence[int], axis: int = 0) -> list[Tenso
     else:
         cuts = list(sections)
     edges = [0, *cuts, length]
-    before = (slice(None),) * (axis % x.ndim)
+    before = (slice(None),) * axis
     return [getitem(x, (*before, slice(start, stop))) for start, stop in zip(edges[:-1], edges[1:])]

@@ -10,7 +10,8 @@ from typing import Any
 
 import numpy as np
 
-from descend.errors import DescendValueError, ShapeError
+from descend.checks import check_axis
+from descend.errors import DescendTypeError, DescendValueError, ShapeError
 from descend.ops.base import Function
 from descend.ops.elementwise import stable_sigmoid
 from descend.ops.shape import reshape
@@ -90,12 +91,12 @@ class SigmoidCrossEntropy(Function):
 
 def softmax(x: Any, axis: int = -1) -> Tensor:
     """Probabilities along `axis` that sum to 1; same shape as x."""
-    return Softmax.apply(x, axis=axis)
+    return Softmax.apply(x, axis=check_axis("axis", axis, x.ndim if isinstance(x, Tensor) else np.ndim(x)))
 
 
 def log_softmax(x: Any, axis: int = -1) -> Tensor:
     """log(softmax(x)) computed stably; same shape as x."""
-    return LogSoftmax.apply(x, axis=axis)
+    return LogSoftmax.apply(x, axis=check_axis("axis", axis, x.ndim if isinstance(x, Tensor) else np.ndim(x)))
 
 
 def cross_entropy(logits: Tensor, labels: Any) -> Tensor:
@@ -116,13 +117,16 @@ def cross_entropy(logits: Tensor, labels: Any) -> Tensor:
     if len(logits_shape) > 2:
         logits, labels_array = reshape(logits, (-1, logits_shape[-1])), labels_array.reshape(-1)
         logits_shape = (labels_array.size, logits_shape[-1])
-    if labels_array.dtype.kind not in "iu":
-        if labels_array.dtype.kind == "f" and np.all(np.mod(labels_array, 1) == 0):
-            labels_array = labels_array.astype(np.int64)
-        else:
+    if labels_array.dtype.kind not in "iuf":
+        raise DescendTypeError(f"cross_entropy: labels must be integer class indices; got dtype {labels_array.dtype}")
+    if labels_array.dtype.kind == "f":
+        fractional = np.mod(labels_array, 1) != 0  # NaN counts: its remainder is NaN
+        if fractional.any():
             raise DescendValueError(
-                f"cross_entropy: labels must be integer class indices; got dtype {labels_array.dtype}"
+                f"cross_entropy: labels must be whole class indices; got {labels_array[fractional][:5].tolist()} "
+                f"in float labels of dtype {labels_array.dtype}"
             )
+        labels_array = labels_array.astype(np.int64)
     if labels_array.size and (labels_array.min() < 0 or labels_array.max() >= logits_shape[1]):
         raise DescendValueError(
             f"cross_entropy: labels must lie in [0, {logits_shape[1]}) for {logits_shape[1]} classes; "
@@ -138,5 +142,13 @@ def binary_cross_entropy_with_logits(logits: Tensor, targets: Any) -> Tensor:
         raise ShapeError(
             f"binary_cross_entropy_with_logits: targets of shape {tuple(targets_shape)} do not match "
             f"logits of shape {logits.shape}"
+        )
+    targets_array = np.asarray(targets.data if isinstance(targets, Tensor) else targets)
+    if targets_array.dtype.kind in "iuf" and targets_array.size and not (
+        0 <= targets_array.min() and targets_array.max() <= 1
+    ):
+        raise DescendValueError(
+            f"binary_cross_entropy_with_logits: targets must lie in [0, 1]; "
+            f"got values from {targets_array.min()} to {targets_array.max()}"
         )
     return SigmoidCrossEntropy.apply(logits, targets)

@@ -9,7 +9,7 @@ import numpy as np
 
 from descend.errors import DescendTypeError, DescendValueError, ShapeError
 from descend.nn.parameter import Parameter, ParameterBuffer
-from descend.checks import check_integer, check_real
+from descend.checks import check_integer, check_real, naming_arguments
 from descend.optim.constraints import MaxNorm
 from descend.optim.schedules import MomentumRamp, Schedule, build_schedule
 
@@ -44,6 +44,8 @@ class Optimizer:
     def __init_subclass__(cls, **kwargs: Any):
         super().__init_subclass__(**kwargs)
         OPTIMIZERS[cls.__name__] = cls
+        if "__init__" in cls.__dict__:
+            cls.__init__ = naming_arguments(cls.__init__)
 
     def __init__(
         self,

@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from descend.checks import check_integer, check_real
+from descend.checks import check_integer, check_real, naming_arguments
 from descend.errors import DescendTypeError, DescendValueError
 from descend.nn.module import qualified_name
 
@@ -27,6 +27,8 @@ class Described:
     def __init_subclass__(cls, **kwargs: Any):
         super().__init_subclass__(**kwargs)
         SCHEDULES[qualified_name(cls)] = cls
+        if "__init__" in cls.__dict__:
+            cls.__init__ = naming_arguments(cls.__init__)
 
     def config(self) -> dict[str, Any]:
         """The arguments this object was built with."""

@@ -18,6 +18,7 @@ from __future__ import annotations
 import itertools
 import math
 import os
+import re
 import shutil
 import time
 from collections.abc import Callable
@@ -27,13 +28,25 @@ from typing import Any
 
 import numpy as np
 
-from descend.errors import DataError, DescendTypeError, DescendValueError
+from descend import errors
+from descend.errors import DataError, DescendError, DescendTypeError, DescendValueError
 
 #: on each executor's Python worker: (blocks key, partition) -> the memory-mapped (x, y) of the current runs
 _OPENED: dict[tuple[str, int], tuple[np.ndarray, np.ndarray | None]] = {}
 _KEYS = itertools.count()
 _KEPT_DATASETS = 4  # a run's training and validation blocks, and a little room
 _STORE = "descend-blocks"  # under the Spark work directory (SparkFiles' root) of each executor
+#: the last line of an executor's Python traceback, as Spark hands it to the driver inside its own exception
+_EXECUTOR_ERROR = re.compile(r"descend\.errors\.(\w+): (.*)")
+
+
+def raise_executor_error(error: Exception) -> None:
+    """Raise again, with its own class and message, a descend error that an executor raised and Spark brought
+    back to the driver as text inside its own exception; return when `error` carries none."""
+    found = _EXECUTOR_ERROR.findall(str(error))
+    cls = getattr(errors, found[-1][0], None) if found else None
+    if isinstance(cls, type) and issubclass(cls, DescendError):
+        raise cls(found[-1][1]) from None
 
 
 def _column_kind(df: Any, name: str, role: str) -> str:
@@ -160,11 +173,12 @@ class Blocks:
             shutil.rmtree(Path(SparkFiles.getRootDirectory(), _STORE, self.key), ignore_errors=True)
 
 
-def make_blocks(df: Any, features: str, label: str | None, n_features: int, classes: int | None) -> Blocks:
+def make_blocks(df: Any, features: str, label: str | None, n_features: int, classes: int | None,
+                argument: str = "df") -> Blocks:
     """Turn `df` into float32 blocks stored on the executors, checking the columns; only row counts reach the driver.
 
     `n_features`: the model's input width; `classes`: the classifier's class count (labels must lie in
-    0..classes − 1), None for regression targets or no label.
+    0..classes − 1), None for regression targets or no label; `argument`: the caller's name for `df`.
     """
     from pyspark.sql import types
 
@@ -207,11 +221,17 @@ def make_blocks(df: Any, features: str, label: str | None, n_features: int, clas
     ])
     source = frames.mapInPandas(encode, schema).rdd.map(tuple)
     rdd = _stored_counts(source, key, n_features, label_kind)
-    counts = sorted(rdd.collect())
+    try:
+        counts = sorted(rdd.collect())
+    except Exception as error:
+        # the blocks of partitions that were stored before one failed its checks go too
+        Blocks(rdd, source, key, [], [], n_features, label_kind).release()
+        raise_executor_error(error)
+        raise
     rows = [rows for _, rows in counts]
     if sum(rows) == 0:
         Blocks(rdd, source, key, rows, [], n_features, label_kind).release()
-        raise DataError("the DataFrame has no rows to train on")
+        raise DataError(f"{argument} has no rows; expected a DataFrame with at least one row to train on")
     offsets = np.concatenate([[0], np.cumsum(rows)[:-1]]).astype(int).tolist()
     return Blocks(rdd, source, key, rows, offsets, n_features, label_kind)
 

@@ -84,6 +84,7 @@ def fit_spark(
     sync_every: int = 50,
     seed: int = 0,
     clip_grad_norm: float | None = None,
+    clip_grad_value: float | None = None,
     validation: Any = None,
     callbacks: Sequence[Any] = (),
     task_hook: Callable[[TaskInfo], None] | None = None,
@@ -111,7 +112,12 @@ def fit_spark(
     classes = _classes(model, loss_fn)
     label = None if model.target_is_input else label
     blocks = make_blocks(df, features, label, _input_width(model), classes)
-    held_out = None if validation is None else make_blocks(validation, features, label, _input_width(model), classes)
+    try:
+        held_out = None if validation is None else make_blocks(validation, features, label, _input_width(model),
+                                                               classes, argument="validation")
+    except Exception:
+        blocks.release()  # no block files left behind by a run that never started
+        raise
     setup = {"key": blocks.key, "model": json.dumps(module_spec(model)), "loss": json.dumps(module_spec(loss_fn)),
              "dtype": buffer.dtype.str}
     context = df.sparkSession.sparkContext
@@ -129,7 +135,7 @@ def fit_spark(
             started = time.perf_counter()
             run = _gradient_epoch if sync == "gradient" else _average_epoch
             totals, sent = run(context, blocks, setup, model, optimizer, epoch, batch_size, sync_every, seed,
-                               clip_grad_norm, task_hook, state, rng)
+                               (clip_grad_norm, clip_grad_value), task_hook, state, rng)
             record = {"epoch": epoch, "loss": totals["loss"] / totals["rows"]}
             if counts_accuracy:
                 record["accuracy"] = totals["correct"] / totals["rows"]
@@ -179,10 +185,10 @@ def _input_width(model: Any) -> int:
 
 
 def _gradient_epoch(context, blocks: Blocks, setup, model, optimizer, epoch, batch_size, sync_every, seed,
-                    max_norm, hook, state, rng) -> tuple[dict[str, float], int]:
+                    clipping, hook, state, rng) -> tuple[dict[str, float], int]:
     """One epoch of synchronous steps: the local engine's minibatches, each a Spark job summing gradients."""
     from descend.data import batches
-    from descend.train import _check_finite_step, clip_grad_norm
+    from descend.train import _check_finite_step, clip_gradients
 
     buffer = model.flat_buffer()
     totals, sent = {"loss": 0.0, "correct": 0.0, "rows": 0}, 0
@@ -210,8 +216,7 @@ def _gradient_epoch(context, blocks: Blocks, setup, model, optimizer, epoch, bat
         loss = loss_sum / total_rows
         state.step += 1
         _check_finite_step(model, loss, buffer.grad, state)
-        if max_norm is not None:
-            clip_grad_norm(buffer.grad, max_norm)
+        clip_gradients(buffer.grad, *clipping)
         optimizer.step()
         totals["loss"] += loss_sum
         totals["correct"] += correct
@@ -220,10 +225,10 @@ def _gradient_epoch(context, blocks: Blocks, setup, model, optimizer, epoch, bat
 
 
 def _average_epoch(context, blocks: Blocks, setup, model, optimizer, epoch, batch_size, sync_every, seed,
-                   max_norm, hook, state, rng) -> tuple[dict[str, float], int]:
+                   clipping, hook, state, rng) -> tuple[dict[str, float], int]:
     """One epoch of model averaging: rounds of `sync_every` local steps per partition, then the mean."""
     from descend.optim import build_optimizer
-    from descend.train import _seed_module_generators, clip_grad_norm
+    from descend.train import _seed_module_generators, clip_gradients
 
     buffer = model.flat_buffer()
     description = optimizer.describe()
@@ -258,8 +263,7 @@ def _average_epoch(context, blocks: Blocks, setup, model, optimizer, epoch, batc
             for begin in range(0, len(mine), batch_size):
                 rows = np.sort(mine[begin : begin + batch_size])
                 loss, grads, correct = step(here.data, x[rows], y[rows])
-                if max_norm is not None:
-                    clip_grad_norm(grads, max_norm)
+                clip_gradients(grads, *clipping)
                 local_optimizer.step()
                 loss_sum += loss * len(rows)
                 correct_sum += correct or 0.0
@@ -284,7 +288,8 @@ def _average_epoch(context, blocks: Blocks, setup, model, optimizer, epoch, batc
             from descend.errors import NonFiniteError
 
             raise NonFiniteError(f"the loss became {totals['loss']} in round {round_index} (learning rate "
-                                 f"{optimizer.lr:g}); lower the learning rate or clip gradients (clip_grad_norm=)")
+                                 f"{optimizer.lr:g}); lower the learning rate or clip gradients "
+                                 "(clip_grad_norm= or clip_grad_value=)")
     return totals, sent
 
 

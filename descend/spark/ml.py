@@ -23,6 +23,7 @@ from pyspark.ml.param import Param, Params, TypeConverters
 from pyspark.ml.param.shared import HasFeaturesCol, HasLabelCol, HasPredictionCol, HasProbabilityCol, HasSeed
 from pyspark.ml.util import DefaultParamsReader, DefaultParamsWriter, MLReadable, MLReader, MLWritable, MLWriter
 
+from descend.checks import check_integer, check_real
 from descend.errors import DescendValueError
 
 _MODEL_TABLE = "descend-model"
@@ -63,6 +64,10 @@ class _NetworkParams(HasFeaturesCol, HasLabelCol, HasPredictionCol, HasSeed):
         from descend import optim
         from descend.spark.engine import fit_spark
 
+        # checked under the Params' own names: fit_spark and SGD would name their arguments instead
+        for name in ("maxEpochs", "batchSize", "syncEvery"):
+            check_integer(name, self.getOrDefault(getattr(self, name)), low=1)
+        check_real("stepSize", self.getOrDefault(self.stepSize), low=0.0, low_open=True)
         optimizer = optim.SGD(network.parameters(), lr=self.getOrDefault(self.stepSize),
                               momentum=self.getOrDefault(self.momentum))
         return fit_spark(network, loss_fn, optimizer, dataset, features=self.getFeaturesCol(), label=label,

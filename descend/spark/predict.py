@@ -7,7 +7,8 @@ from typing import Any
 
 import numpy as np
 
-from descend.errors import DescendValueError
+from descend.checks import check_integer
+from descend.errors import DescendTypeError, DescendValueError
 from descend.spark.blocks import _column_kind, stack_features
 from descend.spark.engine import output_width
 
@@ -28,6 +29,7 @@ def predict_spark(model: Any, df: Any, features: str = "features", output: str =
 
     from descend.nn.module import module_spec
 
+    batch_size = check_integer("batch_size", batch_size, low=1)
     for name in filter(None, (output, probability, score)):
         if name in df.columns:
             raise DescendValueError(f"column {name!r} already exists in the DataFrame; name the output otherwise")
@@ -35,7 +37,8 @@ def predict_spark(model: Any, df: Any, features: str = "features", output: str =
         raise DescendValueError("score= is the reconstruction error of an autoencoder; this model is not one")
     kind = _column_kind(df, features, "features")
     if kind == "number":
-        raise DescendValueError(f"features column {features!r} holds single numbers; assemble a vector first")
+        raise DescendTypeError(f"features column {features!r} holds single numbers; expected a vector or an array "
+                               "per row (assemble one with pyspark.ml.feature.VectorAssembler)")
     spec, dtype = json.dumps(module_spec(model)), model.flat_buffer().dtype.str
     weights = df.sparkSession.sparkContext.broadcast(model.flat_buffer().data.copy())
     width = output_width(model)

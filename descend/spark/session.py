@@ -36,10 +36,20 @@ def to_dataframe(spark: Any, dataset: Any, partitions: int | None = None, featur
                  label: str = "label") -> Any:
     """A descend Dataset (x (N, d), y (N,)) as a DataFrame of array<float> features and a label, through Arrow.
 
-    `partitions` defaults to Spark's default parallelism (the cores of local mode).
+    `dataset` may also be an (x, y) tuple or an array, as `fit` takes them; `partitions` defaults to Spark's
+    default parallelism (the cores of local mode).
     """
     import pandas as pd
 
+    from descend.checks import check_integer
+    from descend.data import as_dataset
+    from descend.errors import DescendValueError
+
+    dataset = as_dataset(dataset, "dataset")
+    if partitions is not None:
+        partitions = check_integer("partitions", partitions, low=1)
+    if dataset.y is not None and features == label:
+        raise DescendValueError(f"features and label must name two columns; got {features!r} for both")
     x = np.asarray(dataset.x, dtype=np.float32).reshape(len(dataset.x), -1)
     columns = {features: list(x)}
     if dataset.y is not None:
