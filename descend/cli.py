@@ -19,10 +19,10 @@ from descend import nn, optim
 from descend.errors import DescendError
 from descend.files import write_atomically
 
-MODELS = ("mlp", "logistic", "cnn", "lenet")
+MODELS = ("mlp", "logistic", "cnn", "lenet", "capsnet")
 CHAR_MODELS = ("char-lstm", "char-gru", "char-rnn")
 TEXTS = ("shakespeare",)
-IMAGE_MODELS = ("cnn", "lenet")
+IMAGE_MODELS = ("cnn", "lenet", "capsnet")
 DATASETS = ("mnist", "digits")
 
 
@@ -57,12 +57,30 @@ def _build_model(name: str, train_set: Any, hidden: list[int] | None, dropout: f
     if name == "cnn":
         width = hidden[0] if hidden else 128
         return nn.SimpleCNN(n_classes, image_size=train_set.x.shape[-1], hidden=width, dropout=dropout, rng=seed)
+    if name in ("lenet", "capsnet") and train_set.x.shape[-1] != 28:
+        raise click.UsageError(f"{name} is built for 28x28 images; use --data mnist")
     if name == "lenet":
-        if train_set.x.shape[-1] != 28:
-            raise click.UsageError("lenet is built for 28x28 images; use --data mnist")
         return nn.LeNet5(n_classes, rng=seed)
+    if name == "capsnet":  # a laptop's CapsNet unless --hidden says otherwise (256,32 is the paper's)
+        conv_channels, primary_caps = (hidden + [8])[:2] if hidden else (64, 8)
+        return nn.CapsNet(conv_channels=conv_channels, primary_caps=primary_caps, n_classes=n_classes, rng=seed)
     sizes = hidden if hidden else [512, 256]
     return nn.MLP([train_set.n_features, *sizes, n_classes], activation="relu", dropout=dropout, rng=seed)
+
+
+def _loss_for(model: nn.Module) -> nn.Module:
+    """What a classifier trains on: the margin loss with the paper's reconstruction for a CapsNet, else cross-entropy."""
+    if isinstance(model, nn.CapsNet):
+        return nn.MarginLoss(reconstruction_weight=0.0005 if model.decoder is not None else 0.0)
+    return nn.CrossEntropyLoss()
+
+
+def _optimizer_for(model: nn.Module, lr: float | None, momentum: float, weight_decay: float, decay: float) -> Any:
+    """Adam at 1e-3 for a CapsNet, as in the paper; SGD with momentum and inverse-time decay for the others."""
+    if isinstance(model, nn.CapsNet):
+        return optim.Adam(model.parameters(), lr=lr or 1e-3)
+    return optim.SGD(model.parameters(), lr=lr or 0.05, momentum=momentum, weight_decay=weight_decay,
+                     schedule=optim.InverseTimeDecay(decay=decay) if decay > 0 else None)
 
 
 def _hidden_sizes(context: click.Context, parameter: click.Parameter, value: str | None) -> list[int] | None:
@@ -188,10 +206,11 @@ def _checkpoint_every(context: click.Context, parameter: click.Parameter, value:
 @click.option("--epochs", type=click.IntRange(min=1), default=5, show_default=True)
 @click.option("--batch-size", type=click.IntRange(min=1), default=None, help="[128; 64 for char models]")
 @click.option("--lr", type=_FiniteRange(min=0, min_open=True), default=None,
-              help="Learning rate [SGD 0.05; Adam 2e-3 for char models].")
+              help="Learning rate [SGD 0.05; Adam 1e-3 for capsnet, 2e-3 for char models].")
 @click.option("--momentum", type=_FiniteRange(0, 1, max_open=True), default=0.9, show_default=True)
 @click.option("--hidden", default=None, callback=_hidden_sizes,
-              help="Hidden layer widths [mlp: 512,256; cnn: its dense width, 128; char models: 256].")
+              help="Hidden layer widths [mlp: 512,256; cnn: its dense width, 128; char models: 256; "
+                   "capsnet: convolution channels and primary capsule types, 64,8 (the paper's: 256,32)].")
 @click.option("--layers", type=click.IntRange(min=1), default=1, show_default=True, help="Recurrent layers.")
 @click.option("--embed", type=click.IntRange(min=1), default=64, show_default=True, help="Character embedding size.")
 @click.option("--seq-length", type=click.IntRange(min=1), default=64, show_default=True,
@@ -319,7 +338,7 @@ def _train(run: Path, resume: bool, quiet: bool, as_json: bool, model_name: str,
         return _train_char_model(model_name, text_path or data_name or "shakespeare", epochs, batch_size or 64,
                                  lr or 2e-3, (hidden or [256])[0], layers, embed, seq_length, limit, dropout, seed,
                                  run, report, progress=not (quiet or as_json), checkpoints=checkpoints)
-    return _train_classifier(model_name, data_name or "mnist", epochs, batch_size or 128, lr or 0.05, momentum, hidden,
+    return _train_classifier(model_name, data_name or "mnist", epochs, batch_size or 128, lr, momentum, hidden,
                              limit, dropout, weight_decay, decay, seed, run, report, progress=not (quiet or as_json),
                              engine=engine, workers=workers,
                              spark={"master": master, "sync": sync, "sync_every": sync_every},
@@ -339,10 +358,7 @@ def _train_classifier(model_name, data_name, epochs, batch_size, lr, momentum, h
     train_set, validation_set, test_set = _load_data(data_name, images=model_name in IMAGE_MODELS)
     train_set = train_set[:limit] if limit else train_set
     model = _build_model(model_name, train_set, hidden, dropout, seed)
-    optimizer = optim.SGD(
-        model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay,
-        schedule=optim.InverseTimeDecay(decay=decay) if decay > 0 else None,
-    )
+    optimizer, loss_fn = _optimizer_for(model, lr, momentum, weight_decay, decay), _loss_for(model)
     if engine == "spark":
         from descend.spark import fit_spark, spark_session, to_dataframe
 
@@ -351,15 +367,17 @@ def _train_classifier(model_name, data_name, epochs, batch_size, lr, momentum, h
                             batch_size=batch_size, sync=spark["sync"], sync_every=spark["sync_every"], seed=seed,
                             validation=to_dataframe(session, validation_set), callbacks=[report])
     else:
-        history = dc.fit(model, nn.CrossEntropyLoss(), optimizer, train_set, epochs=epochs, batch_size=batch_size,
+        history = dc.fit(model, loss_fn, optimizer, train_set, epochs=epochs, batch_size=batch_size,
                          validation=validation_set, seed=seed, callbacks=[report], progress=progress, engine=engine,
                          workers=workers, **checkpoints)
     model_path = dc.save(model, run / "model.dsc", optimizer=optimizer)
     _plot_run(history, run, f"{model_name} on {data_name} ({engine} engine)")
-    test = {f"test_{name}": value for name, value in dc.evaluate(model, nn.CrossEntropyLoss(), test_set).items()}
+    test = {f"test_{name}": value for name, value in dc.evaluate(model, loss_fn, test_set).items()}
     (run / "test.json").write_text(json.dumps(test) + "\n")
     pictures = []
-    if model_name in IMAGE_MODELS:
+    if model_name == "capsnet":
+        pictures = _capsule_pictures(model, test_set, run)
+    elif model_name in IMAGE_MODELS:
         from descend import viz
 
         pictures = [viz.plot_filters(model.layers[0], run / "filters.png"),
@@ -367,6 +385,18 @@ def _train_classifier(model_name, data_name, epochs, batch_size, lr, momentum, h
     return {**test, "lines": [f"test loss {test['test_loss']:.4f}  test acc {test['test_accuracy']:.4f}",
                               f"model written to {model_path}; metrics.jsonl; curves.png"
                               + "".join(f"; {p.name}" for p in pictures)]}
+
+
+def _capsule_pictures(model: nn.CapsNet, test_set: Any, run: Path) -> list[Path]:
+    """reconstructions.png (ten test digits over their decoder images) and perturbations.png (the paper's figure 4)."""
+    from descend import viz
+
+    predicted, pictures = model.reconstructions(test_set.x[:10])
+    labels = [f"{truth} as {guess}" for truth, guess in zip(test_set.y[:10], predicted)]
+    digit, nudged = model.perturbations(test_set.x[0])
+    return [viz.plot_reconstructions(test_set.x[:10], pictures, run / "reconstructions.png", labels,
+                                     "Test digits (top) and what their longest capsule decodes to (bottom)"),
+            viz.plot_capsule_perturbations(nudged, nn.capsules.PERTURBATION_STEPS, run / "perturbations.png", digit)]
 
 
 def _train_char_model(model_name, source, epochs, batch_size, lr, hidden, layers, embed, seq_length, limit,
@@ -582,8 +612,8 @@ def evaluate(model_path: str, data_name: str, as_json: bool) -> None:
     Example: descend evaluate runs/mlp-mnist/model.dsc --data mnist
     """
     model = dc.load(model_path)
-    test_set = _load_data(data_name, images=isinstance(model, (nn.SimpleCNN, nn.LeNet5)))[-1]
-    metrics = dc.evaluate(model, nn.CrossEntropyLoss(), test_set)
+    test_set = _load_data(data_name, images=isinstance(model, (nn.SimpleCNN, nn.LeNet5, nn.CapsNet)))[-1]
+    metrics = dc.evaluate(model, _loss_for(model), test_set)
     if as_json:
         click.echo(json.dumps(metrics))
     else:
@@ -667,7 +697,7 @@ def lr_find(model_name: str, data_name: str, hidden: list[int] | None, momentum:
     train_set = _load_data(data_name, images=model_name in IMAGE_MODELS)[0]
     model = _build_model(model_name, train_set, hidden, 0.0, seed)
     optimizer = optim.SGD(model.parameters(), lr=start_lr, momentum=momentum)
-    found = dc.lr_find(model, nn.CrossEntropyLoss(), optimizer, train_set, start_lr=start_lr, end_lr=end_lr,
+    found = dc.lr_find(model, _loss_for(model), optimizer, train_set, start_lr=start_lr, end_lr=end_lr,
                        steps=steps, batch_size=batch_size, seed=seed)
     run = Path(out_dir)
     readings = {"suggestion": found.suggestion, "steepest": found.steepest, "tenth_of_lowest": found.tenth_of_lowest,

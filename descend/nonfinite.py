@@ -17,6 +17,7 @@ that goes well pays nothing for it.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -113,12 +114,16 @@ def _claim(output: Tensor, label: str, layers: dict[int, str]) -> None:
 
 
 def _tensors(value: Any) -> Iterator[Tensor]:
-    """Every Tensor in a module's result: a tensor, or tuples of them (a recurrent layer's output and state)."""
+    """Every Tensor in a module's result: a tensor, tuples of them (a recurrent layer's output and state), or the
+    tensor fields of a dataclass (a CapsNet's CapsuleOutput)."""
     if isinstance(value, Tensor):
         yield value
     elif isinstance(value, (tuple, list)):
         for item in value:
             yield from _tensors(item)
+    elif dataclasses.is_dataclass(value):
+        for item in dataclasses.fields(value):
+            yield from _tensors(getattr(value, item.name))
 
 
 def _finite(array: np.ndarray) -> bool:

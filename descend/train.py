@@ -24,7 +24,7 @@ from descend.checks import check_integer, check_real, naming_arguments
 from descend.data import Dataset, as_dataset, batches
 from descend.errors import DescendValueError, NonFiniteError
 from descend.memory import reuse_freed_memory
-from descend.nn.losses import BCEWithLogitsLoss, CrossEntropyLoss
+from descend.nn.losses import BCEWithLogitsLoss, CrossEntropyLoss, MarginLoss
 from descend.nn.module import Module, check_finite
 from descend.nonfinite import Origin, locate
 from descend.tensor import Tensor, no_grad
@@ -40,7 +40,7 @@ def count_correct(output: np.ndarray, target: np.ndarray, loss_fn: Module) -> fl
     A row with several predictions (binary labels (N, k), a sequence's
     characters (N, T)) counts as the fraction of them that are right.
     """
-    if isinstance(loss_fn, CrossEntropyLoss):
+    if isinstance(loss_fn, (CrossEntropyLoss, MarginLoss)):  # the longest capsule is a CapsNet's answer
         right = output.argmax(axis=-1) == target
     elif isinstance(loss_fn, BCEWithLogitsLoss):
         right = (output > 0) == (target > 0.5)
@@ -319,9 +319,9 @@ def _inputs_and_targets(dataset: Dataset, model: Module, loss_fn: Module, argume
         return x, x
     if dataset.y is None:
         raise DescendValueError(f"{argument} has no targets (y); fit needs (x, y) unless the model reconstructs x")
-    if isinstance(loss_fn, CrossEntropyLoss) and dataset.y.dtype.kind not in "iu":
+    if isinstance(loss_fn, (CrossEntropyLoss, MarginLoss)) and dataset.y.dtype.kind not in "iu":
         raise DescendValueError(
-            f"{argument}.y must hold integer class labels for CrossEntropyLoss; got dtype {dataset.y.dtype}"
+            f"{argument}.y must hold integer class labels for {type(loss_fn).__name__}; got dtype {dataset.y.dtype}"
         )
     if dataset.y.dtype.kind != "f":
         return x, dataset.y

@@ -16,6 +16,7 @@ import numpy as np
 
 import descend as dc
 from descend.ops.base import Function
+from descend.ops.capsules import EPSILON, CapsulePredictions, Squash
 from descend.ops.elementwise import (
     Abs, Add, Clip, Cos, Div, Elu, Exp, LeakyRelu, Log, Mul, Neg, Pow, Relu, Sigmoid, Sin, Softplus, Sqrt, Sub,
     Tanh, Where,
@@ -479,3 +480,44 @@ row("upsample2d", lambda x: dc.ops.upsample2d(x, 2), [normal(2, 3, 3, 4)], [Upsa
     lambda x: F.interpolate(x, scale_factor=2, mode="nearest"))
 row("upsample2d_rect", lambda x: dc.ops.upsample2d(x, (1, 3)), [normal(1, 2, 3, 2)], [Upsample2d],
     lambda x: F.interpolate(x, scale_factor=(1, 3), mode="nearest"))
+
+
+# -- capsules: squash (a primitive), predictions (a primitive) and routing by agreement (composed) --------
+def torch_squash(s, dim=-1):
+    n = (s * s).sum(dim=dim, keepdim=True)
+    return n / ((1 + n) * torch.sqrt(n + EPSILON)) * s
+
+
+def torch_routing(predictions, iterations):
+    """Procedure 1 of the paper with torch ops: b (N, J, I) from 0, c = softmax over j, s, v = squash(s), b += û·v."""
+    logits = torch.zeros(predictions.shape[:3], dtype=predictions.dtype)
+    for iteration in range(iterations):
+        coupling = torch.softmax(logits, dim=1)
+        outputs = torch_squash(torch.einsum("nji,njid->njd", coupling, predictions))
+        if iteration + 1 < iterations:
+            logits = logits + torch.einsum("njid,njd->nji", predictions, outputs)
+    return outputs
+
+
+def torch_margin_loss(lengths, labels, m_plus=0.9, m_minus=0.1, lam=0.5):
+    target = F.one_hot(labels, lengths.shape[1]).to(lengths.dtype)
+    margins = target * torch.relu(m_plus - lengths) ** 2 + lam * (1 - target) * torch.relu(lengths - m_minus) ** 2
+    return margins.sum(dim=1).mean()
+
+
+row("squash_last_axis", dc.ops.squash, [normal(3, 4, 5)], [Squash], torch_squash)
+row("squash_middle_axis", lambda s: dc.ops.squash(s, axis=1), [normal(2, 6, 3, scale=0.3)], [Squash],
+    lambda s: torch_squash(s, dim=1))
+row("squash_long_and_short", dc.ops.squash, [normal(4, 8, scale=10.0)], [Squash], torch_squash)
+row("capsule_length", dc.ops.capsule_length, [normal(3, 5, 4)], [Mul, Sum, Add, Sqrt],
+    lambda v: torch.sqrt((v * v).sum(dim=-1) + EPSILON))
+row("capsule_predictions", lambda u, w: dc.ops.capsule_predictions(u, w, 3), [normal(2, 5, 4), normal(5, 4, 3 * 6)],
+    [CapsulePredictions],
+    lambda u, w: torch.einsum("nid,idk->nik", u, w).reshape(2, 5, 3, 6).permute(0, 2, 1, 3))
+# with one iteration the couplings are the constant 1/J: no softmax reaches the tape
+ROUTING = ((1, [MatMul, Squash, Reshape]), (3, [Softmax, MatMul, Squash, Reshape, Add, Transpose]))
+for iterations, ops_used in ROUTING:
+    row(f"dynamic_routing_{iterations}", lambda p, k=iterations: dc.ops.dynamic_routing(p, k),
+        [normal(2, 3, 5, 4, scale=0.5)], ops_used, lambda p, k=iterations: torch_routing(p, k))
+row("margin_loss", lambda v, y: dc.nn.MarginLoss()(v, y), [uniform(0.02, 0.98, 6, 4), labels(6, 4)],
+    [Sub, Relu, Mul, Add, Sum, Mean], torch_margin_loss)

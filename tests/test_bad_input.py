@@ -1096,11 +1096,72 @@ FILES = [
 ]
 
 
+# -- capsules: the ops, the layers, CapsNet and its margin loss -------------------------------
+def tiny_capsnet(**settings: Any) -> nn.CapsNet:
+    """A CapsNet small enough to build in a row: 4 channels, 2 primary capsule types of 4, digits of 4."""
+    return nn.CapsNet(**{"conv_channels": 4, "primary_caps": 2, "primary_dim": 4, "digit_dim": 4, "rng": 0,
+                         **settings})
+
+
+def capsule_output(n: int = 2) -> Any:
+    return tiny_capsnet()(ones(n, 1, 28, 28))
+
+
+CAPSULES = [
+    case("squash_axis_out_of_range", lambda: dc.ops.squash(ones(2, 3), axis=2), IndexOutOfRangeError, "axis",
+         "2-d", "got 2"),
+    case("capsule_predictions_misfit", lambda: dc.ops.capsule_predictions(ones(2, 5, 4), ones(5, 3, 12), 3),
+         ShapeError, "(2, 5, 4)", "(5, 3, 12)", "(I, D_in, J·D_out)"),
+    case("capsule_predictions_zero_outputs", lambda: dc.ops.capsule_predictions(ones(2, 5, 4), ones(5, 4, 12), 0),
+         DescendValueError, "out_capsules", ">= 1", "0"),
+    case("routing_zero_iterations", lambda: dc.ops.dynamic_routing(ones(1, 2, 3, 4), 0), DescendValueError,
+         "iterations", ">= 1", "0"),
+    case("routing_of_three_axes", lambda: dc.ops.dynamic_routing(ones(2, 3, 4)), ShapeError, "(N, J, I, D)",
+         "(2, 3, 4)"),
+    case("digit_capsules_zero_routing", lambda: nn.DigitCapsules(4, 2, 3, 2, routing_iters=0), DescendValueError,
+         "routing_iters", ">= 1", "0"),
+    case("digit_capsules_wrong_input", lambda: nn.DigitCapsules(4, 2, 3, 2, rng=0)(ones(2, 5, 2)), ShapeError,
+         "(2, 5, 2)", "(N, 4, 2)"),
+    case("primary_capsules_zero_dim", lambda: nn.PrimaryCapsules(4, 2, 0), DescendValueError, "dim", ">= 1", "0"),
+    case("capsnet_images_too_small", lambda: tiny_capsnet(image_size=10), DescendValueError, "image_size", ">= 18",
+         "10"),
+    case("capsnet_one_class", lambda: tiny_capsnet(n_classes=1), DescendValueError, "n_classes", ">= 2", "1"),
+    case("capsnet_zero_channels", lambda: tiny_capsnet(conv_channels=0), DescendValueError, "conv_channels", ">= 1",
+         "0"),
+    case("capsnet_unknown_option", lambda: tiny_capsnet(iterations=3), DescendTypeError, "CapsNet", "'iterations'",
+         "routing_iters"),
+    case("capsnet_flat_images", lambda: tiny_capsnet()(ones(2, 784)), ShapeError, "(2, 784)", "(N, 1, H, W)",
+         "shape='images'"),
+    case("capsnet_images_of_another_size", lambda: tiny_capsnet()(ones(2, 1, 20, 20)), ShapeError, "(2, 1, 20, 20)",
+         "(N, 1, 28, 28)"),
+    case("capsnet_decode_class_out_of_range", lambda: tiny_capsnet().decode(ones(2, 10, 4), [0, 10]),
+         DescendValueError, "classes", "[0, 10)", "10"),
+    case("capsnet_decode_float_classes", lambda: tiny_capsnet().decode(ones(2, 10, 4), [0.5, 1.0]), ShapeError,
+         "integer class", "float64"),
+    case("capsnet_decode_without_a_decoder", lambda: tiny_capsnet(reconstruction=False).decode(ones(2, 10, 4), [0, 1]),
+         DescendValueError, "no decoder", "reconstruction=True"),
+    case("margin_loss_m_minus_above_m_plus", lambda: nn.MarginLoss(m_plus=0.4, m_minus=0.6), DescendValueError,
+         "m_minus", "0.6", "[0, 0.4]"),
+    case("margin_loss_negative_reconstruction_weight", lambda: nn.MarginLoss(reconstruction_weight=-1.0),
+         DescendValueError, "reconstruction_weight", ">= 0", "-1.0"),
+    case("margin_loss_label_out_of_range", lambda: nn.MarginLoss()(capsule_output(), np.array([0, 10])),
+         DescendValueError, "labels", "[0, 10)"),
+    case("margin_loss_float_labels", lambda: nn.MarginLoss()(capsule_output(), np.array([0.0, 1.0])),
+         DescendValueError, "labels", "integer", "float64"),
+    case("margin_loss_label_count", lambda: nn.MarginLoss()(capsule_output(), np.array([0, 1, 2])), ShapeError,
+         "(2, 10)", "(3,)"),
+    case("margin_loss_reconstruction_without_a_decoder",
+         lambda: nn.MarginLoss(reconstruction_weight=0.0005)(tiny_capsnet(reconstruction=False)(ones(2, 1, 28, 28)),
+                                                             np.array([0, 1])),
+         DescendValueError, "reconstruction=True", "reconstruction_weight=0"),
+]
+
+
 # a new entry point gets its own section above and its list here
 BAD_INPUTS = [
     *TENSORS, *ELEMENTWISE, *MATMUL, *REDUCTIONS, *SHAPES, *CONV_OPS, *RECURRENT_OPS,
     *DENSE_LAYERS, *CONV_LAYERS, *RECURRENT_LAYERS, *MODELS, *LOSSES, *OPTIMIZERS,
-    *DATASETS, *LOADERS, *SYNTHETIC, *SCIKIT_LEARN, *SPARK, *TRAINING, *FILES,
+    *DATASETS, *LOADERS, *SYNTHETIC, *SCIKIT_LEARN, *SPARK, *TRAINING, *FILES, *CAPSULES,
 ]
 
 
@@ -1189,6 +1250,8 @@ COMMAND_LINES = [
             "--engine hogwild"),
     command("train_char_model_on_images", lambda tmp: ["train", "--model", "char-lstm", "--data", "mnist"], 2,
             "char-lstm", "mnist", "text"),
+    command("train_capsnet_on_small_digits", lambda tmp: ["train", "--model", "capsnet", "--data", "digits"], 2,
+            "capsnet", "28x28", "--data mnist"),
     command("train_cnn_on_spark", lambda tmp: ["train", "--model", "cnn", "--engine", "spark"], 2, "--engine spark",
             "mlp or logistic"),
     command("train_resume_missing_folder", lambda tmp: ["train", "--resume", str(tmp / "nowhere")], 2, "--resume",

@@ -6,6 +6,7 @@ import sys
 
 from click.testing import CliRunner
 
+import descend as dc
 from descend.cli import main
 
 
@@ -68,6 +69,18 @@ def test_train_a_cnn_writes_its_filters_and_feature_maps(tmp_path):
         assert (tmp_path / name).stat().st_size > 1000
     result = CliRunner().invoke(main, ["evaluate", str(tmp_path / "model.dsc"), "--data", "digits", "--json"])
     assert result.exit_code == 0, result.output
+
+
+def test_train_a_capsnet_writes_its_reconstructions_and_perturbations(tmp_path):
+    result = CliRunner().invoke(main, ["train", "--model", "capsnet", "--data", "mnist", "--hidden", "8,2",
+                                       "--limit", "256", "--epochs", "1", "--out", str(tmp_path), "--quiet"])
+    assert result.exit_code == 0, result.output
+    for name in ("model.dsc", "reconstructions.png", "perturbations.png", "curves.png"):
+        assert (tmp_path / name).stat().st_size > 1000
+    assert isinstance(dc.load(tmp_path / "model.dsc"), dc.nn.CapsNet)
+    result = CliRunner().invoke(main, ["evaluate", str(tmp_path / "model.dsc"), "--data", "mnist", "--json"])
+    assert result.exit_code == 0, result.output
+    assert 0.0 <= json.loads(result.output)["accuracy"] <= 1.0
 
 
 def test_train_a_char_model_on_a_text_file_then_generate(tmp_path):

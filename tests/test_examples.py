@@ -25,7 +25,7 @@ def test_the_course_has_every_section_and_each_opens_as_a_notebook():
         import jupytext
     except ImportError:
         skip_outside_ci("jupytext is not installed (make test installs it)")
-    assert [int(script.name[:2]) for script in EXAMPLES] == list(range(1, 14))
+    assert [int(script.name[:2]) for script in EXAMPLES] == list(range(1, 15))
     for script in EXAMPLES:
         notebook = jupytext.read(script)
         kinds = [cell.cell_type for cell in notebook.cells]

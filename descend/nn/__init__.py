@@ -3,11 +3,12 @@
 from descend.nn.autoencoders import (
     Autoencoder, ConvAutoencoder, DenoisingAutoencoder, SparseAutoencoder, TiedLinear, Upsample, VariationalAutoencoder,
 )
+from descend.nn.capsules import CapsNet, CapsuleOutput, DigitCapsules, PrimaryCapsules
 from descend.nn.conv import AdaptiveAvgPool2d, AvgPool2d, BatchNorm1d, BatchNorm2d, Conv1d, Conv2d, MaxPool2d
 from descend.nn.layers import (
     ELU, Dropout, Flatten, LeakyReLU, Linear, Maxout, ReLU, Sequential, Sigmoid, Softmax, Tanh,
 )
-from descend.nn.losses import BCEWithLogitsLoss, CrossEntropyLoss, MSELoss
+from descend.nn.losses import BCEWithLogitsLoss, CrossEntropyLoss, MarginLoss, MSELoss
 from descend.nn.models import MLP, CharRNN, LeNet5, LinearRegression, LogisticRegression, SimpleCNN
 from descend.nn.recurrent import GRU, LSTM, RNN, Embedding, GRUCell, LSTMCell, RNNCell
 from descend.nn.module import Module, build_module, module_spec
@@ -16,6 +17,7 @@ from descend.nn.parameter import Parameter, ParameterBuffer
 __all__ = [
     "Autoencoder", "ConvAutoencoder", "DenoisingAutoencoder", "SparseAutoencoder", "TiedLinear", "Upsample",
     "VariationalAutoencoder",
+    "CapsNet", "CapsuleOutput", "DigitCapsules", "MarginLoss", "PrimaryCapsules",
     "CharRNN", "Embedding", "GRU", "GRUCell", "LSTM", "LSTMCell", "RNN", "RNNCell",
     "AdaptiveAvgPool2d", "AvgPool2d", "BatchNorm1d", "BatchNorm2d", "Conv1d", "Conv2d", "LeNet5", "MaxPool2d",
     "SimpleCNN", "BCEWithLogitsLoss", "CrossEntropyLoss", "Dropout", "ELU", "Flatten", "LeakyReLU", "Linear",

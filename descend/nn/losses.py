@@ -7,7 +7,9 @@ from typing import Any
 import numpy as np
 
 from descend import ops
-from descend.errors import ShapeError
+from descend.checks import check_real
+from descend.errors import DescendValueError, ShapeError
+from descend.nn.capsules import CapsuleOutput
 from descend.nn.module import Module
 from descend.tensor import Tensor
 
@@ -41,3 +43,49 @@ class BCEWithLogitsLoss(Module):
     def forward(self, logits: Tensor, targets: Any) -> Tensor:
         """logits and targets in [0, 1] of one shape -> scalar mean loss."""
         return ops.binary_cross_entropy_with_logits(logits, targets)
+
+
+class MarginLoss(Module):
+    """The capsule network's loss: a margin on each class capsule's length, plus the reconstruction's error.
+
+    For lengths ‖v_k‖ (N, K) and integer labels (N,), with T_k = 1 for the true class:
+        L_k = T_k · max(0, m⁺ − ‖v_k‖)² + λ (1 − T_k) · max(0, ‖v_k‖ − m⁻)²
+    summed over the classes; the true class's capsule must be long, every
+    other short. Given a CapsNet's output and reconstruction_weight > 0, the
+    decoder redraws each input from its true class's capsule alone, and
+    reconstruction_weight × Σ (pixel − reconstruction)² is added. Both are
+    averaged over the batch. The paper's values are the defaults, with 0.0005
+    as the reconstruction weight when one is wanted.
+    """
+
+    def __init__(self, m_plus: float = 0.9, m_minus: float = 0.1, lam: float = 0.5,
+                 reconstruction_weight: float = 0.0):
+        self.m_plus = check_real("m_plus", m_plus, low=0.0, high=1.0)
+        self.m_minus = check_real("m_minus", m_minus, low=0.0, high=self.m_plus)
+        self.lam = check_real("lam", lam, low=0.0)
+        self.reconstruction_weight = check_real("reconstruction_weight", reconstruction_weight, low=0.0)
+
+    def forward(self, output: Any, labels: Any) -> Tensor:
+        """A CapsNet's CapsuleOutput (or lengths (N, K) in [0, 1]), integer labels (N,) in [0, K) -> scalar loss."""
+        lengths = output.lengths if isinstance(output, CapsuleOutput) else output
+        labels = np.asarray(labels.data if isinstance(labels, Tensor) else labels)
+        if lengths.ndim != 2 or labels.shape != lengths.shape[:1]:
+            raise ShapeError(f"MarginLoss: lengths of shape {lengths.shape} and labels of shape {labels.shape} do not "
+                             "fit; expected lengths (N, K) and labels (N,)")
+        if labels.dtype.kind not in "iu" or (labels.size and (labels.min() < 0 or labels.max() >= lengths.shape[1])):
+            raise DescendValueError(f"MarginLoss: labels must be integer classes in [0, {lengths.shape[1]}); got "
+                                    f"{labels.dtype} values {np.unique(labels)[:5].tolist()}")
+        target = np.zeros(lengths.shape, dtype=lengths.dtype)
+        target[np.arange(len(labels)), labels] = 1
+        present = ops.relu(self.m_plus - lengths)
+        absent = ops.relu(lengths - self.m_minus)
+        margins = target * present * present + self.lam * (1 - target) * absent * absent
+        loss = margins.sum(axis=1).mean()
+        if self.reconstruction_weight > 0:
+            if not isinstance(output, CapsuleOutput) or output.model.decoder is None:
+                raise DescendValueError("MarginLoss(reconstruction_weight > 0) needs the output of a CapsNet built "
+                                        "with reconstruction=True; pass reconstruction_weight=0 otherwise")
+            pixels = output.images.reshape(len(labels), -1)
+            difference = output.reconstruct(labels) - pixels
+            loss = loss + self.reconstruction_weight * (difference * difference).sum(axis=1).mean()
+        return loss

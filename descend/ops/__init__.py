@@ -8,6 +8,7 @@ from descend.ops.elementwise import (
     abs, add, clip, cos, div, elu, exp, leaky_relu, log, maximum, mul, neg, power, relu, sigmoid, sin,
     softplus, sqrt, sub, tanh, where,
 )
+from descend.ops.capsules import capsule_length, capsule_predictions, dynamic_routing, squash
 from descend.ops.conv import conv1d, conv2d
 from descend.ops.matmul import linear, matmul
 from descend.ops.normalization import batch_norm
@@ -29,7 +30,7 @@ def all_primitives() -> list[type[Function]]:
 
 
 __all__ = [
-    "gru", "lstm", "rnn", "upsample2d",
+    "gru", "lstm", "rnn", "upsample2d", "capsule_length", "capsule_predictions", "dynamic_routing", "squash",
     "adaptive_avg_pool2d", "avg_pool2d", "batch_norm", "conv1d", "conv2d", "global_avg_pool2d", "max_pool2d",
     "Function", "abs", "add", "all_primitives", "binary_cross_entropy_with_logits", "clip", "concat", "cos",
     "cross_entropy", "div", "elu", "exp", "getitem", "leaky_relu", "linear", "log", "log_softmax", "matmul",

@@ -129,14 +129,18 @@ class Conv2d(Function):
         if len(self.needs_input_grad) > 2 and self.needs_input_grad[2]:
             grad_bias = grad.sum(axis=(0, 2, 3))
         if self.needs_input_grad[0]:
-            grad_cols = np.matmul(np.swapaxes(self.weight, 1, 2), grad_groups)
-            grad_cols = grad_cols.reshape(channels, *self.kernel, n, *self.out_hw)
+            # columns with the batch last, (C, kh, kw, Ho, Wo, N): each offset's add in col2im then runs over
+            # rows of N contiguous numbers, not rows of Wo numbers a stride apart (4x faster for a strided 9x9)
+            grad_last = grad.transpose(1, 2, 3, 0).reshape(groups, group_out, -1)
+            grad_cols = np.matmul(np.swapaxes(self.weight, 1, 2), grad_last)
+            grad_cols = grad_cols.reshape(channels, *self.kernel, *self.out_hw, n)
             grad_padded = np.zeros(
-                (channels, n, height + 2 * self.padding[0], width + 2 * self.padding[1]), dtype=grad.dtype
+                (channels, height + 2 * self.padding[0], width + 2 * self.padding[1], n), dtype=grad.dtype
             )
             for i, j, rows, columns in offsets(self.kernel, self.stride, self.dilation, self.out_hw):
-                grad_padded[:, :, rows, columns] += grad_cols[:, i, j]
-            grad_x = crop(grad_padded, self.padding, (height, width)).transpose(1, 0, 2, 3)
+                grad_padded[:, rows, columns] += grad_cols[:, i, j]
+            grad_x = grad_padded[:, self.padding[0] : self.padding[0] + height,
+                                 self.padding[1] : self.padding[1] + width].transpose(3, 0, 1, 2)
         return grad_x, grad_weight, grad_bias
 
 

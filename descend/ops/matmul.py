@@ -33,9 +33,17 @@ class MatMul(Function):
 
     def backward(self, grad):
         return (
-            np.matmul(grad, _swap_last(self.y)) if self.needs_input_grad[0] else None,
-            np.matmul(_swap_last(self.x), grad) if self.needs_input_grad[1] else None,
+            _product(grad, _swap_last(self.y)) if self.needs_input_grad[0] else None,
+            _product(_swap_last(self.x), grad) if self.needs_input_grad[1] else None,
         )
+
+
+def _product(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """a @ b; an outer product (a contracted axis of length 1) as a broadcast multiply, which is twice as fast
+    as NumPy's batched matmul of one-wide matrices (capsule routing has many)."""
+    if a.shape[-1] == 1:
+        return a * b
+    return np.matmul(a, b)
 
 
 class Linear(Function):
