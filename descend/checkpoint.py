@@ -29,13 +29,13 @@ import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from descend.errors import CheckpointWarning, DescendTypeError, DescendValueError, ModelFileError
 from descend.io import read_header, read_tensors, under, write_file
-from descend.nn.module import Module, module_spec
+from descend.nn.module import Module, module_spec, random_modules
 
 #: how many checkpoints a folder keeps: the newest, and older ones to fall back on if it is damaged
 KEEP = 3
@@ -127,7 +127,7 @@ class Checkpoints:
         """Whether a checkpoint is due after the run's `step`-th step (with a number of steps as `every`)."""
         return self.every != "epoch" and step % self.every == 0
 
-    def start(self, resume: bool) -> tuple[Path, dict[str, Any], bytes] | None:
+    def start(self, resume: bool) -> Checkpoint | None:
         """Prepare the folder; with `resume`, the newest checkpoint that reads back whole (None if there is none).
 
         Temporary files left by a write that was killed are removed. Without
@@ -147,13 +147,12 @@ class Checkpoints:
             return None
         for path in reversed(existing):
             try:
-                header, raw = read_header(path)
-                _training_metadata(path, header)
+                found = read_checkpoint(path)
             except ModelFileError as error:
                 warnings.warn(f"skipping a damaged checkpoint: {error}", CheckpointWarning, stacklevel=3)
                 continue
             self.last = path
-            return path, header, raw
+            return found
         return None
 
     def write(self, model: Module, optimizer: Any, training: Any, progress: Progress, rng: np.random.Generator,
@@ -162,13 +161,9 @@ class Checkpoints:
         tensors = {f"model/{name}": value for name, value in model.state_dict().items()}
         optimizer_state = optimizer.state_dict()
         tensors.update({f"optimizer/{name}": value for name, value in optimizer_state["arrays"].items()})
-        module_generators, module_arrays = {}, {}
+        module_generators = {str(index): module.rng.bit_generator.state for index, module in random_modules(model)}
         for index, module in enumerate(model.modules()):
-            if isinstance(getattr(module, "rng", None), np.random.Generator):
-                module_generators[str(index)] = module.rng.bit_generator.state
-            for name, value in module.training_state().items():
-                module_arrays[f"module/{index}/{name}"] = value
-        tensors.update(module_arrays)
+            tensors.update({f"module/{index}/{name}": value for name, value in module.training_state().items()})
         callback_states = {}
         for key, callback in _keyed(callbacks):
             state = callback.state_dict()
@@ -197,20 +192,17 @@ class Checkpoints:
             old.unlink(missing_ok=True)
         return path
 
-    def restore(self, found: tuple[Path, dict[str, Any], bytes], model: Module, optimizer: Any, training: Any,
-                progress: Progress, rng: np.random.Generator) -> dict[str, dict[str, Any]]:
+    def restore(self, found: Checkpoint, model: Module, optimizer: Any, training: Any, progress: Progress,
+                rng: np.random.Generator) -> dict[str, dict[str, Any]]:
         """Put the run back as the checkpoint `found` (from `start`) left it; returns the callbacks' saved states.
 
         The model's architecture and the run's settings must be the
         checkpoint's; a file that does not fit raises ModelFileError.
         """
-        path, header, raw = found
-        metadata = header["__metadata__"]
-        run = _training_metadata(path, header)
-        saved_architecture = json.loads(metadata["architecture"])
-        if saved_architecture != module_spec(model):
+        path, run = found.path, found.run
+        if found.architecture != module_spec(model):
             raise DescendValueError(
-                f"the checkpoint {path} was written for another model: it holds {_short(saved_architecture)}; "
+                f"the checkpoint {path} was written for another model: it holds {_short(found.architecture)}; "
                 f"this run trains {_short(module_spec(model))}"
             )
         for name, value in self.settings.items():
@@ -221,12 +213,10 @@ class Checkpoints:
                     f"the checkpoint {path} was written by a run with {differs}. "
                     "Resume with the run's own settings and data, or start a new run in another folder."
                 )
-        tensors = read_tensors(path, raw)
+        tensors = read_tensors(path, found.raw)
         try:
             model.load_state_dict(under(tensors, "model/"))
-            optimizer.load_state_dict(
-                {"arrays": under(tensors, "optimizer/"), "scalars": json.loads(metadata["optimizer"])}
-            )
+            optimizer.load_state_dict({"arrays": under(tensors, "optimizer/"), "scalars": found.optimizer})
             modules = list(model.modules())
             for index, state in run["module_generators"].items():
                 modules[int(index)].rng.bit_generator.state = state
@@ -268,13 +258,24 @@ def _keyed(callbacks: Sequence[Any]) -> Iterator[tuple[str, Any]]:
         seen[name] = seen.get(name, 0) + 1
 
 
-def _training_metadata(path: Path, header: dict[str, Any]) -> dict[str, Any]:
-    """The run's JSON from a checked file's header; a model file without it is no checkpoint."""
+class Checkpoint(NamedTuple):
+    """A checkpoint file that read back whole: its bytes, and its header's JSON parts already parsed."""
+
+    path: Path
+    raw: bytes
+    run: dict[str, Any]
+    architecture: dict[str, Any]
+    optimizer: dict[str, Any]
+
+
+def read_checkpoint(path: Path) -> Checkpoint:
+    """Check a checkpoint file (sizes, SHA-256, training state) and parse its header; ModelFileError if it fails."""
+    header, raw = read_header(path)
     metadata = header["__metadata__"]
     try:
         run = json.loads(metadata["training"])
-        json.loads(metadata["optimizer"])
-        json.loads(metadata["architecture"])
+        optimizer = json.loads(metadata["optimizer"])
+        architecture = json.loads(metadata["architecture"])
     except (KeyError, TypeError, json.JSONDecodeError):
         raise ModelFileError(
             f"{path} is a model file but not a checkpoint: it holds no readable training state"
@@ -282,7 +283,7 @@ def _training_metadata(path: Path, header: dict[str, Any]) -> dict[str, Any]:
     needed = ("progress", "step", "stop", "rng", "module_generators", "history", "callbacks", "settings")
     if not isinstance(run, dict) or any(key not in run for key in needed):
         raise ModelFileError(f"{path}: its training state lacks some of {', '.join(needed)}")
-    return run
+    return Checkpoint(path, raw, run, architecture, optimizer)
 
 
 def _short(spec: dict[str, Any]) -> str:

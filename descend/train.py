@@ -25,7 +25,7 @@ from descend.data import Dataset, as_dataset, batches
 from descend.errors import DescendValueError, NonFiniteError
 from descend.memory import reuse_freed_memory
 from descend.nn.losses import BCEWithLogitsLoss, CrossEntropyLoss, MarginLoss
-from descend.nn.module import Module, check_finite
+from descend.nn.module import Module, check_finite, random_modules
 from descend.nonfinite import Origin, locate
 from descend.tensor import Tensor, no_grad
 
@@ -331,9 +331,8 @@ def _inputs_and_targets(dataset: Dataset, model: Module, loss_fn: Module, argume
 
 def _seed_module_generators(model: Module, key: list[int]) -> None:
     """Give every random module (dropout, input noise, a VAE's sampling) a generator derived from the run's seed."""
-    for index, module in enumerate(model.modules()):
-        if isinstance(getattr(module, "rng", None), np.random.Generator):
-            module.rng = np.random.default_rng([*key, index])
+    for index, module in random_modules(model):
+        module.rng = np.random.default_rng([*key, index])
 
 
 @naming_arguments
@@ -455,7 +454,7 @@ def fit(
             saved_callbacks = checkpoints.restore(found, model, optimizer, state, position, rng)
             if position.epoch > epochs:
                 raise DescendValueError(
-                    f"fit: epochs={epochs}, but the checkpoint {found[0]} is already at epoch {position.epoch}; "
+                    f"fit: epochs={epochs}, but the checkpoint {found.path} is already at epoch {position.epoch}; "
                     "pass at least as many epochs as the run has done"
                 )
     steps_per_epoch = -(-len(x_train) // batch_size)
@@ -525,7 +524,7 @@ class _ReplayableModules:
 
     def __init__(self, model: Module):
         self.model = model
-        self.random = [m for m in model.modules() if isinstance(getattr(m, "rng", None), np.random.Generator)]
+        self.random = [module for _, module in random_modules(model)]
         self.carrying = [m for m in model.modules() if type(m).training_state is not Module.training_state]
         self.statistics = [(m, name) for m in model.modules() for name in m.state]
 

@@ -174,7 +174,7 @@ class CapsNet(Module):
             with no_grad():
                 output = self(images if isinstance(images, Tensor) else Tensor(images))
                 predicted = output.lengths.data.argmax(axis=1)
-                return predicted, self.decode(output.capsules, predicted).data
+                return predicted, output.reconstruct(predicted).data
         finally:
             self.train(was_training)
 

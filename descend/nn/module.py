@@ -226,6 +226,14 @@ def _recording_config(init: Any) -> Any:
     return wrapped
 
 
+def random_modules(model: Module) -> Iterator[tuple[int, Module]]:
+    """(index in model.modules(), module) for every module that draws random numbers from its `rng` Generator:
+    dropout, input noise, a VAE's sampling. Training seeds, checkpoints and replays them by that index."""
+    for index, module in enumerate(model.modules()):
+        if isinstance(getattr(module, "rng", None), np.random.Generator):
+            yield index, module
+
+
 def module_spec(module: Module) -> dict[str, Any]:
     """A JSON-ready description: {"class": name, "config": arguments}, nested for sub-modules."""
     config = {}

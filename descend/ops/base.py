@@ -69,6 +69,11 @@ class Function:
         return f"{type(self).__name__.lower()}({', '.join(names)})"
 
 
+def shape_of(value: Any) -> tuple[int, ...]:
+    """The shape of a tensor or array-like: what an op's checks read before it runs."""
+    return tuple(np.shape(value.data if isinstance(value, Tensor) else value))
+
+
 def _as_tensors(inputs: tuple[Any, ...]) -> tuple[Tensor, ...]:
     like = None
     for value in inputs:

@@ -16,7 +16,7 @@ import numpy as np
 
 from descend.checks import check_axis, check_integer
 from descend.errors import ShapeError
-from descend.ops.base import Function
+from descend.ops.base import Function, shape_of
 from descend.ops.matmul import matmul
 from descend.ops.reduce import sum
 from descend.ops.shape import reshape, transpose
@@ -53,8 +53,7 @@ class Squash(Function):
 
 def squash(s: Any, axis: int = -1) -> Tensor:
     """Squash capsule vectors along `axis` to lengths in [0, 1), keeping their directions; same shape as s."""
-    ndim = s.ndim if isinstance(s, Tensor) else np.ndim(s)
-    return Squash.apply(s, axis=check_axis("axis", axis, ndim))
+    return Squash.apply(s, axis=check_axis("axis", axis, len(shape_of(s))))
 
 
 def capsule_length(v: Any, axis: int = -1) -> Tensor:
@@ -96,8 +95,7 @@ class CapsulePredictions(Function):
 
 def capsule_predictions(u: Any, weight: Any, out_capsules: int) -> Tensor:
     """û (N, J, I, D_out) from capsules u (N, I, D_in) and weight (I, D_in, J·D_out): see CapsulePredictions."""
-    u_shape = u.shape if isinstance(u, Tensor) else np.shape(u)
-    w_shape = weight.shape if isinstance(weight, Tensor) else np.shape(weight)
+    u_shape, w_shape = shape_of(u), shape_of(weight)
     out_capsules = check_integer("out_capsules", out_capsules, low=1)
     if len(u_shape) != 3 or len(w_shape) != 3 or u_shape[1:] != w_shape[:2] or w_shape[2] % out_capsules:
         raise ShapeError(

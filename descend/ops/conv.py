@@ -19,14 +19,9 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from descend.checks import check_integer
 from descend.errors import DescendTypeError, DescendValueError, ShapeError
-from descend.ops.base import Function
+from descend.ops.base import Function, shape_of
 from descend.ops.shape import reshape
 from descend.tensor import Tensor
-
-
-def shape_of(value: Any) -> tuple[int, ...]:
-    """The shape of a tensor or array-like."""
-    return tuple(np.shape(value.data if isinstance(value, Tensor) else value))
 
 
 def pair(value: Any, argument: str, low: int) -> tuple[int, int]:

@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 
 from descend.errors import ShapeError
-from descend.ops.base import Function
+from descend.ops.base import Function, shape_of
 from descend.ops.elementwise import add
 from descend.ops.shape import reshape
 from descend.tensor import Tensor
@@ -90,8 +90,7 @@ def matmul(x: Any, y: Any) -> Tensor:
 
 def linear(x: Any, weight: Any, bias: Any | None = None) -> Tensor:
     """x @ W + b: x (..., in_features), W (in_features, out_features), b (out_features,) -> (..., out_features)."""
-    shape = x.shape if isinstance(x, Tensor) else np.shape(x)
-    weight_shape = weight.shape if isinstance(weight, Tensor) else np.shape(weight)
+    shape, weight_shape = shape_of(x), shape_of(weight)
     if len(weight_shape) != 2 or not shape or shape[-1] != weight_shape[0]:
         raise ShapeError(
             f"linear: weight of shape {weight_shape} does not fit x of shape {shape}; "
@@ -99,7 +98,7 @@ def linear(x: Any, weight: Any, bias: Any | None = None) -> Tensor:
         )
     if bias is None:
         return matmul(x, weight)
-    bias_shape = bias.shape if isinstance(bias, Tensor) else np.shape(bias)
+    bias_shape = shape_of(bias)
     if bias_shape != weight_shape[1:]:
         raise ShapeError(f"linear: bias has shape {bias_shape}; expected (out_features,) = {weight_shape[1:]}")
     if len(shape) > 2:  # (..., in) as rows of one 2-D product: one BLAS call, and W's gradient is one product too

@@ -12,7 +12,8 @@ import numpy as np
 
 from descend.errors import ShapeError
 from descend.ops.base import Function
-from descend.ops.conv import crop, offsets, output_size, pad, pair, shape_of
+from descend.ops.base import shape_of
+from descend.ops.conv import crop, offsets, output_size, pad, pair
 from descend.ops.reduce import mean
 from descend.tensor import Tensor
 

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from descend.errors import DescendValueError, ShapeError
-from descend.ops.base import Function
+from descend.ops.base import Function, shape_of
 from descend.tensor import Tensor
 
 
@@ -278,11 +278,6 @@ class GRULayer(_Recurrence):
             d_h = d_h * z[k] + d_hid @ recurrent_t
         d_x, d_w_ih, d_w_hh, d_b_ih, d_b_hh = self._parameter_grads(d_inputs, d_hidden)
         return d_x, d_h, d_w_ih, d_w_hh, d_b_ih, d_b_hh
-
-
-def shape_of(value: Any) -> tuple[int, ...]:
-    """The shape of a tensor or array-like."""
-    return np.shape(value.data if isinstance(value, Tensor) else value)
 
 
 def _check(x: Any, states: dict[str, Any], w_ih: Any, w_hh: Any, biases: dict[str, Any], gates: int,
