@@ -9,18 +9,17 @@
 """
 
 from descend import errors
+from descend.version import __version__
 from descend.tensor import Tensor, no_grad, tensor  # first: the ops import it
 from descend.ops import (
     abs, clip, concat, cos, elu, exp, leaky_relu, log, log_softmax, matmul, max, maximum, mean, min, relu, reshape,
     sigmoid, sin, softmax, softplus, split, sqrt, stack, sum, tanh, transpose, where,
 )
 
-__version__ = "0.1.0"
-
 from descend import data, nn, optim  # noqa: E402
 from descend.explain import Explanation, explain  # noqa: E402
 from descend.io import load, load_optimizer_state, save  # noqa: E402
-from descend.train import (  # noqa: E402
+from descend.training import (  # noqa: E402
     Callback, EarlyStopping, History, TrainingState, clip_grad_norm, clip_grad_value, evaluate, fit, make_step, predict,
 )
 from descend import anomaly  # noqa: E402  (after train: it scores with predict)

@@ -18,12 +18,13 @@ from descend.checks import check_integer, check_real
 from descend.data import Dataset, as_dataset
 from descend.errors import DescendTypeError, DescendValueError, ShapeError
 from descend.nn.module import Module, check_finite
-from descend.train import predict
+from descend.tensor import array_of
+from descend.training.evaluate import predict
 
 
 def _rows(model: Module, x: Any, argument: str = "x") -> np.ndarray:
     """x as checked rows for the model: right feature count, no NaN; Dataset, array or (x,) alike."""
-    array = as_dataset(x if isinstance(x, Dataset) else (np.asarray(getattr(x, "data", x)),), argument).x
+    array = as_dataset(x if isinstance(x, Dataset) else (array_of(x),), argument).x
     expected = _expected_shape(model)
     if expected is not None and array.shape[1:] != expected:
         raise ShapeError(

@@ -22,12 +22,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import os
 import re
 import warnings
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -35,7 +34,10 @@ import numpy as np
 
 from descend.errors import CheckpointWarning, DescendTypeError, DescendValueError, ModelFileError
 from descend.io import read_header, read_tensors, under, write_file
-from descend.nn.module import Module, module_spec, random_modules
+from descend.nn.module import Module, module_spec
+from descend.optim.optimizer import Optimizer
+from descend.training.loop import Callback, EpochTally, TrainingState
+from descend.training.step import ModelSnapshot, check_every
 
 #: how many checkpoints a folder keeps: the newest, and older ones to fall back on if it is damaged
 KEEP = 3
@@ -43,49 +45,6 @@ KEEP = 3
 FINGERPRINT_ROWS = 64
 
 _FILE = re.compile(r"checkpoint-(\d+)\.dsc")
-
-
-@dataclass
-class Progress:
-    """Where a local training run is, with the running sums of its epoch: what a checkpoint records as JSON.
-
-    `epoch` is the epoch in progress (1-based) and `batch` its minibatches
-    done; `epoch_done` says its end (validation, History, callbacks) has
-    run too. `epoch_rng` is the shuffling generator's state when the epoch
-    began, from which its order of minibatches is drawn again on resuming.
-    """
-
-    epoch: int = 0
-    batch: int = 0
-    epoch_done: bool = True
-    loss_sum: float = 0.0
-    correct_sum: float | None = 0.0
-    seen: int = 0
-    lr: float = math.nan
-    epoch_rng: dict[str, Any] | None = None
-
-    def begin(self, epoch: int, rng: np.random.Generator) -> None:
-        """Start `epoch`: no minibatches done, sums at zero, the generator's state kept."""
-        vars(self).update(asdict(Progress(epoch=epoch, epoch_done=False, epoch_rng=rng.bit_generator.state)))
-
-    def add(self, loss: float, correct: float | None, rows: int, lr: float) -> None:
-        """Count one minibatch of `rows` rows, its mean loss and right answers, and the rate its step used."""
-        self.batch += 1
-        self.loss_sum += loss * rows
-        self.seen += rows
-        self.correct_sum = None if correct is None or self.correct_sum is None else self.correct_sum + correct
-        self.lr = lr
-
-
-def check_every(value: Any) -> int | str:
-    """`checkpoint_every` as given when it is "epoch" or a positive number of steps; else raise."""
-    if value == "epoch" or (isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value >= 1):
-        return value if value == "epoch" else int(value)
-    if isinstance(value, str) or isinstance(value, (int, np.integer)):
-        raise DescendValueError(f"checkpoint_every must be 'epoch' or a number of steps >= 1; got {value!r}")
-    raise DescendTypeError(
-        f"checkpoint_every must be 'epoch' or a number of steps >= 1; got {type(value).__name__} {value!r}"
-    )
 
 
 def fingerprint(x: np.ndarray, y: np.ndarray) -> str:
@@ -155,15 +114,15 @@ class Checkpoints:
             return found
         return None
 
-    def write(self, model: Module, optimizer: Any, training: Any, progress: Progress, rng: np.random.Generator,
-              callbacks: Sequence[Any]) -> Path:
+    def write(self, model: Module, optimizer: Optimizer, training: TrainingState, tally: EpochTally, rng: np.random.Generator,
+              callbacks: Sequence[Callback]) -> Path:
         """Write the run's whole state as checkpoint-<step>.dsc, then drop all but the newest `KEEP`."""
         tensors = {f"model/{name}": value for name, value in model.state_dict().items()}
         optimizer_state = optimizer.state_dict()
         tensors.update({f"optimizer/{name}": value for name, value in optimizer_state["arrays"].items()})
-        module_generators = {str(index): module.rng.bit_generator.state for index, module in random_modules(model)}
-        for index, module in enumerate(model.modules()):
-            tensors.update({f"module/{index}/{name}": value for name, value in module.training_state().items()})
+        snapshot = ModelSnapshot.take(model, weights=False)
+        for index, arrays in snapshot.carried.items():
+            tensors.update({f"module/{index}/{name}": value for name, value in arrays.items()})
         callback_states = {}
         for key, callback in _keyed(callbacks):
             state = callback.state_dict()
@@ -171,11 +130,11 @@ class Checkpoints:
                 tensors.update({f"callback/{key}/{name}": value for name, value in state["arrays"].items()})
                 callback_states[key] = state["scalars"]
         run = {
-            "progress": asdict(progress),
+            "progress": asdict(tally),
             "step": training.step,
             "stop": training.stop,
             "rng": rng.bit_generator.state,
-            "module_generators": module_generators,
+            "module_generators": {str(index): state for index, state in snapshot.generators.items()},
             "history": training.history.epochs,
             "callbacks": callback_states,
             "settings": self.settings,
@@ -192,7 +151,7 @@ class Checkpoints:
             old.unlink(missing_ok=True)
         return path
 
-    def restore(self, found: Checkpoint, model: Module, optimizer: Any, training: Any, progress: Progress,
+    def restore(self, found: Checkpoint, model: Module, optimizer: Optimizer, training: TrainingState, tally: EpochTally,
                 rng: np.random.Generator) -> dict[str, dict[str, Any]]:
         """Put the run back as the checkpoint `found` (from `start`) left it; returns the callbacks' saved states.
 
@@ -217,22 +176,21 @@ class Checkpoints:
         try:
             model.load_state_dict(under(tensors, "model/"))
             optimizer.load_state_dict({"arrays": under(tensors, "optimizer/"), "scalars": found.optimizer})
-            modules = list(model.modules())
-            for index, state in run["module_generators"].items():
-                modules[int(index)].rng.bit_generator.state = state
-            for index, module in enumerate(modules):
-                module.load_training_state(under(tensors, f"module/{index}/"))
+            ModelSnapshot(
+                generators={int(index): state for index, state in run["module_generators"].items()},
+                carried={index: under(tensors, f"module/{index}/") for index in range(len(list(model.modules())))},
+            ).restore(model)
             rng.bit_generator.state = run["rng"]
         except (ValueError, TypeError, KeyError, IndexError, AttributeError) as error:
             raise ModelFileError(f"{path} does not fit this run: {error}") from None
-        vars(progress).update(run["progress"])
+        vars(tally).update(run["progress"])
         training.step, training.stop = run["step"], run["stop"]
         training.history.epochs[:] = run["history"]
         return {key: {"scalars": scalars, "arrays": under(tensors, f"callback/{key}/")}
                 for key, scalars in run["callbacks"].items()}
 
 
-def restore_callbacks(callbacks: Sequence[Any], saved: dict[str, dict[str, Any]]) -> None:
+def restore_callbacks(callbacks: Sequence[Callback], saved: dict[str, dict[str, Any]]) -> None:
     """Give each callback back the state a checkpoint saved for it, matched by class and order of appearance.
 
     A callback that keeps no state (a logger) may come or go between runs;
@@ -249,7 +207,7 @@ def restore_callbacks(callbacks: Sequence[Any], saved: dict[str, dict[str, Any]]
         keyed[key].load_state_dict(state)
 
 
-def _keyed(callbacks: Sequence[Any]) -> Iterator[tuple[str, Any]]:
+def _keyed(callbacks: Sequence[Callback]) -> Iterator[tuple[str, Callback]]:
     """Each callback with a key made of its class and its place among those of its class: EarlyStopping.0."""
     seen: dict[str, int] = {}
     for callback in callbacks:

@@ -18,8 +18,10 @@ from typing import Any
 
 import numpy as np
 
+from descend import ops
 from descend.errors import DescendValueError
-from descend.tensor import Tensor, reverse_sweep, topological_order
+from descend.ops.base import Function
+from descend.tensor import Tensor, array_of, reverse_sweep, topological_order
 
 BAR = "\u0304"  # combining macron: v̄ is the adjoint of v
 
@@ -85,7 +87,7 @@ def explain(function: Callable[..., Tensor], *args: Any, **inputs: Any) -> Expla
     if not inputs:
         raise DescendValueError("explain needs at least one input, e.g. explain(f, x=2.0)")
     leaves = {
-        name: Tensor(np.asarray(value.data if isinstance(value, Tensor) else value, dtype=np.float64),
+        name: Tensor(np.asarray(array_of(value), dtype=np.float64),
                      requires_grad=True, name=name)
         for name, value in inputs.items()
     }
@@ -111,16 +113,24 @@ def explain(function: Callable[..., Tensor], *args: Any, **inputs: Any) -> Expla
         counter += 1
         labels[id(node)] = f"v{counter}"
         operands = [labels.get(id(t), _format(t.data)) for t in node.creator.inputs]
-        forward_rows.append((labels[id(node)], node.creator.describe(*operands), _format(node.data)))
+        operation = node.creator.describe(*operands)
+        outputs = _outputs(node.creator)
+        if len(outputs) > 1:  # one of an op's several outputs: say which
+            operation += f"[{next(k for k, out in enumerate(outputs) if out is node)}]"
+        forward_rows.append((labels[id(node)], operation, _format(node.data)))
 
     terms: dict[int, list[tuple[str, Any, Any]]] = {}
     reverse_rows: list[tuple[str, str, str]] = []
     gradients: dict[str, Any] = {}
+    adjoints: dict[int, Any] = {}
     for node, adjoint, contributions in reverse_sweep(output, np.ones_like(output.data)):
         label = labels[id(node)]
+        adjoints[id(node)] = adjoint
         node_terms = terms.pop(id(node), [])
-        if not node_terms:
+        if node is output:
             reverse_rows.append((_adjoint(label), "seed: ∂f/∂f", _format(adjoint)))
+        elif not node_terms:  # one of an op's several outputs, which no gradient reached
+            reverse_rows.append((_adjoint(label), "no gradient reaches it", _format(adjoint)))
         else:
             rule = " + ".join(f"{_adjoint(consumer)}·∂{consumer}/∂{label}" for consumer, _, _ in node_terms)
             if all(local is not None for _, local, _ in node_terms):
@@ -130,15 +140,25 @@ def explain(function: Callable[..., Tensor], *args: Any, **inputs: Any) -> Expla
             gradients[node.name] = adjoint.item() if adjoint.size == 1 else adjoint
         if node.creator is not None and contributions:
             locals_ = _local_derivatives(node, adjoint)
+            # an op reaches its inputs through each of its outputs: one chain-rule term per output
+            consumers = [out for out in _outputs(node.creator) if out is not None and id(out) in adjoints]
             for parent, _ in contributions:
-                terms.setdefault(id(parent), []).append((label, locals_.get(id(parent)), adjoint))
+                for consumer in consumers:
+                    terms.setdefault(id(parent), []).append(
+                        (labels[id(consumer)], locals_.get(id(parent)), adjoints[id(consumer)])
+                    )
     ordered = {name: gradients[name] for name in leaves if name in gradients}
     return Explanation(forward_rows, reverse_rows, output.data.item(), ordered)
 
 
+def _outputs(op: Function) -> list[Tensor | None]:
+    """The tensors an op on the tape made, in order; None for one no longer alive."""
+    return [ref() for ref in op.outputs]
+
+
 def _local_derivatives(node: Tensor, adjoint: np.ndarray) -> dict[int, Any]:
-    """∂node/∂input for each input of a one-element node (its op's VJP applied to 1)."""
-    if node.size != 1:
+    """∂node/∂input for each input of a one-element node made by a one-output op (its op's VJP applied to 1)."""
+    if node.size != 1 or len(node.creator.outputs) != 1:
         return {}
     local = node.creator.backward(np.ones_like(adjoint))
     return {
@@ -175,10 +195,8 @@ def _table(header: tuple[str, str, str], rows: list[tuple[str, str, str]]) -> li
 
 
 def _formula_functions() -> dict[str, Callable[[Tensor], Tensor]]:
-    import descend as dc
-
-    return {"log": dc.log, "ln": dc.log, "exp": dc.exp, "sin": dc.sin, "cos": dc.cos, "tanh": dc.tanh,
-            "sigmoid": dc.sigmoid, "relu": dc.relu, "sqrt": dc.sqrt, "abs": dc.abs, "softplus": dc.softplus}
+    return {"log": ops.log, "ln": ops.log, "exp": ops.exp, "sin": ops.sin, "cos": ops.cos, "tanh": ops.tanh,
+            "sigmoid": ops.sigmoid, "relu": ops.relu, "sqrt": ops.sqrt, "abs": ops.abs, "softplus": ops.softplus}
 
 
 _OPERATORS: dict[type, Callable[[Any, Any], Any]] = {

@@ -30,6 +30,7 @@ from descend.errors import DescendTypeError, DescendValueError, ModelFileError, 
 from descend.files import checked_file_path, checked_path, write_atomically
 from descend.nn import init
 from descend.nn.module import Module, build_module, module_spec
+from descend.version import __version__
 
 FORMAT = "descend-model"
 FORMAT_VERSION = 1
@@ -78,8 +79,6 @@ def write_file(path: str | os.PathLike, tensors: dict[str, np.ndarray], metadata
     tensor data and the metadata are added to `metadata`, so a reader can
     tell a damaged file from a good one.
     """
-    from descend import __version__
-
     tensors = {name: np.ascontiguousarray(value) for name, value in tensors.items()}
     metadata = {
         "format": FORMAT,

@@ -20,7 +20,7 @@ from descend.checks import check_integer, check_real, naming_arguments
 from descend.data import as_dataset, batches
 from descend.errors import DescendValueError
 from descend.nn.module import Module
-from descend.train import _inputs_and_targets, make_step
+from descend.training.step import ModelSnapshot, check_optimizer_holds, inputs_and_targets, make_step
 
 #: points skipped at each end when looking for the steepest fall: the smoothed loss's start-up and blow-up
 _EDGE = 3
@@ -66,7 +66,8 @@ def lr_find(
     `train` is a Dataset or (x, y) as `fit` takes it. The test stops early once a running mean of the
     loss (weight `smoothing`, bias-corrected) passes `diverge` times its best so far, or is no longer
     finite; the two readings are taken off a centred moving average of the losses. Afterwards the
-    model's weights and the optimizer (state, step count, learning rate) are exactly as before.
+    model (weights, running statistics, random generators, training mode) and the optimizer (state,
+    step count, learning rate) are exactly as before.
     """
     start_lr = check_real("start_lr", start_lr, low=0.0, low_open=True)
     end_lr = check_real("end_lr", end_lr, low=0.0, low_open=True)
@@ -77,14 +78,17 @@ def lr_find(
     smoothing = check_real("smoothing", smoothing, low=0.0, high=1.0, high_open=True)
     diverge = check_real("diverge", diverge, low=1.0, low_open=True)
     dataset = as_dataset(train, "train")
-    x, y = _inputs_and_targets(dataset, model, loss_fn, "train")
+    x, y = inputs_and_targets(dataset, model, loss_fn, "train")
+    check_optimizer_holds(model, optimizer, "lr_find")
     buffer = model.flat_buffer()
-    saved = (buffer.data.copy(), {name: state.copy() for name, state in optimizer.state.items()},
+    model_before = ModelSnapshot.take(model)
+    saved = ({name: state.copy() for name, state in optimizer.state.items()},
              optimizer.iterations, optimizer.base_lr, optimizer.schedule)
     rates = start_lr * (end_lr / start_lr) ** (np.arange(steps) / (steps - 1))
     step = make_step(model, loss_fn)
     losses = []
     average, best = 0.0, np.inf
+    was_training = model.training
     model.train()
     try:
         optimizer.schedule = None
@@ -99,10 +103,11 @@ def lr_find(
             optimizer.base_lr = float(rate)
             optimizer.step()
     finally:
-        buffer.data[...] = saved[0]
-        for name, state in saved[1].items():
+        model_before.restore(model)
+        model.train(was_training)
+        for name, state in saved[0].items():
             optimizer.state[name][...] = state
-        optimizer.iterations, optimizer.base_lr, optimizer.schedule = saved[2:]
+        optimizer.iterations, optimizer.base_lr, optimizer.schedule = saved[1:]
     tried, losses = rates[: len(losses)], np.array(losses)
     centred = _centred_average(losses, width=max(3, len(losses) // 15))
     steepest = _steepest_fall(tried, centred)

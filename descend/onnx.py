@@ -36,7 +36,6 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from descend import __version__
 from descend.errors import DescendError, DescendTypeError, ShapeError
 from descend.files import write_atomically
 from descend.nn.autoencoders import (
@@ -50,7 +49,8 @@ from descend.nn.models import MLP, CharRNN, LeNet5, LinearRegression, LogisticRe
 from descend.nn.module import Module
 from descend.nn.parameter import Parameter
 from descend.nn.recurrent import GRU, LSTM, RNN, Embedding
-from descend.tensor import Tensor, no_grad
+from descend.tensor import Tensor, array_of, no_grad
+from descend.version import __version__
 
 #: the ONNX operator set the graphs are written for (opset 17: ONNX 1.12 and onnxruntime 1.12 onwards)
 OPSET = 17
@@ -116,7 +116,7 @@ def _takes_ids(model: Module) -> bool:
 
 def _example_array(example_input: Any, takes_ids: bool) -> np.ndarray:
     """example_input as float32, or int64 ids; an error naming it when it is no array with a batch axis."""
-    array = np.asarray(example_input.data if isinstance(example_input, Tensor) else example_input)
+    array = array_of(example_input)
     if array.dtype.kind not in "fiub":
         raise DescendTypeError(f"example_input must be a numeric array; got dtype {array.dtype}")
     if array.ndim == 0 or array.shape[0] == 0:
@@ -205,7 +205,7 @@ class _Graph:
 def _data(value: Any) -> Any:
     if isinstance(value, tuple):
         return tuple(_data(part) for part in value)
-    return value.data if isinstance(value, Tensor) else np.asarray(value)
+    return array_of(value)
 
 
 def _build(onnx: Any, model: Module, example: np.ndarray) -> Any:

@@ -50,9 +50,9 @@ from descend.nn.models import MLP
 from descend.nn.module import Module, build_module, module_spec
 from descend.ops import log_softmax
 from descend.optim import SGD, Adam, Optimizer, build_optimizer
-from descend.train import Callback, EarlyStopping, TrainingState
-from descend.train import fit as descend_fit
-from descend.train import predict as descend_predict
+from descend.training import Callback, EarlyStopping, TrainingState
+from descend.training import fit as descend_fit
+from descend.training import predict as descend_predict
 
 #: accepted activation names -> descend's: scikit-learn's "logistic" is descend's "sigmoid"
 ACTIVATIONS = {"relu": "relu", "tanh": "tanh", "logistic": "sigmoid", "sigmoid": "sigmoid",

@@ -10,14 +10,17 @@ vector-Jacobian product; the ops themselves live in `descend.ops`.
 from __future__ import annotations
 
 import contextlib
-import importlib
 import threading
+from collections import Counter
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from descend.errors import DescendTypeError, DescendValueError
+
+if TYPE_CHECKING:
+    from descend.ops.base import Function
 
 DEFAULT_DTYPE = np.float32
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
@@ -107,7 +110,7 @@ class Tensor:
             )
         self.requires_grad = bool(requires_grad)
         self.grad: np.ndarray | None = None
-        self.creator = None  # the Function whose output this is; None for a leaf
+        self.creator: Function | None = None  # the op whose output this is; None for a leaf
         self.freed = False  # True once a backward() has released the op that made it
         self.name = name
 
@@ -227,46 +230,46 @@ class Tensor:
 
     # -- operators: each defers to one op in descend.ops -------------------
     def __add__(self, other: Any) -> Tensor:
-        return _elementwise.add(self, other)
+        return ops.add(self, other)
 
     def __radd__(self, other: Any) -> Tensor:
-        return _elementwise.add(other, self)
+        return ops.add(other, self)
 
     def __sub__(self, other: Any) -> Tensor:
-        return _elementwise.sub(self, other)
+        return ops.sub(self, other)
 
     def __rsub__(self, other: Any) -> Tensor:
-        return _elementwise.sub(other, self)
+        return ops.sub(other, self)
 
     def __mul__(self, other: Any) -> Tensor:
-        return _elementwise.mul(self, other)
+        return ops.mul(self, other)
 
     def __rmul__(self, other: Any) -> Tensor:
-        return _elementwise.mul(other, self)
+        return ops.mul(other, self)
 
     def __truediv__(self, other: Any) -> Tensor:
-        return _elementwise.div(self, other)
+        return ops.div(self, other)
 
     def __rtruediv__(self, other: Any) -> Tensor:
-        return _elementwise.div(other, self)
+        return ops.div(other, self)
 
     def __pow__(self, other: Any) -> Tensor:
-        return _elementwise.power(self, other)
+        return ops.power(self, other)
 
     def __rpow__(self, other: Any) -> Tensor:
-        return _elementwise.power(other, self)
+        return ops.power(other, self)
 
     def __neg__(self) -> Tensor:
-        return _elementwise.neg(self)
+        return ops.neg(self)
 
     def __matmul__(self, other: Any) -> Tensor:
-        return _matmul.matmul(self, other)
+        return ops.matmul(self, other)
 
     def __rmatmul__(self, other: Any) -> Tensor:
-        return _matmul.matmul(other, self)
+        return ops.matmul(other, self)
 
     def __getitem__(self, index: Any) -> Tensor:
-        return _shape.getitem(self, index)
+        return ops.getitem(self, index)
 
     # Comparisons give plain boolean tensors: they have no gradient.
     def __eq__(self, other: Any) -> Tensor:  # type: ignore[override]
@@ -292,31 +295,31 @@ class Tensor:
     # -- methods: NumPy's names ---------------------------------------------
     def sum(self, axis: Any = None, keepdims: bool = False) -> Tensor:
         """Sum over `axis` (an int, a tuple, or None for all); see descend.ops.sum."""
-        return _reduce.sum(self, axis=axis, keepdims=keepdims)
+        return ops.sum(self, axis=axis, keepdims=keepdims)
 
     def mean(self, axis: Any = None, keepdims: bool = False) -> Tensor:
         """Mean over `axis` (an int, a tuple, or None for all); see descend.ops.mean."""
-        return _reduce.mean(self, axis=axis, keepdims=keepdims)
+        return ops.mean(self, axis=axis, keepdims=keepdims)
 
     def max(self, axis: Any = None, keepdims: bool = False) -> Tensor:
         """Largest value over `axis`; ties share the gradient; see descend.ops.max."""
-        return _reduce.max(self, axis=axis, keepdims=keepdims)
+        return ops.max(self, axis=axis, keepdims=keepdims)
 
     def min(self, axis: Any = None, keepdims: bool = False) -> Tensor:
         """Smallest value over `axis`; ties share the gradient; see descend.ops.min."""
-        return _reduce.min(self, axis=axis, keepdims=keepdims)
+        return ops.min(self, axis=axis, keepdims=keepdims)
 
     def reshape(self, *shape: Any) -> Tensor:
         """The same elements in a new shape, as reshape(2, 3) or reshape((2, 3)); one size may be -1."""
         if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
             shape = tuple(shape[0])
-        return _shape.reshape(self, shape)
+        return ops.reshape(self, shape)
 
     def transpose(self, *axes: Any) -> Tensor:
         """Axes permuted, as transpose(1, 0) or transpose((1, 0)); reversed when none are given."""
         if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
             axes = tuple(axes[0])
-        return _shape.transpose(self, axes or None)
+        return ops.transpose(self, axes or None)
 
     def permute(self, *axes: Any) -> Tensor:
         """PyTorch's name for transpose(*axes)."""
@@ -325,55 +328,55 @@ class Tensor:
     @property
     def T(self) -> Tensor:
         """Axes reversed: (m, n) -> (n, m) for a matrix."""
-        return _shape.transpose(self, None)
+        return ops.transpose(self, None)
 
     def exp(self) -> Tensor:
         """eˣ elementwise; see descend.ops.exp."""
-        return _elementwise.exp(self)
+        return ops.exp(self)
 
     def log(self) -> Tensor:
         """Natural logarithm ln x elementwise."""
-        return _elementwise.log(self)
+        return ops.log(self)
 
     def sqrt(self) -> Tensor:
         """√x elementwise."""
-        return _elementwise.sqrt(self)
+        return ops.sqrt(self)
 
     def sin(self) -> Tensor:
         """sin x elementwise."""
-        return _elementwise.sin(self)
+        return ops.sin(self)
 
     def cos(self) -> Tensor:
         """cos x elementwise."""
-        return _elementwise.cos(self)
+        return ops.cos(self)
 
     def tanh(self) -> Tensor:
         """tanh x elementwise."""
-        return _elementwise.tanh(self)
+        return ops.tanh(self)
 
     def sigmoid(self) -> Tensor:
         """σ(x) = 1 / (1 + e^−x) elementwise."""
-        return _elementwise.sigmoid(self)
+        return ops.sigmoid(self)
 
     def relu(self) -> Tensor:
         """max(x, 0) elementwise."""
-        return _elementwise.relu(self)
+        return ops.relu(self)
 
     def abs(self) -> Tensor:
         """|x| elementwise."""
-        return _elementwise.abs(self)
+        return ops.abs(self)
 
     def clip(self, min: float | None = None, max: float | None = None) -> Tensor:
         """Values limited to [min, max]; either bound may be None."""
-        return _elementwise.clip(self, min, max)
+        return ops.clip(self, min, max)
 
     def softmax(self, axis: int = -1) -> Tensor:
         """Probabilities along `axis` that sum to 1; same shape."""
-        return _softmax.softmax(self, axis=axis)
+        return ops.softmax(self, axis=axis)
 
     def log_softmax(self, axis: int = -1) -> Tensor:
         """log(softmax(x)) along `axis`, computed stably; same shape."""
-        return _softmax.log_softmax(self, axis=axis)
+        return ops.log_softmax(self, axis=axis)
 
 
 def tensor(data: Any, requires_grad: bool = False, dtype: Any = None, name: str | None = None) -> Tensor:
@@ -396,6 +399,18 @@ def as_tensor(value: Any, like: np.dtype | None = None) -> Tensor:
     if like is not None and isinstance(value, (int, float)) and not isinstance(value, bool):
         return Tensor(np.asarray(value, dtype=like))
     return Tensor(value)
+
+
+def array_of(value: Any) -> np.ndarray:
+    """The array of a tensor (its `data`, shared) or of an array-like (np.asarray: an ndarray as is).
+
+    What a check reads before an op runs, whatever it was given: a tensor,
+    an ndarray, a list or a number. The result has the value's shape.
+
+    >>> array_of(tensor([[1.0], [2.0]])).shape, array_of([1, 2]).tolist()
+    ((2, 1), [1, 2])
+    """
+    return value.data if isinstance(value, Tensor) else np.asarray(value)
 
 
 def unbroadcast(grad: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
@@ -454,38 +469,64 @@ def reverse_sweep(
     `contributions` lists, for each input of the node's op, the part of the
     input's adjoint that flows through this node. `Tensor.backward` and
     `explain` both run on it.
+
+    An op with several outputs runs its backward once, at the last of its
+    outputs that the sweep reaches: every output's adjoint is complete by
+    then, since the ops that use an output come before it. Its contributions
+    come with that output (whose adjoint is zeros if no gradient reached
+    it); the outputs met before it come with none.
     """
+    order = topological_order(root)
+    outputs_ahead = Counter(id(node.creator) for node in order if node.creator is not None)
     adjoints: dict[int, np.ndarray] = {id(root): seed}
-    for node in reversed(topological_order(root)):
+    for node in reversed(order):
         creator = node.creator
-        adjoint = adjoints.pop(id(node), None)
-        if adjoint is None:  # every op that uses this tensor declined to give it a gradient (a where() condition)
-            if creator is not None and not retain_graph:
-                node.creator, node.freed = None, True
-                creator.release()
-            continue
+        adjoint = adjoints.get(id(node))
         contributions: list[tuple[Tensor, np.ndarray]] = []
-        if creator is not None:
-            input_grads = creator.backward(adjoint)
-            for parent, needed, parent_grad in zip(creator.inputs, creator.needs_input_grad, input_grads):
-                if not needed or parent_grad is None:
-                    continue
-                parent_grad = unbroadcast(parent_grad, parent.shape)
-                contributions.append((parent, parent_grad))
-                key = id(parent)
-                # never in place: an op may hand the same array to several inputs
-                adjoints[key] = adjoints[key] + parent_grad if key in adjoints else parent_grad
-        yield node, adjoint, contributions
-        if creator is not None and not retain_graph:
-            node.creator = None
-            node.freed = True
+        last_output = False
+        if creator is None:
+            adjoints.pop(id(node), None)
+        else:
+            outputs_ahead[id(creator)] -= 1
+            last_output = outputs_ahead[id(creator)] == 0
+        if last_output:
+            output_grads = _take_output_grads(creator, adjoints)
+            # None: every op that uses its outputs declined to give them a gradient (a where() condition)
+            if output_grads is not None:
+                if adjoint is None:
+                    adjoint = np.zeros_like(node.data)
+                contributions = _backward(creator, output_grads, adjoints)
+        if adjoint is not None:
+            yield node, adjoint, contributions
+        if last_output and not retain_graph:
             creator.release()
 
 
-from descend.ops import elementwise as _elementwise  # noqa: E402  (the ops need Tensor defined first)
-from descend.ops import reduce as _reduce  # noqa: E402
-from descend.ops import shape as _shape  # noqa: E402
+def _take_output_grads(creator: Function, adjoints: dict[int, np.ndarray]) -> list[np.ndarray] | None:
+    """One upstream gradient per output of `creator`, taken out of `adjoints`: zeros for an output that none
+    reached, None when none reached any."""
+    outputs = [ref() for ref in creator.outputs]  # None for an output no longer alive: nothing can have used it
+    grads = [None if output is None else adjoints.pop(id(output), None) for output in outputs]
+    if all(grad is None for grad in grads):
+        return None
+    return [np.zeros(shape, dtype) if grad is None else grad for grad, (shape, dtype) in zip(grads, creator.output_layouts)]
 
-# descend.ops re-exports the functions matmul and softmax under their modules' names: fetch the modules themselves
-_matmul = importlib.import_module("descend.ops.matmul")
-_softmax = importlib.import_module("descend.ops.softmax")
+
+def _backward(
+    creator: Function, output_grads: list[np.ndarray], adjoints: dict[int, np.ndarray]
+) -> list[tuple[Tensor, np.ndarray]]:
+    """Run `creator`'s vector-Jacobian product and add each input's share into `adjoints`; the shares, by input."""
+    contributions = []
+    input_grads = creator.backward(*output_grads)
+    for parent, needed, parent_grad in zip(creator.inputs, creator.needs_input_grad, input_grads):
+        if not needed or parent_grad is None:
+            continue
+        parent_grad = unbroadcast(parent_grad, parent.shape)
+        contributions.append((parent, parent_grad))
+        key = id(parent)
+        # never in place: an op may hand the same array to several inputs
+        adjoints[key] = adjoints[key] + parent_grad if key in adjoints else parent_grad
+    return contributions
+
+
+from descend import ops  # noqa: E402  (last: every op module imports Tensor from this one)

@@ -16,7 +16,9 @@ from pathlib import Path
 import numpy as np
 
 import descend as dc
-from descend import nn, optim, viz
+from descend import nn, optim
+
+import course_figures  # the course's own figures, beside this script
 
 quick = os.environ.get("DESCEND_QUICK") == "1"
 out = Path(os.environ.get("DESCEND_OUT", "runs/examples"))
@@ -59,4 +61,4 @@ history = dc.fit(model, nn.MSELoss(), optim.SGD(model.parameters(), lr=0.3), dat
 exact = np.linalg.lstsq(np.column_stack([data.x[:, 0], np.ones(len(data))]), data.y[:, 0], rcond=None)[0]
 print(f"fit: m = {model.linear.weight.data.item():.3f}, c = {model.linear.bias.data.item():.3f}; "
       f"least squares: m = {exact[0]:.3f}, c = {exact[1]:.3f}")
-print(viz.plot_line_fit(data.x, data.y, float(m.data), float(c.data), losses, out / "line_fit.png"))
+print(course_figures.plot_line_fit(data.x, data.y, float(m.data), float(c.data), losses, out / "line_fit.png"))

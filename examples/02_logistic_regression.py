@@ -17,6 +17,8 @@ import numpy as np
 import descend as dc
 from descend import nn, optim, viz
 
+import course_figures  # the course's own figures, beside this script
+
 quick = os.environ.get("DESCEND_QUICK") == "1"
 out = Path(os.environ.get("DESCEND_OUT", "runs/examples"))
 
@@ -45,8 +47,8 @@ print(viz.plot_curves({"training loss": history["loss"], "test loss": history["v
 # counts test digits by true class (rows) and predicted class (columns).
 
 # %%
-print(viz.plot_first_layer(model.linear.weight, (8, 8), out / "logistic_templates.png",
-                           title="The ten class templates"))
+print(course_figures.plot_first_layer(model.linear.weight, (8, 8), out / "logistic_templates.png",
+                                      title="The ten class templates"))
 predicted = dc.predict(model, test.x).argmax(axis=1)
 confusion = np.zeros((10, 10), dtype=int)
 np.add.at(confusion, (test.y, predicted), 1)

@@ -19,7 +19,9 @@ from pathlib import Path
 import numpy as np
 
 import descend as dc
-from descend import nn, optim, viz
+from descend import nn, optim
+
+import course_figures  # the course's own figures, beside this script
 
 quick = os.environ.get("DESCEND_QUICK") == "1"
 out = Path(os.environ.get("DESCEND_OUT", "runs/examples"))
@@ -78,4 +80,4 @@ for name, path in paths.items():
     print(f"{name:38s} ends at w = ({path[-1, 0]:+.3f}, {path[-1, 1]:+.3f}), loss {surface(*path[-1]):.4f}")
 best = np.linalg.solve(gram, cross)
 print(f"{'the minimum (least squares)':38s}    at w = ({best[0]:+.3f}, {best[1]:+.3f}), loss {surface(*best):.4f}")
-print(viz.plot_descent_paths(surface, paths, out / "optimizer_paths.png", minimum=best))
+print(course_figures.plot_descent_paths(surface, paths, out / "optimizer_paths.png", minimum=best))

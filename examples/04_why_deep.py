@@ -13,7 +13,9 @@ import os
 from pathlib import Path
 
 import descend as dc
-from descend import nn, optim, viz
+from descend import nn, optim
+
+import course_figures  # the course's own figures, beside this script
 
 quick = os.environ.get("DESCEND_QUICK") == "1"
 out = Path(os.environ.get("DESCEND_OUT", "runs/examples"))
@@ -33,5 +35,5 @@ for name, model in models.items():
 # %%
 classifiers = {name: (lambda points, model=model: dc.predict(model, points).argmax(axis=1))
                for name, model in models.items()}
-print(viz.plot_decision_boundaries(classifiers, moons.x, moons.y, out / "moons_boundaries.png",
-                                   "Two moons: a line cannot separate them, a ReLU network can"))
+print(course_figures.plot_decision_boundaries(classifiers, moons.x, moons.y, out / "moons_boundaries.png",
+                                              "Two moons: a line cannot separate them, a ReLU network can"))

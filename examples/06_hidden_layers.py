@@ -14,7 +14,9 @@ import os
 from pathlib import Path
 
 import descend as dc
-from descend import nn, optim, viz
+from descend import nn, optim
+
+import course_figures  # the course's own figures, beside this script
 
 quick = os.environ.get("DESCEND_QUICK") == "1"
 out = Path(os.environ.get("DESCEND_OUT", "runs/examples"))
@@ -29,11 +31,11 @@ if quick:
 
 # %%
 model = nn.MLP([784, 64, 10], activation="relu", rng=0)
-print(viz.plot_first_layer(model.layers[0].weight, (28, 28), out / "hidden_units_before.png",
-                           title="First-layer weights before training"))
+print(course_figures.plot_first_layer(model.layers[0].weight, (28, 28), out / "hidden_units_before.png",
+                                      title="First-layer weights before training"))
 history = dc.fit(model, nn.CrossEntropyLoss(), optim.SGD(model.parameters(), lr=0.05, momentum=0.9,
                                                          weight_decay=1e-4),
                  train, epochs=2 if quick else 10, batch_size=64, validation=test, progress=not quick)
 print(f"test accuracy {history['val_accuracy'][-1]:.4f}")
-print(viz.plot_first_layer(model.layers[0].weight, (28, 28), out / "hidden_units.png",
-                           title="First-layer weights after training"))
+print(course_figures.plot_first_layer(model.layers[0].weight, (28, 28), out / "hidden_units.png",
+                                      title="First-layer weights after training"))

@@ -17,7 +17,9 @@ import os
 from pathlib import Path
 
 import descend as dc
-from descend import nn, optim, viz
+from descend import nn, optim
+
+import course_figures  # the course's own figures, beside this script
 
 quick = os.environ.get("DESCEND_QUICK") == "1"
 out = Path(os.environ.get("DESCEND_OUT", "runs/examples"))
@@ -55,6 +57,6 @@ for name, (penalty, dropout) in variants.items():
 # exactly at zero, dropout spreads the work over more units.
 
 # %%
-print(viz.plot_learning_curves(histories, out / "regularization_curves.png",
-                               title="An MLP 64-512-512-10 on 300 digits, four ways"))
-print(viz.plot_weight_histograms(first_layers, out / "regularization_weights.png"))
+print(course_figures.plot_learning_curves(histories, out / "regularization_curves.png",
+                                          title="An MLP 64-512-512-10 on 300 digits, four ways"))
+print(course_figures.plot_weight_histograms(first_layers, out / "regularization_weights.png"))

@@ -22,6 +22,8 @@ import descend as dc
 from descend import nn, optim, viz
 from descend.anomaly import AnomalyDetector, feature_errors, reconstruction_error
 
+import course_figures  # the course's own figures, beside this script
+
 quick = os.environ.get("DESCEND_QUICK") == "1"
 out = Path(os.environ.get("DESCEND_OUT", "runs/examples"))
 train, test = dc.data.load_mnist()
@@ -149,30 +151,8 @@ print(f"e.g. row {test_rows[anomalous[0]]}: " + ", ".join(
 errors = feature_errors(tabular, x_test)
 mean_errors = {"normal rows": errors[y_test == 0].mean(axis=0), "anomalous rows": errors[y_test == 1].mean(axis=0)}
 
-
-def bar_chart(groups, names, path, title, ylabel):
-    """Bars side by side per column, one colour per group, on a log scale."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    figure = Figure(figsize=(8, 4.5))
-    FigureCanvasAgg(figure)
-    axes = figure.add_subplot(1, 1, 1)
-    width = 0.8 / len(groups)
-    for index, (label, values) in enumerate(groups.items()):
-        axes.bar(np.arange(len(names)) + (index - (len(groups) - 1) / 2) * width, values, width, label=label)
-    axes.set_xticks(np.arange(len(names)), names, rotation=25, ha="right")
-    axes.set_yscale("log")
-    axes.set_title(title)
-    axes.set_ylabel(ylabel)
-    axes.legend()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, bbox_inches="tight")
-    return path
-
-
-bar_chart(mean_errors, columns, out / "11_autoencoders_transaction_errors.png",
-          "Mean reconstruction error per column", "squared error (standardised units)")
+course_figures.plot_grouped_bars(mean_errors, columns, out / "11_autoencoders_transaction_errors.png",
+                                 "Mean reconstruction error per column", "squared error (standardised units)")
 
 # %% [markdown]
 # ## The code as a picture

@@ -451,7 +451,7 @@ def torch_recurrence(kind, x, h, c, w_ih, w_hh, b_ih, b_hh, reverse=False, nonli
     if reverse:
         outputs.reverse()
     stacked = torch.stack(outputs)
-    return torch.cat([stacked, c[None]]) if kind == "lstm" else stacked
+    return (stacked, h, c) if kind == "lstm" else stacked
 
 
 T_, N_, I_, H_ = 5, 3, 4, 3

@@ -207,3 +207,26 @@ def test_bench_runs_a_benchmark_script_with_its_arguments(tmp_path):
                              "--epochs", "1"], capture_output=True, text=True)
     assert result.returncode == 0 and "benchmark got ['--epochs', '1']" in result.stdout
     assert CliRunner().invoke(main, ["bench", "transformer"]).exit_code == 2
+
+
+def test_train_options_are_the_train_command_s_options_and_round_trip_through_run_json(tmp_path):
+    from dataclasses import fields
+
+    from descend.cli.train_options import TrainOptions
+
+    shown = {"resume_dir", "quiet", "as_json"}  # how this run is shown or where it resumes, not what it trains
+    names = {parameter.name for parameter in main.commands["train"].params} - shown - {"config"}
+    assert {field.name for field in fields(TrainOptions)} == names
+    run = tmp_path / "run"
+    assert CliRunner().invoke(main, ["train", "--data", "digits", "--epochs", "1", "--hidden", "8,4", "--limit", "50",
+                                     "--quiet", "--out", str(run)]).exit_code == 0
+    saved = TrainOptions.from_record(json.loads((run / "run.json").read_text())["options"])
+    assert (saved.model_name, saved.data_name, saved.hidden, saved.epochs, saved.limit) == ("mlp", "digits", (8, 4), 1, 50)
+
+
+def test_train_help_loads_neither_spark_nor_hogwild():
+    code = ("import sys; from descend.cli import main; main(['train', '--help'], standalone_mode=False); "
+            "print(sorted(m for m in sys.modules if m.startswith(('descend.hogwild', 'pyspark'))))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[-1] == "[]"

@@ -11,7 +11,7 @@ import zipfile
 
 import numpy as np
 import pytest
-from conftest import skip_outside_ci
+from helpers import skip_outside_ci
 
 from descend.data import Dataset, as_dataset, batches, load_digits, load_mnist, make_blobs, make_line, make_moons, mnist
 from descend.errors import DataError, DescendTypeError, DescendValueError, ShapeError

@@ -143,8 +143,9 @@ def test_a_failed_save_leaves_the_existing_file_untouched(tmp_path, monkeypatch)
 
 #: every module a model or checkpoint passes through on its way in: none may unpickle, evaluate or execute
 LOAD_PATH_MODULES = ["descend.io", "descend.checkpoint", "descend.files", "descend.nn.module", "descend.nn.init",
-                     "descend.nn.parameter", "descend.optim.optimizer", "descend.optim.schedules", "descend.train",
-                     "descend.cli", "descend.spark.ml"]
+                     "descend.nn.parameter", "descend.optim.optimizer", "descend.optim.schedules", "descend.training.local",
+                     "descend.training.loop", "descend.training.step",
+                     "descend.cli.models", "descend.cli.train_options", "descend.spark.ml"]
 FORBIDDEN_MODULES = {"pickle", "cPickle", "_pickle", "marshal", "shelve", "dill", "cloudpickle", "joblib"}
 FORBIDDEN_CALLS = {"eval", "exec", "compile", "__import__"}
 

@@ -36,6 +36,26 @@ def test_the_range_test_suggests_a_rate_that_trains_and_restores_everything(digi
     assert accuracies[0] > accuracies[1] + 0.1
 
 
+def test_running_statistics_generators_and_the_training_mode_are_restored(digits):
+    """Batch normalisation's running statistics and dropout's generator change with every training step; the
+    range test leaves both, and the eval mode, as it found them (it once restored only weights and optimizer)."""
+    model = nn.Sequential(nn.Linear(64, 32, rng=0), nn.BatchNorm1d(32), nn.ReLU(), nn.Dropout(0.5, rng=1),
+                          nn.Linear(32, 10, rng=2))
+    optimizer = optim.SGD(model.parameters(), lr=0.01)
+    dc.fit(model, nn.CrossEntropyLoss(), optimizer, digits[:200], epochs=1, batch_size=50, progress=False)
+    model.eval()
+    statistics = {name: value.copy() for name, value in model.state_dict().items() if "running" in name}
+    generator = model.layers[3].rng.bit_generator.state
+    predictions = dc.predict(model, digits.x[:50])
+    dc.lr_find(model, nn.CrossEntropyLoss(), optimizer, digits, steps=20, batch_size=32)
+    assert sorted(statistics) == ["layers.1.running_mean", "layers.1.running_var"]
+    for name, value in statistics.items():
+        np.testing.assert_array_equal(model.state_dict()[name], value)
+    assert model.layers[3].rng.bit_generator.state == generator
+    assert not model.training
+    np.testing.assert_array_equal(dc.predict(model, digits.x[:50]), predictions)
+
+
 def test_the_ramp_stops_when_the_loss_explodes(digits):
     model = nn.MLP([64, 32, 10], rng=0)
     found = dc.lr_find(model, nn.CrossEntropyLoss(), optim.SGD(model.parameters(), lr=0.1, momentum=0.9), digits,

@@ -13,7 +13,7 @@ import descend as dc
 from descend import nn
 from descend.errors import DescendError, DescendTypeError, ShapeError
 
-from conftest import skip_outside_ci
+from helpers import skip_outside_ci
 
 try:
     import onnx

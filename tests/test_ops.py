@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from conftest import skip_outside_ci
+from helpers import skip_outside_ci
 
 import descend as dc
 from descend.ops import all_primitives
@@ -248,6 +248,28 @@ def test_vjp_matches_central_differences_elementwise(row: OpRow):
             directions[position].flat[j] = 1.0
             numeric.flat[j] = central_difference(row, arrays, cotangents, diff, directions)
         np.testing.assert_allclose(grad, numeric, rtol=FD_RTOL, atol=floor, err_msg=f"input {i}")
+
+
+SEVERAL_OUTPUTS = [row for row in ROWS if len(forward_arrays(row, row.make(rng_for(row)))) > 1]
+
+
+@pytest.mark.parametrize("row", SEVERAL_OUTPUTS, ids=[r.name for r in SEVERAL_OUTPUTS])
+def test_every_output_in_one_sweep_matches_central_differences(row: OpRow):
+    """<u, f(x)> over all the outputs at once, one backward: an op with several outputs gets all their gradients."""
+    rng = rng_for(row, "one sweep")
+    arrays = row.make(rng)
+    diff = row.differentiable(arrays)
+    cotangents = cotangents_for(forward_arrays(row, arrays), rng)
+    tensors = make_tensors(row, arrays)
+    outputs = as_list(row.fn(*tensors))
+    sum((out * dc.tensor(u, dtype=np.float64)).sum() for out, u in zip(outputs, cotangents)).backward()
+    grads = [np.zeros_like(arrays[i]) if tensors[i].grad is None else tensors[i].grad for i in diff]
+    floor = noise_floor(row, arrays, cotangents)
+    for _ in range(DIRECTIONS):
+        directions = [rng.standard_normal(arrays[i].shape) for i in diff]
+        analytic = sum(float(np.sum(g * v)) for g, v in zip(grads, directions))
+        numeric = central_difference(row, arrays, cotangents, diff, directions)
+        assert abs(analytic - numeric) <= FD_RTOL * abs(numeric) + floor, (analytic, numeric)
 
 
 # -- (c) PyTorch as the oracle --------------------------------------------------------------

@@ -22,14 +22,14 @@ import math
 import hypothesis.extra.numpy as hnp
 import numpy as np
 import pytest
-from conftest import skip_outside_ci
+from helpers import skip_outside_ci
 from hypothesis import given, note, settings
 from hypothesis import strategies as st
 
 import descend as dc
 from descend.tensor import unbroadcast
 from op_table import np_log_softmax, np_softmax
-from test_tensor import numeric_gradient
+from helpers import numeric_gradient
 
 try:
     import torch

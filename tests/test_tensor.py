@@ -7,28 +7,18 @@ import math
 import hypothesis.extra.numpy as hnp
 import numpy as np
 import pytest
+from helpers import numeric_gradient
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import descend as dc
 from descend.errors import DescendError, DescendTypeError, DescendValueError, ShapeError
+from descend.ops.base import Function
 from descend.tensor import is_grad_enabled, unbroadcast
 
 
 def leaf(values, dtype=np.float64) -> dc.Tensor:
     return dc.tensor(np.asarray(values, dtype=dtype), requires_grad=True, dtype=dtype)
-
-
-def numeric_gradient(f, arrays, index, step=1e-6):
-    """Central differences of the scalar f(*arrays) with respect to arrays[index]."""
-    base = [np.array(a, dtype=np.float64) for a in arrays]
-    grad = np.zeros_like(base[index])
-    for j in range(grad.size):
-        plus, minus = [a.copy() for a in base], [a.copy() for a in base]
-        plus[index].flat[j] += step
-        minus[index].flat[j] -= step
-        grad.flat[j] = (f(*plus) - f(*minus)) / (2 * step)
-    return grad
 
 
 # -- the worked example ---------------------------------------------------------------
@@ -234,6 +224,80 @@ def test_backward_with_an_explicit_gradient():
     x = leaf([1.0, 2.0, 3.0])
     (x * x).backward(np.array([1.0, 0.0, -1.0]))
     np.testing.assert_allclose(x.grad, [2.0, 0.0, -6.0])
+
+
+# -- ops with several outputs ------------------------------------------------------------
+class SinCos(Function):
+    """(sin x, cos x), an op with two outputs; each backward call's upstream gradients go into `self.log`."""
+
+    def forward(self, x):
+        self.x = x
+        return np.sin(x), np.cos(x)
+
+    def backward(self, grad_sin, grad_cos):
+        self.log.append((grad_sin, grad_cos))
+        return (grad_sin * np.cos(self.x) - grad_cos * np.sin(self.x),)
+
+
+# f(sin x, cos x) written with tensors, and the same f on arrays for the central differences
+SEVERAL_OUTPUT_CASES = {
+    "the first output only": (lambda s, c: (s.exp() * s).sum(), lambda s, c: np.sum(np.exp(s) * s)),
+    "the second output only": (lambda s, c: (c * c * c).sum(), lambda s, c: np.sum(c**3)),
+    "both, along paths of different lengths": (
+        lambda s, c: ((s * 2.0).exp().sin() * c).sum() + (c * c).sum(),
+        lambda s, c: np.sum(np.sin(np.exp(2 * s)) * c) + np.sum(c * c),
+    ),
+}
+
+
+@pytest.mark.parametrize("case", SEVERAL_OUTPUT_CASES, ids=list(SEVERAL_OUTPUT_CASES))
+def test_an_op_with_several_outputs_runs_its_backward_once_with_every_outputs_gradient(case):
+    f, f_arrays = SEVERAL_OUTPUT_CASES[case]
+    x = leaf(np.random.default_rng(0).uniform(-2, 2, (3, 4)))
+    log = []
+    sin_x, cos_x = SinCos.apply(x, log=log)
+    f(sin_x, cos_x).backward()
+    numeric = numeric_gradient(lambda a: f_arrays(np.sin(a), np.cos(a)), [x.data], 0)
+    np.testing.assert_allclose(x.grad, numeric, rtol=1e-6, atol=1e-8)
+    assert len(log) == 1, "one backward per op per sweep, after every output's adjoint is complete"
+    for grad in log[0]:
+        assert grad.shape == (3, 4) and grad.dtype == np.float64
+    if case == "the first output only":
+        np.testing.assert_array_equal(log[0][1], 0.0)
+
+
+def test_an_output_that_is_dropped_at_once_gets_a_zero_gradient():
+    x = leaf([0.5, 1.0])
+    log = []
+    sin_x = SinCos.apply(x, log=log)[0]  # the cosine is garbage at once: its gradient is zeros of its shape
+    sin_x.sum().backward()
+    np.testing.assert_allclose(x.grad, np.cos([0.5, 1.0]))
+    np.testing.assert_array_equal(log[0][1], np.zeros(2))
+
+
+def test_backward_from_each_output_in_turn_adds_up_to_one_backward_from_both():
+    x, y = leaf([0.3, -1.2, 2.0]), leaf([0.3, -1.2, 2.0])
+    sin_x, cos_x = SinCos.apply(x, log=[])
+    sin_x.backward(np.ones(3), retain_graph=True)
+    cos_x.backward(np.full(3, 2.0))
+    sin_y, cos_y = SinCos.apply(y, log=[])
+    (sin_y.sum() + (cos_y * 2.0).sum()).backward()
+    np.testing.assert_allclose(x.grad, y.grad)
+
+
+def test_after_backward_every_output_of_an_op_is_cut_off_the_tape():
+    x = leaf([1.0, 2.0])
+    sin_x, cos_x = SinCos.apply(x, log=[])
+    sin_x.sum().backward()
+    assert sin_x.creator is None and cos_x.creator is None and cos_x.freed
+    with pytest.raises(DescendValueError, match="retain_graph=True"):
+        cos_x.sum().backward()
+
+
+def test_an_op_with_several_outputs_under_no_grad_gives_plain_tensors():
+    with dc.no_grad():
+        outputs = SinCos.apply(leaf([1.0]), log=[])
+    assert isinstance(outputs, tuple) and all(out.creator is None and not out.requires_grad for out in outputs)
 
 
 # -- dtypes ------------------------------------------------------------------------------

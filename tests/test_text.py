@@ -7,7 +7,7 @@ import tarfile
 
 import numpy as np
 import pytest
-from conftest import skip_outside_ci
+from helpers import skip_outside_ci
 
 from descend.data import Dataset, Text, load_text, text
 from descend.errors import DataError, DescendTypeError, DescendValueError, ShapeError

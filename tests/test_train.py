@@ -56,6 +56,42 @@ def test_same_seed_gives_bit_identical_weights_and_another_seed_does_not():
     assert not np.array_equal(train(7), train(8))
 
 
+def _dropouts_in_a_nested_model():
+    first, second = nn.Dropout(0.3, rng=0), nn.Dropout(0.3, rng=0)  # the same generator until fit reseeds them
+    model = nn.Sequential(nn.Linear(2, 8, rng=0), first, nn.ReLU(),
+                          nn.Sequential(nn.Linear(8, 8, rng=1), second), nn.Linear(8, 2, rng=2))
+    return model, nn.CrossEntropyLoss(), dc.data.make_moons(n=40, seed=0), [first, second]
+
+
+def _a_denoising_autoencoder():  # the model itself draws the noise: place 0
+    model = nn.DenoisingAutoencoder([2, 4, 1], noise=0.1, dropout=0.2, rng=0)
+    return model, nn.MSELoss(), dc.data.make_moons(n=40, seed=0).x, [model]
+
+
+@pytest.mark.parametrize("make", [_dropouts_in_a_nested_model, _a_denoising_autoencoder])
+def test_each_fit_gives_every_random_module_the_generator_keyed_by_seed_step_count_and_its_place(make):
+    # fit's contract: the random module at place i of model.modules() starts each fit with
+    # np.random.default_rng([seed, optimizer.iterations, i]); a second fit goes on from the steps the first took
+    model, loss_fn, data, random = make()
+    places = [i for i, module in enumerate(model.modules()) if any(module is m for m in random)]
+    assert len(places) == len(random)
+    optimizer = optim.SGD(model.parameters(), lr=0.1)
+    received = []
+
+    class Generators(dc.Callback):
+        def on_train_begin(self, state):  # before the first step draws from them
+            received.append({i: module.rng.bit_generator.state for i, module in enumerate(state.model.modules())
+                             if isinstance(getattr(module, "rng", None), np.random.Generator)})
+
+    for seed in (7, 8):
+        dc.fit(model, loss_fn, optimizer, data, epochs=2, batch_size=16, seed=seed, callbacks=[Generators()],
+               progress=False)
+    assert optimizer.iterations == 2 * 2 * 3  # two fits of two epochs of three minibatches
+    expected = [{i: np.random.default_rng([seed, steps_before, i]).bit_generator.state for i in places}
+                for seed, steps_before in ((7, 0), (8, 6))]
+    assert received == expected
+
+
 def test_early_stopping_stops_and_restores_the_best_weights():
     rng = np.random.default_rng(0)
     x, y = rng.random((40, 5)).astype(np.float32), rng.integers(0, 2, 40)  # labels are noise: validation gets worse

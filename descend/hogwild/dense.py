@@ -31,7 +31,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +39,10 @@ import numpy as np
 from descend import errors
 from descend.errors import DescendError
 from descend.hogwild.workers import Span, check_workers
+from descend.nn.module import Module, module_spec
+from descend.training.evaluate import evaluate
+from descend.training.loop import History, Run, TrainingState, progress_bar
+from descend.training.step import ModelSnapshot, TrainingJob, job_arrays
 
 _POLL_SECONDS = 0.1  # how often the parent looks at the workers' step counters while it waits
 _START_SECONDS = 120.0  # a worker that has not started by then (imports, shared memory) is reported
@@ -58,45 +61,26 @@ def _share(folder: Path, name: str, like: np.ndarray) -> np.ndarray:
     return np.asarray(mapped)  # a plain ndarray view: np.memmap's subclass hooks would slow every operation
 
 
-def fit_hogwild(
-    model: Any,
-    loss_fn: Any,
-    optimizer: Any,
-    x: np.ndarray,
-    y: np.ndarray,
-    epochs: int,
-    batch_size: int,
-    workers: int = 2,
-    seed: int | None = 0,
-    validation: Any = None,
-    callbacks: Sequence[Any] = (),
-    progress: Any = False,
-    clip_grad_norm: float | None = None,
-    clip_grad_value: float | None = None,
-    threads_per_worker: int = 1,
-) -> Any:
-    """Train `model` with `workers` lock-free processes; returns a History like `fit`'s.
+def run(job: TrainingJob) -> History:
+    """Train `job.model` with `job.options["workers"]` lock-free processes; returns a History like the local engine's.
 
-    x (N, ...) and y (N, ...) are the checked training arrays (fit prepares them). Each epoch's record
-    holds loss and accuracy (over all workers' minibatches), the val_ metrics, lr and seconds;
-    `history.worker_spans[e]` says when each worker ran in epoch e (time.monotonic seconds).
-    Callbacks get on_train_begin, on_epoch_end and on_train_end (the batches run in other processes).
-    Modules' running statistics (batch norm) are worker 0's after each epoch; the optimizer's state
-    (momentum, moments) is the mean of the workers' at the end.
+    Each epoch's record holds loss and accuracy (over all workers' minibatches), the val_ metrics, lr
+    (the rate of the epoch's last update) and seconds; `history.worker_spans[e]` says when each
+    worker ran in epoch e (time.monotonic seconds). The batches run in other processes, so the
+    callbacks' on_batch_end calls come when the epoch's workers report, one per step in the order
+    of the run's updates. Modules' running statistics (batch norm) are worker 0's after each epoch;
+    the optimizer's state (momentum, moments) is the mean of the workers' at the end.
     """
-    from descend.nn.module import module_spec
-    from descend.train import History, TrainingState, _progress_bar, end_epoch, evaluate
-
-    workers = check_workers(workers)
-    if seed is None:  # the workers must cut the same permutation: draw one seed for them all
-        seed = int(np.random.default_rng().integers(2**62))
+    model, loss_fn, optimizer = job.model, job.loss_fn, job.optimizer
+    x, y, validation = job_arrays(job)
+    workers = check_workers(job.options["workers"])
+    # the workers must cut the same permutation: one seed for them all, keyed by how far training has come
+    seed = int(np.random.default_rng().integers(2**62)) if job.seed is None else job.seed + optimizer.iterations
     buffer = model.flat_buffer()
     bounds = [len(x) * k // workers for k in range(workers + 1)]
-    steps_per_epoch = sum(-(-(stop - start) // batch_size) for start, stop in zip(bounds[:-1], bounds[1:]))
-    history = History()
-    state = TrainingState(model, loss_fn, optimizer, history)
-    bar = _progress_bar(progress, steps_per_epoch, epochs)
-    everyone = [*([bar] if bar else []), *callbacks]
+    steps_per_epoch = sum(-(-(stop - start) // job.batch_size) for start, stop in zip(bounds[:-1], bounds[1:]))
+    state = TrainingState(model, loss_fn, optimizer, History())
+    training = Run(state, job.callbacks, progress_bar(job.progress, steps_per_epoch, job.epochs))
     state_names = sorted(optimizer.state)
     folder = _shared_folder()
     original_data = buffer.data
@@ -112,41 +96,30 @@ def fit_hogwild(
         setup = {
             "folder": str(folder), "model": module_spec(model), "loss": module_spec(loss_fn),
             "optimizer": optimizer.describe(), "dtype": buffer.dtype.str, "state_names": state_names,
-            "workers": workers, "batch_size": batch_size, "seed": seed, "clip_grad_norm": clip_grad_norm,
-            "clip_grad_value": clip_grad_value, "iterations": optimizer.iterations,
-            "module_state": module_state(model),
+            "workers": workers, "batch_size": job.batch_size, "seed": seed,
+            "clip_grad_norm": job.clipping.max_norm, "clip_grad_value": job.clipping.max_value,
+            "iterations": optimizer.iterations, "statistics": statistics(model),
         }
-        pool = _Pool(workers, threads_per_worker, setup)
+        pool = _Pool(workers, 1, setup)
         pool.collect("ready", _START_SECONDS)
-        for callback in everyone:
-            callback.on_train_begin(state)
+        training.begin()
         model.train()
-        for epoch in range(1, epochs + 1):
-            state.epoch = epoch
-            started = time.perf_counter()
-            if bar:
-                bar.start_epoch(epoch)
+        for epoch in range(1, job.epochs + 1):
+            training.start_epoch(epoch)
             counters[:] = 0
             pool.tell({"command": "epoch", "epoch": epoch})
-            done = pool.collect("epoch", None, lambda: bar and bar.advance_to(int(counters.sum())))
-            seen = sum(message["seen"] for message in done)
-            record = {"epoch": epoch, "loss": sum(message["loss_sum"] for message in done) / seen}
-            if all(message["correct"] is not None for message in done):
-                record["accuracy"] = sum(message["correct"] for message in done) / seen
-            steps = sum(message["steps"] for message in done)
-            state.step += steps
-            optimizer.iterations += steps
-            restore_module_state(model, done[0]["module_state"])  # running statistics: worker 0's
-            if validation is not None:
-                record.update({f"val_{k}": v for k, v in evaluate(model, loss_fn, validation).items()})
-            record["lr"] = float(optimizer.lr)
-            history.worker_spans.append([Span(m["worker"], m["start"], m["stop"]) for m in done])
-            if end_epoch(state, record, started, everyone):
+            done = pool.collect("epoch", None, lambda: training.bar and training.bar.advance_to(int(counters.sum())))
+            steps = sorted(step for message in done for step in message["steps"])
+            for _, loss, correct, rows, lr in steps:
+                training.step_done(loss, correct, rows, lr)
+            optimizer.iterations += len(steps)
+            restore_statistics(model, done[0]["statistics"])  # running statistics: worker 0's
+            state.history.worker_spans.append([Span(m["worker"], m["start"], m["stop"]) for m in done])
+            if training.end_epoch(None if validation is None else evaluate(model, loss_fn, validation)):
                 break
         for index, name in enumerate(state_names):  # one optimizer state for the parent: the workers' mean
             optimizer.state[name][...] = shared_state[:, index].mean(axis=0)
-        for callback in everyone:
-            callback.on_train_end(state)
+        training.end()
     finally:
         if pool is not None:
             pool.close()
@@ -154,7 +127,7 @@ def fit_hogwild(
         buffer.rebind(original_data, buffer.grad)
         buffer.data[...] = trained
         shutil.rmtree(folder, ignore_errors=True)
-    return history
+    return state.history
 
 
 class _Pool:
@@ -231,16 +204,13 @@ def _worker_error(message: dict[str, Any]) -> Exception:
     return DescendError(f"HOGWILD! worker {message['worker']} failed:\n{message['traceback']}")
 
 
-def module_state(model: Any) -> dict[str, Any]:
-    """JSON-ready: the non-trained arrays of every module (batch norm's running statistics) by module index."""
-    return {f"{index}.{name}": {"values": np.asarray(getattr(module, name)).tolist(),
-                                "dtype": np.asarray(getattr(module, name)).dtype.str}
-            for index, module in enumerate(model.modules()) for name in module.state}
+def statistics(model: Module) -> dict[str, Any]:
+    """JSON-ready: the model's running statistics (batch norm), as a ModelSnapshot keys them."""
+    return {key: {"values": values.tolist(), "dtype": values.dtype.str}
+            for key, values in ModelSnapshot.take(model, weights=False).statistics.items()}
 
 
-def restore_module_state(model: Any, saved: dict[str, Any]) -> None:
-    """Write `module_state` output back into the model's arrays, in place."""
-    for index, module in enumerate(model.modules()):
-        for name in module.state:
-            entry = saved[f"{index}.{name}"]
-            getattr(module, name)[...] = np.asarray(entry["values"], dtype=np.dtype(entry["dtype"]))
+def restore_statistics(model: Module, saved: dict[str, Any]) -> None:
+    """Put the running statistics that `statistics` described back into the model."""
+    arrays = {key: np.asarray(entry["values"], dtype=np.dtype(entry["dtype"])) for key, entry in saved.items()}
+    ModelSnapshot(statistics=arrays).restore(model)

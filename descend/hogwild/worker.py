@@ -36,14 +36,18 @@ def send(reports: TextIO, message: dict[str, Any]) -> None:
 
 
 def serve(setup: dict[str, Any], commands: TextIO, reports: TextIO) -> None:
-    """Rebuild the model on the shared buffer, then train one share per epoch command."""
-    from descend.hogwild.dense import module_state, restore_module_state
+    """Rebuild the model on the shared buffer, then train one share per epoch command.
+
+    Each epoch's report lists the worker's steps as [iteration, loss, correct, rows, lr]: the parent
+    counts them in the order of the run's updates, as the local engine counts its own.
+    """
+    from descend.hogwild.dense import restore_statistics, statistics
     from descend.hogwild.workers import epoch_shares
     from descend.memory import reuse_freed_memory
     from descend.nn.module import build_module
     from descend.optim import build_optimizer
-    from descend.train import History, TrainingState, _check_finite_step, _seed_module_generators, make_step
-    from descend.train import clip_gradients
+    from descend.training.loop import History, TrainingState
+    from descend.training.step import Clipping, make_step, seed_module_generators, train_on_batch
 
     reuse_freed_memory()
     folder, worker, workers = Path(setup["folder"]), setup["worker"], setup["workers"]
@@ -51,17 +55,19 @@ def serve(setup: dict[str, Any], commands: TextIO, reports: TextIO) -> None:
     shared = {name: np.asarray(np.load(folder / f"{name}.npy", mmap_mode="r+")) for name in ("params", "state", "counters")}
     x, y = (np.asarray(np.load(folder / f"{name}.npy", mmap_mode="r")) for name in ("x", "y"))
     model = build_module(setup["model"]).astype(np.dtype(setup["dtype"]))
-    restore_module_state(model, setup["module_state"])
+    restore_statistics(model, setup["statistics"])
     loss_fn = build_module(setup["loss"])
     buffer = model.flat_buffer()
     buffer.rebind(shared["params"])  # every parameter is now a view of the shared buffer
     optimizer = build_optimizer(setup["optimizer"], model.parameters())
     for index, name in enumerate(setup["state_names"]):
         optimizer.state[name] = shared["state"][worker, index]
-    optimizer.iterations = setup["iterations"] + worker
+    first_iteration = setup["iterations"]
+    optimizer.iterations = first_iteration + worker
     step = make_step(model, loss_fn)
     state = TrainingState(model, loss_fn, optimizer, History())
-    batch_size, seed, clipping = setup["batch_size"], setup["seed"], (setup["clip_grad_norm"], setup["clip_grad_value"])
+    batch_size, seed = setup["batch_size"], setup["seed"]
+    clipping = Clipping(setup["clip_grad_norm"], setup["clip_grad_value"])
     send(reports, {"kind": "ready", "worker": worker})
     model.train()
     for line in commands:
@@ -69,27 +75,21 @@ def serve(setup: dict[str, Any], commands: TextIO, reports: TextIO) -> None:
         if command["command"] == "stop":
             break
         epoch = command["epoch"]
-        _seed_module_generators(model, [seed, epoch, worker])
+        seed_module_generators(model, [seed, epoch, worker])
         share = epoch_shares(len(x), workers, seed, epoch)[worker]
         start = time.monotonic()
-        loss_sum, correct_sum, seen, steps = 0.0, 0.0, 0, 0
         state.epoch = epoch
+        steps = []
         for begin in range(0, len(share), batch_size):
             rows = np.sort(share[begin : begin + batch_size])  # in order: the gather reads memory forwards
-            loss, grads, correct = step(buffer.data, x[rows], y[rows])
-            state.step += 1
-            _check_finite_step(model, loss, grads, state)
-            clip_gradients(grads, *clipping)
-            optimizer.step()  # straight into the shared buffer, no lock
+            iteration = optimizer.iterations
+            state.step = iteration - first_iteration  # the run's updates before this one: the error names the next
+            result = train_on_batch(state, step, x[rows], y[rows], clipping)  # straight into the shared buffer
             optimizer.iterations += workers - 1  # the schedule follows the run's total number of updates
-            loss_sum += loss * len(rows)
-            seen += len(rows)
-            steps += 1
-            correct_sum = None if correct is None or correct_sum is None else correct_sum + correct
-            shared["counters"][worker] = steps
-        send(reports, {"kind": "epoch", "worker": worker, "loss_sum": loss_sum, "correct": correct_sum,
-                       "seen": seen, "steps": steps, "start": start, "stop": time.monotonic(),
-                       "module_state": module_state(model)})
+            steps.append([iteration, result.loss, result.correct, len(rows), result.lr])
+            shared["counters"][worker] = len(steps)
+        send(reports, {"kind": "epoch", "worker": worker, "steps": steps, "start": start, "stop": time.monotonic(),
+                       "statistics": statistics(model)})
 
 
 if __name__ == "__main__":

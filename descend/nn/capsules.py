@@ -26,7 +26,7 @@ from descend.nn.conv import Conv2d, check_input
 from descend.nn.layers import Linear, ReLU, Sequential, Sigmoid
 from descend.nn.module import Module
 from descend.nn.parameter import Parameter
-from descend.tensor import Tensor, no_grad
+from descend.tensor import Tensor, array_of, as_tensor, no_grad
 
 #: the paper's perturbations of a capsule's dimensions: -0.25 to 0.25 in steps of 0.05
 PERTURBATION_STEPS = np.round(np.arange(-0.25, 0.2501, 0.05), 2)
@@ -155,7 +155,7 @@ class CapsNet(Module):
         """Pixels (N, C·H·W) from the capsules (N, n_classes, digit_dim) with all but class `labels` (N,) masked out."""
         if self.decoder is None:
             raise DescendValueError("this CapsNet has no decoder: build it with reconstruction=True")
-        labels = np.asarray(labels.data if isinstance(labels, Tensor) else labels)
+        labels = array_of(labels)
         if labels.shape != (capsules.shape[0],) or labels.dtype.kind not in "iu":
             raise ShapeError(f"decode needs one integer class per row, shape ({capsules.shape[0]},); "
                              f"got {labels.dtype} of shape {labels.shape}")
@@ -172,7 +172,7 @@ class CapsNet(Module):
         self.eval()
         try:
             with no_grad():
-                output = self(images if isinstance(images, Tensor) else Tensor(images))
+                output = self(as_tensor(images))
                 predicted = output.lengths.data.argmax(axis=1)
                 return predicted, output.reconstruct(predicted).data
         finally:
@@ -185,7 +185,7 @@ class CapsNet(Module):
         moved by every step in turn, the other dimensions kept.
         """
         steps = np.asarray(steps, dtype=np.float64)
-        image = np.asarray(image.data if isinstance(image, Tensor) else image)
+        image = array_of(image)
         was_training = self.training
         self.eval()
         try:

@@ -11,7 +11,7 @@ from descend.checks import check_real
 from descend.errors import DescendValueError, ShapeError
 from descend.nn.capsules import CapsuleOutput
 from descend.nn.module import Module
-from descend.tensor import Tensor
+from descend.tensor import Tensor, array_of
 
 
 class MSELoss(Module):
@@ -19,7 +19,7 @@ class MSELoss(Module):
 
     def forward(self, prediction: Tensor, target: Any) -> Tensor:
         """prediction and target of one shape -> scalar mean((prediction − target)²)."""
-        target_shape = tuple(np.shape(target.data if isinstance(target, Tensor) else target))
+        target_shape = array_of(target).shape
         if target_shape != prediction.shape:
             raise ShapeError(
                 f"MSELoss: prediction of shape {prediction.shape} and target of shape {target_shape} differ; "
@@ -68,7 +68,7 @@ class MarginLoss(Module):
     def forward(self, output: Any, labels: Any) -> Tensor:
         """A CapsNet's CapsuleOutput (or lengths (N, K) in [0, 1]), integer labels (N,) in [0, K) -> scalar loss."""
         lengths = output.lengths if isinstance(output, CapsuleOutput) else output
-        labels = np.asarray(labels.data if isinstance(labels, Tensor) else labels)
+        labels = array_of(labels)
         if lengths.ndim != 2 or labels.shape != lengths.shape[:1]:
             raise ShapeError(f"MarginLoss: lengths of shape {lengths.shape} and labels of shape {labels.shape} do not "
                              "fit; expected lengths (N, K) and labels (N,)")

@@ -13,7 +13,7 @@ from descend.nn.conv import AvgPool2d, BatchNorm2d, Conv2d, MaxPool2d
 from descend.nn.layers import Dropout, Flatten, Linear, ReLU, Sequential, activation_layer
 from descend.nn.module import Module
 from descend.nn.recurrent import GRU, LSTM, RNN, Embedding
-from descend.tensor import Tensor, no_grad
+from descend.tensor import Tensor, array_of, no_grad
 
 
 class LinearRegression(Module):
@@ -170,7 +170,7 @@ class CharRNN(Module):
 
     def forward(self, ids: Any) -> Tensor:
         """Logits (N, T, vocab_size) for token ids (N, T)."""
-        ids = np.asarray(ids.data if isinstance(ids, Tensor) else ids)
+        ids = array_of(ids)
         if ids.ndim != 2:
             raise ShapeError(f"CharRNN needs token ids of shape (N, T); got {ids.shape}")
         state = self.carried if self.stateful and self._fits(ids.shape[0]) else None

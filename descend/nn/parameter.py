@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from descend.errors import DescendTypeError, DescendValueError
-from descend.tensor import DEFAULT_DTYPE, Tensor
+from descend.tensor import DEFAULT_DTYPE, Tensor, array_of
 
 
 class Parameter(Tensor):
@@ -28,7 +28,7 @@ class Parameter(Tensor):
     """
 
     def __init__(self, data: Any, dtype: Any = None, fan_in_axes: tuple[int, ...] | None = None):
-        array = np.asarray(data.data if isinstance(data, Tensor) else data)
+        array = array_of(data)
         if array.dtype.kind not in "fiu":
             raise DescendTypeError(f"Parameter data must be numeric; got dtype {array.dtype}")
         super().__init__(np.array(array, dtype=dtype or DEFAULT_DTYPE), requires_grad=True)

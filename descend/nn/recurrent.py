@@ -22,7 +22,7 @@ from descend.nn.layers import Dropout
 from descend.nn.module import Module
 from descend.nn.parameter import Parameter
 from descend.ops.recurrent import gru, lstm, rnn
-from descend.tensor import Tensor
+from descend.tensor import Tensor, array_of
 
 GATES = {"RNN": 1, "LSTM": 4, "GRU": 3}
 
@@ -94,15 +94,17 @@ class _Recurrent(Module):
             for direction, suffix in enumerate(self._suffixes(layer)):
                 index, reverse = layer * self.directions + direction, direction == 1
                 if self.kind == "LSTM":
-                    packed = lstm(layer_input, h0[index], c0[index], *self._weights(suffix), reverse=reverse)
-                    sequence = packed[:steps]
-                    final_c.append(packed[steps])
-                elif self.kind == "GRU":
-                    sequence = gru(layer_input, h0[index], *self._weights(suffix), reverse=reverse)
+                    sequence, h_n, c_n = lstm(layer_input, h0[index], c0[index], *self._weights(suffix),
+                                              reverse=reverse)
+                    final_c.append(c_n)
                 else:
-                    sequence = rnn(layer_input, h0[index], *self._weights(suffix), nonlinearity=self.nonlinearity,
-                                   reverse=reverse)
-                final_h.append(sequence[0] if reverse else sequence[steps - 1])
+                    if self.kind == "GRU":
+                        sequence = gru(layer_input, h0[index], *self._weights(suffix), reverse=reverse)
+                    else:
+                        sequence = rnn(layer_input, h0[index], *self._weights(suffix),
+                                       nonlinearity=self.nonlinearity, reverse=reverse)
+                    h_n = sequence[0] if reverse else sequence[steps - 1]
+                final_h.append(h_n)
                 outputs.append(sequence)
             layer_input = outputs[0] if len(outputs) == 1 else ops.concat(outputs, axis=2)
             if layer < self.num_layers - 1:
@@ -273,7 +275,7 @@ class Embedding(Module):
 
     def forward(self, ids: Any) -> Tensor:
         """The vectors of the ids: (...) int -> (..., embedding_dim)."""
-        ids = np.asarray(ids.data if isinstance(ids, Tensor) else ids)
+        ids = array_of(ids)
         if ids.dtype.kind not in "iu":
             raise DescendTypeError(f"{self!r} needs integer token ids; got dtype {ids.dtype}")
         if ids.size and (ids.min() < 0 or ids.max() >= self.num_embeddings):

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import weakref
 from typing import Any
 
 import numpy as np
 
-from descend.tensor import Tensor, as_tensor, is_grad_enabled
+from descend.tensor import Tensor, array_of, as_tensor, is_grad_enabled
 
 
 class Function:
@@ -20,6 +21,13 @@ class Function:
     `self.recording` says whether a backward can follow at all, so a forward
     run under `no_grad` (or on constants) can skip saving what only the backward needs.
 
+    Several outputs: `forward` returns a tuple of arrays, `apply` then a
+    tuple of tensors, and `backward(*grads)` gets one gradient per output,
+    in order, each of its output's shape and dtype: zeros for an output that
+    no gradient reached, so the VJP needs no special case. It runs once per
+    sweep, after every output's gradient is complete, and still returns one
+    gradient per input.
+
     Hyperparameters (an axis, a slope) are keyword arguments of `apply` and
     become attributes before `forward` runs.
     """
@@ -32,34 +40,43 @@ class Function:
         self.inputs: tuple[Tensor, ...] = ()
         self.needs_input_grad: tuple[bool, ...] = ()
         self.recording = False
+        # weak: an output keeps its op alive, not the other way round, so an unused output is freed at once
+        self.outputs: tuple[weakref.ref[Tensor], ...] = ()
+        self.output_layouts: tuple[tuple[tuple[int, ...], np.dtype], ...] = ()  # (shape, dtype) of each output
 
-    def forward(self, *arrays: np.ndarray) -> np.ndarray:
-        """The output array from the input arrays; saves what `backward` needs."""
+    def forward(self, *arrays: np.ndarray) -> np.ndarray | tuple[np.ndarray, ...]:
+        """The output array (or a tuple of them) from the input arrays; saves what `backward` needs."""
         raise NotImplementedError
 
-    def backward(self, grad: np.ndarray) -> tuple[np.ndarray | None, ...]:
-        """From `grad` = d(loss)/d(output), one d(loss)/d(input) per input (None where not needed)."""
+    def backward(self, *grads: np.ndarray) -> tuple[np.ndarray | None, ...]:
+        """From d(loss)/d(output), one per output, one d(loss)/d(input) per input (None where not needed)."""
         raise NotImplementedError
 
     @classmethod
-    def apply(cls, *inputs: Any, **params: Any) -> Tensor:
-        """Run the op on tensors (or array-likes) and record it on the tape."""
+    def apply(cls, *inputs: Any, **params: Any) -> Tensor | tuple[Tensor, ...]:
+        """Run the op on tensors (or array-likes) and record it on the tape: its output, or a tuple of them."""
         tensors = _as_tensors(inputs)
         function = cls(**params)
         function.needs_input_grad = tuple(t.requires_grad for t in tensors)
         function.recording = is_grad_enabled() and any(function.needs_input_grad)
+        result = function.forward(*(t.data for t in tensors))
+        several = isinstance(result, tuple)
         # NumPy hands back scalars (np.float64) from full reductions and int indexing; keep them arrays of their dtype
-        output = np.asarray(function.forward(*(t.data for t in tensors)))
+        outputs = tuple(Tensor(np.asarray(array)) for array in (result if several else (result,)))
         if function.recording:
-            result = Tensor(output)
-            result.requires_grad = True
-            result.creator = function
             function.inputs = tensors
-            return result
-        return Tensor(output)
+            function.outputs = tuple(weakref.ref(output) for output in outputs)
+            function.output_layouts = tuple((output.shape, output.dtype) for output in outputs)
+            for output in outputs:
+                output.requires_grad, output.creator = True, function
+        return outputs if several else outputs[0]
 
     def release(self) -> None:
-        """Drop saved arrays and inputs once the sweep is past this op."""
+        """Once the sweep is past this op: cut its outputs off the tape (`freed`), drop saved arrays and inputs."""
+        for ref in self.outputs:
+            output = ref()
+            if output is not None:
+                output.creator, output.freed = None, True
         self.__dict__.clear()
 
     def describe(self, *names: str) -> str:
@@ -71,7 +88,7 @@ class Function:
 
 def shape_of(value: Any) -> tuple[int, ...]:
     """The shape of a tensor or array-like: what an op's checks read before it runs."""
-    return tuple(np.shape(value.data if isinstance(value, Tensor) else value))
+    return array_of(value).shape
 
 
 def _as_tensors(inputs: tuple[Any, ...]) -> tuple[Tensor, ...]:

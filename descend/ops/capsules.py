@@ -21,7 +21,7 @@ from descend.ops.matmul import matmul
 from descend.ops.reduce import sum
 from descend.ops.shape import reshape, transpose
 from descend.ops.softmax import softmax
-from descend.tensor import Tensor
+from descend.tensor import Tensor, as_tensor
 
 #: added to |s|² under square roots, so that a zero vector has a length (0) and a finite gradient
 EPSILON = 1e-9
@@ -58,7 +58,7 @@ def squash(s: Any, axis: int = -1) -> Tensor:
 
 def capsule_length(v: Any, axis: int = -1) -> Tensor:
     """|v| along `axis` (the capsule's probability of presence): (..., D) -> (...), finite gradient at 0."""
-    v = v if isinstance(v, Tensor) else Tensor(v)
+    v = as_tensor(v)
     return (sum(v * v, axis=axis) + EPSILON).sqrt()
 
 

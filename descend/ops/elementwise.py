@@ -14,8 +14,8 @@ import numpy as np
 
 from descend.checks import check_real
 from descend.errors import DescendValueError, ShapeError
-from descend.ops.base import Function
-from descend.tensor import Tensor
+from descend.ops.base import Function, shape_of
+from descend.tensor import Tensor, array_of
 
 
 def broadcasting(op: Callable[..., Tensor]) -> Callable[..., Tensor]:
@@ -27,7 +27,7 @@ def broadcasting(op: Callable[..., Tensor]) -> Callable[..., Tensor]:
         try:
             return op(*operands)
         except ValueError:
-            shapes = [np.shape(getattr(operand, "data", operand)) for operand in operands]
+            shapes = [shape_of(operand) for operand in operands]
             try:
                 np.broadcast_shapes(*shapes)
             except ValueError:
@@ -58,6 +58,12 @@ class Add(Function):
         return grad, grad
 
 
+@broadcasting
+def add(x: Any, y: Any) -> Tensor:
+    """x + y, broadcasting."""
+    return Add.apply(x, y)
+
+
 class Sub(Function):
     """x − y; d/dx = 1, d/dy = −1."""
 
@@ -68,6 +74,12 @@ class Sub(Function):
 
     def backward(self, grad):
         return grad, -grad if self.needs_input_grad[1] else None
+
+
+@broadcasting
+def sub(x: Any, y: Any) -> Tensor:
+    """x − y, broadcasting."""
+    return Sub.apply(x, y)
 
 
 class Mul(Function):
@@ -86,6 +98,12 @@ class Mul(Function):
         )
 
 
+@broadcasting
+def mul(x: Any, y: Any) -> Tensor:
+    """x · y elementwise, broadcasting."""
+    return Mul.apply(x, y)
+
+
 class Div(Function):
     """x / y elementwise; d/dx = 1/y, d/dy = −x/y²."""
 
@@ -98,6 +116,12 @@ class Div(Function):
     def backward(self, grad):
         grad_x = grad / self.y
         return grad_x, -grad_x * self.x / self.y if self.needs_input_grad[1] else None
+
+
+@broadcasting
+def div(x: Any, y: Any) -> Tensor:
+    """x / y elementwise, broadcasting."""
+    return Div.apply(x, y)
 
 
 class Pow(Function):
@@ -119,6 +143,12 @@ class Pow(Function):
         return grad_x, grad_y
 
 
+@broadcasting
+def power(x: Any, y: Any) -> Tensor:
+    """x ** y elementwise, broadcasting."""
+    return Pow.apply(x, y)
+
+
 class Neg(Function):
     """−x; d/dx = −1."""
 
@@ -129,6 +159,11 @@ class Neg(Function):
 
     def backward(self, grad):
         return (-grad,)
+
+
+def neg(x: Any) -> Tensor:
+    """−x."""
+    return Neg.apply(x)
 
 
 class Exp(Function):
@@ -144,6 +179,11 @@ class Exp(Function):
         return (grad * self.out,)
 
 
+def exp(x: Any) -> Tensor:
+    """eˣ elementwise."""
+    return Exp.apply(x)
+
+
 class Log(Function):
     """ln x; d/dx = 1/x."""
 
@@ -155,6 +195,11 @@ class Log(Function):
 
     def backward(self, grad):
         return (grad / self.x,)
+
+
+def log(x: Any) -> Tensor:
+    """Natural logarithm ln x elementwise; d/dx = 1/x."""
+    return Log.apply(x)
 
 
 class Sqrt(Function):
@@ -170,6 +215,11 @@ class Sqrt(Function):
         return (grad / (2 * self.out),)
 
 
+def sqrt(x: Any) -> Tensor:
+    """√x elementwise."""
+    return Sqrt.apply(x)
+
+
 class Sin(Function):
     """sin x; d/dx = cos x."""
 
@@ -181,6 +231,11 @@ class Sin(Function):
 
     def backward(self, grad):
         return (grad * np.cos(self.x),)
+
+
+def sin(x: Any) -> Tensor:
+    """sin x elementwise; d/dx = cos x."""
+    return Sin.apply(x)
 
 
 class Cos(Function):
@@ -196,6 +251,11 @@ class Cos(Function):
         return (-grad * np.sin(self.x),)
 
 
+def cos(x: Any) -> Tensor:
+    """cos x elementwise; d/dx = −sin x."""
+    return Cos.apply(x)
+
+
 class Tanh(Function):
     """tanh x; d/dx = 1 − tanh² x."""
 
@@ -207,6 +267,11 @@ class Tanh(Function):
 
     def backward(self, grad):
         return (grad * (1 - self.out * self.out),)
+
+
+def tanh(x: Any) -> Tensor:
+    """tanh x elementwise; d/dx = 1 − tanh² x."""
+    return Tanh.apply(x)
 
 
 class Sigmoid(Function):
@@ -222,6 +287,11 @@ class Sigmoid(Function):
         return (grad * self.out * (1 - self.out),)
 
 
+def sigmoid(x: Any) -> Tensor:
+    """σ(x) = 1 / (1 + e^−x); d/dx = σ(1 − σ)."""
+    return Sigmoid.apply(x)
+
+
 class Relu(Function):
     """max(x, 0); d/dx = 1 where x > 0, else 0."""
 
@@ -235,6 +305,11 @@ class Relu(Function):
         return (grad * self.positive,)
 
 
+def relu(x: Any) -> Tensor:
+    """max(x, 0); the gradient is 1 where x > 0, else 0."""
+    return Relu.apply(x)
+
+
 class LeakyRelu(Function):
     """x for x > 0, negative_slope · x otherwise; d/dx = 1 or negative_slope."""
 
@@ -246,6 +321,11 @@ class LeakyRelu(Function):
 
     def backward(self, grad):
         return (grad * self.slope,)
+
+
+def leaky_relu(x: Any, negative_slope: float = 0.01) -> Tensor:
+    """x for x > 0, negative_slope · x otherwise."""
+    return LeakyRelu.apply(x, negative_slope=check_real("negative_slope", negative_slope))
 
 
 class Elu(Function):
@@ -262,6 +342,11 @@ class Elu(Function):
         return (grad * np.where(self.positive, 1, self.exp_part),)
 
 
+def elu(x: Any, alpha: float = 1.0) -> Tensor:
+    """x for x > 0, α(eˣ − 1) otherwise."""
+    return Elu.apply(x, alpha=check_real("alpha", alpha))
+
+
 class Softplus(Function):
     """ln(1 + eˣ), computed as max(x, 0) + ln(1 + e^−|x|) so it never overflows; d/dx = σ(x)."""
 
@@ -275,6 +360,11 @@ class Softplus(Function):
         return (grad * stable_sigmoid(self.x),)
 
 
+def softplus(x: Any) -> Tensor:
+    """ln(1 + eˣ), a smooth ReLU; d/dx = σ(x)."""
+    return Softplus.apply(x)
+
+
 class Abs(Function):
     """|x|; d/dx = sign x (0 at 0)."""
 
@@ -286,6 +376,11 @@ class Abs(Function):
 
     def backward(self, grad):
         return (grad * self.sign,)
+
+
+def abs(x: Any) -> Tensor:  # noqa: A001  (NumPy's name)
+    """|x|; the gradient is sign(x) (0 at 0)."""
+    return Abs.apply(x)
 
 
 class Clip(Function):
@@ -305,6 +400,13 @@ class Clip(Function):
         return (grad * self.inside,)
 
 
+def clip(x: Any, min: float | None = None, max: float | None = None) -> Tensor:  # noqa: A002
+    """x limited to [min, max] (either bound may be None)."""
+    if min is not None and max is not None and np.any(np.greater(min, max)):
+        raise DescendValueError(f"clip: min must be at most max; got min={min!r} and max={max!r}")
+    return Clip.apply(x, min=min, max=max)
+
+
 class Where(Function):
     """condition ? x : y, elementwise; d/dx = condition, d/dy = not condition; the condition gets none."""
 
@@ -320,108 +422,6 @@ class Where(Function):
 
 
 @broadcasting
-def add(x: Any, y: Any) -> Tensor:
-    """x + y, broadcasting."""
-    return Add.apply(x, y)
-
-
-@broadcasting
-def sub(x: Any, y: Any) -> Tensor:
-    """x − y, broadcasting."""
-    return Sub.apply(x, y)
-
-
-@broadcasting
-def mul(x: Any, y: Any) -> Tensor:
-    """x · y elementwise, broadcasting."""
-    return Mul.apply(x, y)
-
-
-@broadcasting
-def div(x: Any, y: Any) -> Tensor:
-    """x / y elementwise, broadcasting."""
-    return Div.apply(x, y)
-
-
-@broadcasting
-def power(x: Any, y: Any) -> Tensor:
-    """x ** y elementwise, broadcasting."""
-    return Pow.apply(x, y)
-
-
-def neg(x: Any) -> Tensor:
-    """−x."""
-    return Neg.apply(x)
-
-
-def exp(x: Any) -> Tensor:
-    """eˣ elementwise."""
-    return Exp.apply(x)
-
-
-def log(x: Any) -> Tensor:
-    """Natural logarithm ln x elementwise; d/dx = 1/x."""
-    return Log.apply(x)
-
-
-def sqrt(x: Any) -> Tensor:
-    """√x elementwise."""
-    return Sqrt.apply(x)
-
-
-def sin(x: Any) -> Tensor:
-    """sin x elementwise; d/dx = cos x."""
-    return Sin.apply(x)
-
-
-def cos(x: Any) -> Tensor:
-    """cos x elementwise; d/dx = −sin x."""
-    return Cos.apply(x)
-
-
-def tanh(x: Any) -> Tensor:
-    """tanh x elementwise; d/dx = 1 − tanh² x."""
-    return Tanh.apply(x)
-
-
-def sigmoid(x: Any) -> Tensor:
-    """σ(x) = 1 / (1 + e^−x); d/dx = σ(1 − σ)."""
-    return Sigmoid.apply(x)
-
-
-def relu(x: Any) -> Tensor:
-    """max(x, 0); the gradient is 1 where x > 0, else 0."""
-    return Relu.apply(x)
-
-
-def leaky_relu(x: Any, negative_slope: float = 0.01) -> Tensor:
-    """x for x > 0, negative_slope · x otherwise."""
-    return LeakyRelu.apply(x, negative_slope=check_real("negative_slope", negative_slope))
-
-
-def elu(x: Any, alpha: float = 1.0) -> Tensor:
-    """x for x > 0, α(eˣ − 1) otherwise."""
-    return Elu.apply(x, alpha=check_real("alpha", alpha))
-
-
-def softplus(x: Any) -> Tensor:
-    """ln(1 + eˣ), a smooth ReLU; d/dx = σ(x)."""
-    return Softplus.apply(x)
-
-
-def abs(x: Any) -> Tensor:  # noqa: A001  (NumPy's name)
-    """|x|; the gradient is sign(x) (0 at 0)."""
-    return Abs.apply(x)
-
-
-def clip(x: Any, min: float | None = None, max: float | None = None) -> Tensor:  # noqa: A002
-    """x limited to [min, max] (either bound may be None)."""
-    if min is not None and max is not None and np.any(np.greater(min, max)):
-        raise DescendValueError(f"clip: min must be at most max; got min={min!r} and max={max!r}")
-    return Clip.apply(x, min=min, max=max)
-
-
-@broadcasting
 def where(condition: Any, x: Any, y: Any) -> Tensor:
     """x where condition holds, else y; broadcasting all three."""
     return Where.apply(condition, x, y)
@@ -430,4 +430,4 @@ def where(condition: Any, x: Any, y: Any) -> Tensor:
 @broadcasting
 def maximum(x: Any, y: Any) -> Tensor:
     """Elementwise max of x and y; where they tie, y gets the gradient."""
-    return where(np.greater(np.asarray(getattr(x, "data", x)), np.asarray(getattr(y, "data", y))), x, y)
+    return where(np.greater(array_of(x), array_of(y)), x, y)

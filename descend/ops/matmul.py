@@ -17,6 +17,14 @@ def _swap_last(a: np.ndarray) -> np.ndarray:
     return np.swapaxes(a, -1, -2)
 
 
+def _product(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """a @ b; an outer product (a contracted axis of length 1) as a broadcast multiply, which is twice as fast
+    as NumPy's batched matmul of one-wide matrices (capsule routing has many)."""
+    if a.shape[-1] == 1:
+        return a * b
+    return np.matmul(a, b)
+
+
 class MatMul(Function):
     """x @ y for 2-D or batched (..., n, k) @ (..., k, m); batch axes broadcast.
 
@@ -38,12 +46,22 @@ class MatMul(Function):
         )
 
 
-def _product(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """a @ b; an outer product (a contracted axis of length 1) as a broadcast multiply, which is twice as fast
-    as NumPy's batched matmul of one-wide matrices (capsule routing has many)."""
-    if a.shape[-1] == 1:
-        return a * b
-    return np.matmul(a, b)
+def matmul(x: Any, y: Any) -> Tensor:
+    """Matrix product with NumPy's rules; 1-D operands are promoted and the added axis removed.
+
+    Shapes: (..., n, k) @ (..., k, m) -> (..., n, m).
+    """
+    x_vector = len(shape_of(x)) == 1
+    y_vector = len(shape_of(y)) == 1
+    if x_vector:
+        x = reshape(x, (1, -1))
+    if y_vector:
+        y = reshape(y, (-1, 1))
+    out = MatMul.apply(x, y)
+    if x_vector or y_vector:
+        shape = out.shape[:-2] + ((out.shape[-2],) if not x_vector else ()) + ((out.shape[-1],) if not y_vector else ())
+        out = reshape(out, shape)
+    return out
 
 
 class Linear(Function):
@@ -68,24 +86,6 @@ class Linear(Function):
             self.x.T @ grad if self.needs_input_grad[1] else None,
             grad.sum(axis=0) if self.needs_input_grad[2] else None,
         )
-
-
-def matmul(x: Any, y: Any) -> Tensor:
-    """Matrix product with NumPy's rules; 1-D operands are promoted and the added axis removed.
-
-    Shapes: (..., n, k) @ (..., k, m) -> (..., n, m).
-    """
-    x_vector = np.ndim(x.data if isinstance(x, Tensor) else x) == 1
-    y_vector = np.ndim(y.data if isinstance(y, Tensor) else y) == 1
-    if x_vector:
-        x = reshape(x, (1, -1))
-    if y_vector:
-        y = reshape(y, (-1, 1))
-    out = MatMul.apply(x, y)
-    if x_vector or y_vector:
-        shape = out.shape[:-2] + ((out.shape[-2],) if not x_vector else ()) + ((out.shape[-1],) if not y_vector else ())
-        out = reshape(out, shape)
-    return out
 
 
 def linear(x: Any, weight: Any, bias: Any | None = None) -> Tensor:

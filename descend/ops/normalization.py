@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 
 from descend.errors import DescendTypeError, ShapeError
-from descend.ops.base import Function
+from descend.ops.base import Function, shape_of
 from descend.ops.shape import reshape
 from descend.tensor import Tensor
 
@@ -70,7 +70,7 @@ def batch_norm(
     elementwise ops.
     """
     shape = x.shape
-    gamma_shape = np.shape(gamma.data if isinstance(gamma, Tensor) else gamma)
+    gamma_shape = shape_of(gamma)
     if len(shape) < 2 or gamma_shape != (shape[1],):
         raise ShapeError(
             f"batch_norm: x must be (N, C, ...) with gamma and beta of shape (C,); "

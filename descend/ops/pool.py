@@ -11,8 +11,7 @@ from typing import Any
 import numpy as np
 
 from descend.errors import ShapeError
-from descend.ops.base import Function
-from descend.ops.base import shape_of
+from descend.ops.base import Function, shape_of
 from descend.ops.conv import crop, offsets, output_size, pad, pair
 from descend.ops.reduce import mean
 from descend.tensor import Tensor
@@ -51,6 +50,16 @@ class _Pool2d(Function):
         return crop(grad_padded, self.padding, self.input_shape[2:])
 
 
+def _pool_arguments(x: Any, kernel_size: Any, stride: Any, padding: Any, name: str) -> dict[str, tuple[int, int]]:
+    if len(shape_of(x)) != 4:
+        raise ShapeError(f"{name} needs x of shape (N, C, H, W); got {shape_of(x)}")
+    kernel = pair(kernel_size, "kernel_size", 1)
+    padding = pair(padding, "padding", 0)
+    if padding[0] * 2 > kernel[0] or padding[1] * 2 > kernel[1]:
+        raise ShapeError(f"{name}: padding {padding} must be at most half the kernel size {kernel}")
+    return dict(kernel_size=kernel, stride=pair(kernel if stride is None else stride, "stride", 1), padding=padding)
+
+
 class MaxPool2d(_Pool2d):
     """Largest value of each window: x (N, C, H, W) -> (N, C, Ho, Wo); the gradient goes to the first maximum."""
 
@@ -78,6 +87,11 @@ class MaxPool2d(_Pool2d):
         return (self._scatter(parts()),)
 
 
+def max_pool2d(x: Tensor, kernel_size: Any, stride: Any = None, padding: Any = 0) -> Tensor:
+    """Max over kernel_size windows, moved by stride (default: the kernel size); padding is −∞."""
+    return MaxPool2d.apply(x, **_pool_arguments(x, kernel_size, stride, padding, "max_pool2d"))
+
+
 class AvgPool2d(_Pool2d):
     """Mean of each window, padding counted as zeros (PyTorch's default): x (N, C, H, W) -> (N, C, Ho, Wo)."""
 
@@ -95,21 +109,6 @@ class AvgPool2d(_Pool2d):
     def backward(self, grad):
         share = grad * self.scale
         return (self._scatter(share for _ in range(self.kernel_size[0] * self.kernel_size[1])),)
-
-
-def _pool_arguments(x: Any, kernel_size: Any, stride: Any, padding: Any, name: str) -> dict[str, tuple[int, int]]:
-    if len(shape_of(x)) != 4:
-        raise ShapeError(f"{name} needs x of shape (N, C, H, W); got {shape_of(x)}")
-    kernel = pair(kernel_size, "kernel_size", 1)
-    padding = pair(padding, "padding", 0)
-    if padding[0] * 2 > kernel[0] or padding[1] * 2 > kernel[1]:
-        raise ShapeError(f"{name}: padding {padding} must be at most half the kernel size {kernel}")
-    return dict(kernel_size=kernel, stride=pair(kernel if stride is None else stride, "stride", 1), padding=padding)
-
-
-def max_pool2d(x: Tensor, kernel_size: Any, stride: Any = None, padding: Any = 0) -> Tensor:
-    """Max over kernel_size windows, moved by stride (default: the kernel size); padding is −∞."""
-    return MaxPool2d.apply(x, **_pool_arguments(x, kernel_size, stride, padding, "max_pool2d"))
 
 
 def avg_pool2d(x: Tensor, kernel_size: Any, stride: Any = None, padding: Any = 0) -> Tensor:

@@ -47,6 +47,30 @@ def _in_processing_order(array: np.ndarray, reverse: bool) -> np.ndarray:
     return array[::-1] if reverse else array
 
 
+def _check(x: Any, states: dict[str, Any], w_ih: Any, w_hh: Any, biases: dict[str, Any], gates: int,
+           what: str) -> None:
+    """Every shape against w_hh (hidden_size, gates · hidden_size), naming the first argument that does not fit."""
+    shape, w_shape, hh_shape = shape_of(x), shape_of(w_ih), shape_of(w_hh)
+    if len(hh_shape) != 2 or hh_shape[1] != gates * hh_shape[0]:
+        raise ShapeError(f"{what}: w_hh must be (hidden_size, {gates} · hidden_size); got shape {hh_shape}")
+    size = hh_shape[0]
+    if len(w_shape) != 2 or w_shape[1] != gates * size:
+        raise ShapeError(f"{what}: w_ih must be (input_size, {gates * size}) for hidden_size {size}; got {w_shape}")
+    if len(shape) != 3 or shape[2] != w_shape[0]:
+        raise ShapeError(
+            f"{what}: x must be (T, N, {w_shape[0]}) for w_ih of shape {w_shape}; got x of shape {shape}"
+        )
+    for name, state in states.items():
+        state_shape = shape_of(state)
+        if state_shape != (shape[1], size):
+            raise ShapeError(f"{what}: {name} must be (N, hidden_size) = ({shape[1]}, {size}); got {state_shape}")
+    for name, bias in biases.items():
+        if shape_of(bias) != (gates * size,):
+            raise ShapeError(
+                f"{what}: {name} must be ({gates} · hidden_size,) = ({gates * size},); got {shape_of(bias)}"
+            )
+
+
 class _Recurrence(Function):
     """What the three layers share: the weight gradients after the sweep, one product each."""
 
@@ -114,8 +138,23 @@ class RNNLayer(_Recurrence):
         return d_x, d_h, d_w_ih, d_w_hh, d_b_ih, d_b_hh
 
 
+def rnn(x: Any, h0: Any, w_ih: Any, w_hh: Any, b_ih: Any, b_hh: Any, nonlinearity: str = "tanh",
+        reverse: bool = False) -> Tensor:
+    """A tanh or relu RNN over a whole sequence: x (T, N, I), h0 (N, H) -> hidden states (T, N, H)."""
+    if nonlinearity not in ("tanh", "relu"):
+        raise DescendValueError(f"rnn: nonlinearity must be 'tanh' or 'relu'; got {nonlinearity!r}")
+    _check(x, {"h0": h0}, w_ih, w_hh, {"b_ih": b_ih, "b_hh": b_hh}, 1, "rnn")
+    return RNNLayer.apply(x, h0, w_ih, w_hh, b_ih, b_hh, nonlinearity=nonlinearity, reverse=reverse)
+
+
+def _by_gate(weight: np.ndarray) -> np.ndarray:
+    """A dense-layout weight (..., 4H) as one contiguous block per gate: (I, 4H) -> (4, I, H); a bias (4H,) -> (4, 1, H)."""
+    rows = weight.reshape(-1, 4, weight.shape[-1] // 4)
+    return np.ascontiguousarray(rows.transpose(1, 0, 2))
+
+
 class LSTMLayer(_Recurrence):
-    """LSTM over x (T, N, I) from (h0, c0) (N, H): returns (T + 1, N, H), the hidden states then c_T.
+    """LSTM over x (T, N, I) from (h0, c0) (N, H): three outputs, the hidden states (T, N, H), h_T and c_T (N, H).
 
     i, f, o = σ(·), g = tanh(·) of x_t W_ih + b_ih + h_{t−1} W_hh + b_hh (PyTorch's order);
     c_t = f·c_{t−1} + i·g;  h_t = o·tanh(c_t).
@@ -163,10 +202,9 @@ class LSTMLayer(_Recurrence):
             np.multiply(o, tanh_cell, out=self.hidden[k + 1])
             if self.recording:
                 self._save_slopes(k, gates, cells[k], tanh_cell)
-        out = np.empty((steps + 1, *h0.shape), dtype=self.gates.dtype)
-        out[:steps] = _in_processing_order(self.hidden[1:], self.reverse)
-        out[steps] = cells[steps]
-        return out
+        # copies: an output the caller may change must not be the saved state, nor keep all the cells alive
+        outputs = _in_processing_order(self.hidden[1:], self.reverse).copy()
+        return outputs, self.hidden[steps].copy(), cells[steps].copy()
 
     def _save_slopes(self, k: int, gates: np.ndarray, previous_cell: np.ndarray, tanh_cell: np.ndarray) -> None:
         """Step k's local derivatives, computed while its gates (4, N, H) are still in cache (a pass over all
@@ -193,16 +231,15 @@ class LSTMLayer(_Recurrence):
         np.subtract(1, from_hidden, out=from_hidden)
         from_hidden *= o
 
-    def backward(self, grad):
-        steps = grad.shape[0] - 1
+    def backward(self, grad, grad_h_n, grad_c_n):
+        steps = grad.shape[0]
         size = self.w_hh.shape[0]
-        grad_hidden = _in_processing_order(grad[:steps], self.reverse)
+        grad_hidden = _in_processing_order(grad, self.reverse)
         forget = self.gates[1]
         # d_gates is (T, N, 4H), the dense layout, for the products; seen gate-major it matches the slopes
         d_gates = np.empty((steps, grad.shape[1], 4 * size), dtype=self.gates.dtype)
         d_by_gate = d_gates.reshape(steps, -1, 4, size).transpose(0, 2, 1, 3)
-        d_h = np.zeros_like(grad[0])
-        d_c = grad[steps].copy()
+        d_h, d_c = grad_h_n.copy(), grad_c_n.copy()  # the final states' gradients start the sweep back in time
         recurrent_t = self._recurrent_transposed()
         for k in range(steps - 1, -1, -1):
             d_h += grad_hidden[k]
@@ -215,10 +252,14 @@ class LSTMLayer(_Recurrence):
         return d_x, d_h, d_c, d_w_ih, d_w_hh, d_b_ih, d_b_hh
 
 
-def _by_gate(weight: np.ndarray) -> np.ndarray:
-    """A dense-layout weight (..., 4H) as one contiguous block per gate: (I, 4H) -> (4, I, H); a bias (4H,) -> (4, 1, H)."""
-    rows = weight.reshape(-1, 4, weight.shape[-1] // 4)
-    return np.ascontiguousarray(rows.transpose(1, 0, 2))
+def lstm(x: Any, h0: Any, c0: Any, w_ih: Any, w_hh: Any, b_ih: Any, b_hh: Any,
+         reverse: bool = False) -> tuple[Tensor, Tensor, Tensor]:
+    """An LSTM over a whole sequence: x (T, N, I), h0 and c0 (N, H) -> (hidden states (T, N, H), h_T, c_T (N, H)).
+
+    h_T and c_T are the states after the last step processed (the first time step when `reverse`).
+    """
+    _check(x, {"h0": h0, "c0": c0}, w_ih, w_hh, {"b_ih": b_ih, "b_hh": b_hh}, 4, "lstm")
+    return LSTMLayer.apply(x, h0, c0, w_ih, w_hh, b_ih, b_hh, reverse=reverse)
 
 
 class GRULayer(_Recurrence):
@@ -278,45 +319,6 @@ class GRULayer(_Recurrence):
             d_h = d_h * z[k] + d_hid @ recurrent_t
         d_x, d_w_ih, d_w_hh, d_b_ih, d_b_hh = self._parameter_grads(d_inputs, d_hidden)
         return d_x, d_h, d_w_ih, d_w_hh, d_b_ih, d_b_hh
-
-
-def _check(x: Any, states: dict[str, Any], w_ih: Any, w_hh: Any, biases: dict[str, Any], gates: int,
-           what: str) -> None:
-    """Every shape against w_hh (hidden_size, gates · hidden_size), naming the first argument that does not fit."""
-    shape, w_shape, hh_shape = shape_of(x), shape_of(w_ih), shape_of(w_hh)
-    if len(hh_shape) != 2 or hh_shape[1] != gates * hh_shape[0]:
-        raise ShapeError(f"{what}: w_hh must be (hidden_size, {gates} · hidden_size); got shape {hh_shape}")
-    size = hh_shape[0]
-    if len(w_shape) != 2 or w_shape[1] != gates * size:
-        raise ShapeError(f"{what}: w_ih must be (input_size, {gates * size}) for hidden_size {size}; got {w_shape}")
-    if len(shape) != 3 or shape[2] != w_shape[0]:
-        raise ShapeError(
-            f"{what}: x must be (T, N, {w_shape[0]}) for w_ih of shape {w_shape}; got x of shape {shape}"
-        )
-    for name, state in states.items():
-        state_shape = shape_of(state)
-        if state_shape != (shape[1], size):
-            raise ShapeError(f"{what}: {name} must be (N, hidden_size) = ({shape[1]}, {size}); got {state_shape}")
-    for name, bias in biases.items():
-        if shape_of(bias) != (gates * size,):
-            raise ShapeError(
-                f"{what}: {name} must be ({gates} · hidden_size,) = ({gates * size},); got {shape_of(bias)}"
-            )
-
-
-def rnn(x: Any, h0: Any, w_ih: Any, w_hh: Any, b_ih: Any, b_hh: Any, nonlinearity: str = "tanh",
-        reverse: bool = False) -> Tensor:
-    """A tanh or relu RNN over a whole sequence: x (T, N, I), h0 (N, H) -> hidden states (T, N, H)."""
-    if nonlinearity not in ("tanh", "relu"):
-        raise DescendValueError(f"rnn: nonlinearity must be 'tanh' or 'relu'; got {nonlinearity!r}")
-    _check(x, {"h0": h0}, w_ih, w_hh, {"b_ih": b_ih, "b_hh": b_hh}, 1, "rnn")
-    return RNNLayer.apply(x, h0, w_ih, w_hh, b_ih, b_hh, nonlinearity=nonlinearity, reverse=reverse)
-
-
-def lstm(x: Any, h0: Any, c0: Any, w_ih: Any, w_hh: Any, b_ih: Any, b_hh: Any, reverse: bool = False) -> Tensor:
-    """An LSTM over a whole sequence: x (T, N, I), h0 and c0 (N, H) -> (T + 1, N, H), hidden states then c_T."""
-    _check(x, {"h0": h0, "c0": c0}, w_ih, w_hh, {"b_ih": b_ih, "b_hh": b_hh}, 4, "lstm")
-    return LSTMLayer.apply(x, h0, c0, w_ih, w_hh, b_ih, b_hh, reverse=reverse)
 
 
 def gru(x: Any, h0: Any, w_ih: Any, w_hh: Any, b_ih: Any, b_hh: Any, reverse: bool = False) -> Tensor:

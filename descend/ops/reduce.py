@@ -49,6 +49,15 @@ class Sum(Function):
         return (np.broadcast_to(grad, self.shape),)
 
 
+def sum(x: Any, axis: Any = None, keepdims: bool = False) -> Tensor:  # noqa: A001  (NumPy's name)
+    """Σ over `axis` (an int, a tuple, or None for all); reduced axes go, or stay as size 1 with keepdims.
+
+    >>> sum([[1.0, 2.0], [3.0, 4.0]], axis=0).data.tolist()
+    [4.0, 6.0]
+    """
+    return Sum.apply(x, axis=axis, keepdims=keepdims)
+
+
 class Mean(Function):
     """Mean of n values over axes; d/dx = 1/n, broadcast back over the reduced axes."""
 
@@ -63,6 +72,11 @@ class Mean(Function):
     def backward(self, grad):
         grad = _expand_to_input(grad, self.axes, self.keepdims, len(self.shape))
         return (np.broadcast_to(grad / self.count, self.shape),)
+
+
+def mean(x: Any, axis: Any = None, keepdims: bool = False) -> Tensor:
+    """Arithmetic mean over `axis`; shapes as for `sum`."""
+    return Mean.apply(x, axis=axis, keepdims=keepdims)
 
 
 class Max(Function):
@@ -91,30 +105,16 @@ class Max(Function):
         return (grad * winners / count,)
 
 
+def max(x: Any, axis: Any = None, keepdims: bool = False) -> Tensor:  # noqa: A001
+    """Largest value over `axis`; shapes as for `sum`."""
+    return Max.apply(x, axis=axis, keepdims=keepdims)
+
+
 class Min(Max):
     """Smallest value over axes; d/dx = 1 at the minimum, else 0; ties share the gradient equally."""
 
     notation = "min({0})"
     pick = staticmethod(np.min)
-
-
-def sum(x: Any, axis: Any = None, keepdims: bool = False) -> Tensor:  # noqa: A001  (NumPy's name)
-    """Σ over `axis` (an int, a tuple, or None for all); reduced axes go, or stay as size 1 with keepdims.
-
-    >>> sum([[1.0, 2.0], [3.0, 4.0]], axis=0).data.tolist()
-    [4.0, 6.0]
-    """
-    return Sum.apply(x, axis=axis, keepdims=keepdims)
-
-
-def mean(x: Any, axis: Any = None, keepdims: bool = False) -> Tensor:
-    """Arithmetic mean over `axis`; shapes as for `sum`."""
-    return Mean.apply(x, axis=axis, keepdims=keepdims)
-
-
-def max(x: Any, axis: Any = None, keepdims: bool = False) -> Tensor:  # noqa: A001
-    """Largest value over `axis`; shapes as for `sum`."""
-    return Max.apply(x, axis=axis, keepdims=keepdims)
 
 
 def min(x: Any, axis: Any = None, keepdims: bool = False) -> Tensor:  # noqa: A001

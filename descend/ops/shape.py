@@ -9,7 +9,7 @@ import numpy as np
 
 from descend.checks import check_axis
 from descend.errors import DescendTypeError, IndexOutOfRangeError, ShapeError
-from descend.ops.base import Function
+from descend.ops.base import Function, shape_of
 from descend.tensor import Tensor
 
 
@@ -34,6 +34,17 @@ class Reshape(Function):
         return (grad.reshape(self.input_shape),)
 
 
+def reshape(x: Any, shape: Sequence[int]) -> Tensor:
+    """The same elements in a new shape (one dimension may be -1)."""
+    try:
+        shape = tuple(shape)
+    except TypeError:
+        raise DescendTypeError(
+            f"reshape: shape must be a sequence of integers; got {type(shape).__name__} {shape!r}"
+        ) from None
+    return Reshape.apply(x, shape=shape)
+
+
 class Transpose(Function):
     """Axes permuted (reversed when `axes` is None); the gradient is permuted back."""
 
@@ -50,6 +61,24 @@ class Transpose(Function):
 
     def backward(self, grad):
         return (np.transpose(grad, np.argsort(self.order)),)
+
+
+def transpose(x: Any, axes: Sequence[int] | None = None) -> Tensor:
+    """Axes permuted as `axes` says, or reversed."""
+    return Transpose.apply(x, axes=None if axes is None else tuple(axes))
+
+
+def _add_rows_at(full: np.ndarray, rows: np.ndarray, grad: np.ndarray) -> None:
+    """full[rows[j]] += grad[j] for every j, repeats summed: sort the rows, then one np.add.reduceat per run."""
+    flat = rows.ravel()
+    if flat.size == 0:
+        return
+    flat = np.where(flat < 0, flat + full.shape[0], flat)  # -1 and n - 1 are the same row
+    order = np.argsort(flat, kind="stable")
+    sorted_rows = flat[order]
+    starts = np.flatnonzero(np.r_[True, sorted_rows[1:] != sorted_rows[:-1]])
+    picked = grad.reshape(flat.size, *full.shape[1:])[order]
+    full[sorted_rows[starts]] += np.add.reduceat(picked, starts, axis=0)
 
 
 class GetItem(Function):
@@ -84,17 +113,13 @@ class GetItem(Function):
         return (full,)
 
 
-def _add_rows_at(full: np.ndarray, rows: np.ndarray, grad: np.ndarray) -> None:
-    """full[rows[j]] += grad[j] for every j, repeats summed: sort the rows, then one np.add.reduceat per run."""
-    flat = rows.ravel()
-    if flat.size == 0:
-        return
-    flat = np.where(flat < 0, flat + full.shape[0], flat)  # -1 and n - 1 are the same row
-    order = np.argsort(flat, kind="stable")
-    sorted_rows = flat[order]
-    starts = np.flatnonzero(np.r_[True, sorted_rows[1:] != sorted_rows[:-1]])
-    picked = grad.reshape(flat.size, *full.shape[1:])[order]
-    full[sorted_rows[starts]] += np.add.reduceat(picked, starts, axis=0)
+def getitem(x: Any, index: Any) -> Tensor:
+    """x[index], NumPy indexing; index arrays may be tensors."""
+    if isinstance(index, Tensor):
+        index = index.data
+    elif isinstance(index, tuple):
+        index = tuple(i.data if isinstance(i, Tensor) else i for i in index)
+    return GetItem.apply(x, index=index)
 
 
 class Concat(Function):
@@ -115,36 +140,11 @@ class Concat(Function):
         return tuple(np.split(grad, self.boundaries, axis=self.axis))
 
 
-def reshape(x: Any, shape: Sequence[int]) -> Tensor:
-    """The same elements in a new shape (one dimension may be -1)."""
-    try:
-        shape = tuple(shape)
-    except TypeError:
-        raise DescendTypeError(
-            f"reshape: shape must be a sequence of integers; got {type(shape).__name__} {shape!r}"
-        ) from None
-    return Reshape.apply(x, shape=shape)
-
-
-def transpose(x: Any, axes: Sequence[int] | None = None) -> Tensor:
-    """Axes permuted as `axes` says, or reversed."""
-    return Transpose.apply(x, axes=None if axes is None else tuple(axes))
-
-
-def getitem(x: Any, index: Any) -> Tensor:
-    """x[index], NumPy indexing; index arrays may be tensors."""
-    if isinstance(index, Tensor):
-        index = index.data
-    elif isinstance(index, tuple):
-        index = tuple(i.data if isinstance(i, Tensor) else i for i in index)
-    return GetItem.apply(x, index=index)
-
-
 def concat(xs: Sequence[Any], axis: int = 0) -> Tensor:
     """Join tensors along an existing axis: shapes (.., a, ..) + (.., b, ..) -> (.., a+b, ..)."""
     if len(xs) == 0:
         raise ShapeError("concat needs at least one tensor; got an empty sequence")
-    axis = check_axis("axis", axis, len(np.shape(xs[0].data if isinstance(xs[0], Tensor) else xs[0])))
+    axis = check_axis("axis", axis, len(shape_of(xs[0])))
     return Concat.apply(*xs, axis=axis)
 
 
@@ -152,10 +152,10 @@ def stack(xs: Sequence[Any], axis: int = 0) -> Tensor:
     """Join equal-shaped tensors along a new axis: k tensors of shape S -> shape with k inserted at `axis`."""
     if len(xs) == 0:
         raise ShapeError("stack needs at least one tensor; got an empty sequence")
-    axis = check_axis("axis", axis, len(np.shape(xs[0].data if isinstance(xs[0], Tensor) else xs[0])) + 1)
+    axis = check_axis("axis", axis, len(shape_of(xs[0])) + 1)
     expanded = []
     for x in xs:
-        shape = list(np.shape(x.data if isinstance(x, Tensor) else x))
+        shape = list(shape_of(x))
         shape.insert(axis, 1)
         expanded.append(reshape(x, shape))
     return concat(expanded, axis=axis)

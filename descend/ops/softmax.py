@@ -12,10 +12,10 @@ import numpy as np
 
 from descend.checks import check_axis
 from descend.errors import DescendTypeError, DescendValueError, ShapeError
-from descend.ops.base import Function
+from descend.ops.base import Function, shape_of
 from descend.ops.elementwise import stable_sigmoid
 from descend.ops.shape import reshape
-from descend.tensor import Tensor
+from descend.tensor import Tensor, array_of
 
 
 def _log_softmax(x: np.ndarray, axis: int) -> np.ndarray:
@@ -36,6 +36,11 @@ class Softmax(Function):
         return (self.out * (grad - (grad * self.out).sum(axis=self.axis, keepdims=True)),)
 
 
+def softmax(x: Any, axis: int = -1) -> Tensor:
+    """Probabilities along `axis` that sum to 1; same shape as x."""
+    return Softmax.apply(x, axis=check_axis("axis", axis, len(shape_of(x))))
+
+
 class LogSoftmax(Function):
     """log softmax(x) = x − log Σ e^x along `axis`; d/dx = grad − softmax(x) · Σ grad."""
 
@@ -47,6 +52,11 @@ class LogSoftmax(Function):
 
     def backward(self, grad):
         return (grad - np.exp(self.out) * grad.sum(axis=self.axis, keepdims=True),)
+
+
+def log_softmax(x: Any, axis: int = -1) -> Tensor:
+    """log(softmax(x)) computed stably; same shape as x."""
+    return LogSoftmax.apply(x, axis=check_axis("axis", axis, len(shape_of(x))))
 
 
 class SoftmaxCrossEntropy(Function):
@@ -70,43 +80,14 @@ class SoftmaxCrossEntropy(Function):
         return grad_logits, None
 
 
-class SigmoidCrossEntropy(Function):
-    """Mean binary cross-entropy on logits: −[y log σ(z) + (1 − y) log(1 − σ(z))].
-
-    Written as max(z, 0) − z·y + log(1 + e^−|z|), which never overflows;
-    d/dz = (σ(z) − y) / n, d/dy = −z / n.
-    """
-
-    notation = "bce_with_logits({0}, {1})"
-
-    def forward(self, logits, targets):
-        self.logits, self.targets = logits, targets
-        losses = np.maximum(logits, 0) - logits * targets + np.log1p(np.exp(-np.abs(logits)))
-        return losses.mean(dtype=logits.dtype).astype(logits.dtype)
-
-    def backward(self, grad):
-        scale = grad / self.logits.size
-        return (stable_sigmoid(self.logits) - self.targets) * scale, -self.logits * scale if self.needs_input_grad[1] else None
-
-
-def softmax(x: Any, axis: int = -1) -> Tensor:
-    """Probabilities along `axis` that sum to 1; same shape as x."""
-    return Softmax.apply(x, axis=check_axis("axis", axis, x.ndim if isinstance(x, Tensor) else np.ndim(x)))
-
-
-def log_softmax(x: Any, axis: int = -1) -> Tensor:
-    """log(softmax(x)) computed stably; same shape as x."""
-    return LogSoftmax.apply(x, axis=check_axis("axis", axis, x.ndim if isinstance(x, Tensor) else np.ndim(x)))
-
-
 def cross_entropy(logits: Tensor, labels: Any) -> Tensor:
     """Softmax cross-entropy, the mean over rows: logits (N, C), labels (N,) in [0, C) -> scalar.
 
     Logits (N, T, C) with labels (N, T), as a sequence model makes, are
     averaged over every position: they are flattened to (N·T, C) first.
     """
-    labels_array = np.asarray(labels.data if isinstance(labels, Tensor) else labels)
-    logits_shape = tuple(logits.shape if isinstance(logits, Tensor) else np.shape(logits))
+    labels_array = array_of(labels)
+    logits_shape = shape_of(logits)
     if len(logits_shape) < 2:
         raise ShapeError(f"cross_entropy: logits must be (N, C) or (N, ..., C); got shape {logits_shape}")
     if labels_array.shape != logits_shape[:-1]:
@@ -135,15 +116,34 @@ def cross_entropy(logits: Tensor, labels: Any) -> Tensor:
     return SoftmaxCrossEntropy.apply(logits, labels_array)
 
 
+class SigmoidCrossEntropy(Function):
+    """Mean binary cross-entropy on logits: −[y log σ(z) + (1 − y) log(1 − σ(z))].
+
+    Written as max(z, 0) − z·y + log(1 + e^−|z|), which never overflows;
+    d/dz = (σ(z) − y) / n, d/dy = −z / n.
+    """
+
+    notation = "bce_with_logits({0}, {1})"
+
+    def forward(self, logits, targets):
+        self.logits, self.targets = logits, targets
+        losses = np.maximum(logits, 0) - logits * targets + np.log1p(np.exp(-np.abs(logits)))
+        return losses.mean(dtype=logits.dtype).astype(logits.dtype)
+
+    def backward(self, grad):
+        scale = grad / self.logits.size
+        return (stable_sigmoid(self.logits) - self.targets) * scale, -self.logits * scale if self.needs_input_grad[1] else None
+
+
 def binary_cross_entropy_with_logits(logits: Tensor, targets: Any) -> Tensor:
     """Mean binary cross-entropy on raw scores: logits and targets (in [0, 1]) of one shape -> scalar."""
-    targets_shape = targets.shape if isinstance(targets, Tensor) else np.shape(targets)
+    targets_shape = shape_of(targets)
     if tuple(targets_shape) != tuple(logits.shape):
         raise ShapeError(
             f"binary_cross_entropy_with_logits: targets of shape {tuple(targets_shape)} do not match "
             f"logits of shape {logits.shape}"
         )
-    targets_array = np.asarray(targets.data if isinstance(targets, Tensor) else targets)
+    targets_array = array_of(targets)
     if targets_array.dtype.kind in "iuf" and targets_array.size and not (
         0 <= targets_array.min() and targets_array.max() <= 1
     ):

@@ -70,9 +70,13 @@ class Optimizer:
     @property
     def lr(self) -> float:
         """The learning rate the next step uses: the schedule applied to base_lr."""
+        return self.lr_at(self.iterations)
+
+    def lr_at(self, iterations: int) -> float:
+        """The learning rate of the step taken after `iterations` steps (what `lr` is once that many are done)."""
         if self.schedule is None:
             return self.base_lr
-        return float(self.schedule(self.base_lr, self.iterations))
+        return float(self.schedule(self.base_lr, iterations))
 
     def zero_grad(self) -> None:
         """Set every gradient to zero (one write to the flat gradient buffer)."""

@@ -127,7 +127,11 @@ class Blocks:
         from the lineage and the job runs again.
         """
         for _ in range(2):
-            collected = self._partial_sums(task).collect()
+            try:
+                collected = self._partial_sums(task).collect()
+            except Exception as error:
+                raise_executor_error(error)  # a task's descend error (a NaN step, bad data) with its own class
+                raise
             if all(found for _, found, _ in collected):
                 results = [result for _, _, result in sorted(collected, key=lambda entry: entry[0])]
                 return sum_in_order(results), sum(array_bytes(result) for result in results)

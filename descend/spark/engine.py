@@ -19,23 +19,30 @@ driver, and each round's broadcast is destroyed when the round is done.
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from descend.checks import check_integer
+from descend.checks import check_integer, naming_arguments
+from descend.data import batches
 from descend.errors import DescendValueError
+from descend.nn.module import Module
+from descend.optim.optimizer import Optimizer
 from descend.spark.blocks import Blocks, make_blocks
+from descend.training.loop import Callback, History, Run, TrainingState, progress_bar
+from descend.training.step import (
+    Clipping, StepFunction, TrainingJob, check_optimizer_holds, count_correct, make_step, seed_module_generators,
+    train_on_batch,
+)
 
 SYNCS = ("gradient", "average")
 #: the oldest Spark that fit_spark is tested on (mapInPandas, pandas UDFs over Arrow, Java 17)
 SUPPORTED_SPARK = (3, 5)
 
 #: on each executor's Python worker: run key -> (model, loss, step function), rebuilt once per run
-_MODELS: dict[str, tuple[Any, Any, Any]] = {}
+_MODELS: dict[str, tuple[Module, Module, StepFunction]] = {}
 
 
 @dataclass(frozen=True)
@@ -47,9 +54,8 @@ class TaskInfo:
     attempt: int
 
 
-def _executor_model(setup: dict[str, Any]) -> tuple[Any, Any, Any]:
+def _executor_model(setup: dict[str, Any]) -> tuple[Module, Module, StepFunction]:
     from descend.nn.module import build_module
-    from descend.train import make_step
 
     found = _MODELS.get(setup["key"])
     if found is None:
@@ -60,7 +66,7 @@ def _executor_model(setup: dict[str, Any]) -> tuple[Any, Any, Any]:
     return found
 
 
-def _inputs(x: np.ndarray, y: Any, model: Any) -> tuple[np.ndarray, Any]:
+def _inputs(x: np.ndarray, y: Any, model: Module) -> tuple[np.ndarray, Any]:
     return (x, x) if model.target_is_input else (x, y)
 
 
@@ -71,10 +77,11 @@ def _run_hook(hook: Callable[[TaskInfo], None] | None, round_index: int, partiti
         hook(TaskInfo(round_index, partition, TaskContext.get().attemptNumber()))
 
 
+@naming_arguments
 def fit_spark(
-    model: Any,
-    loss_fn: Any,
-    optimizer: Any,
+    model: Module,
+    loss_fn: Module,
+    optimizer: Optimizer,
     df: Any,
     features: str = "features",
     label: str | None = "label",
@@ -86,72 +93,74 @@ def fit_spark(
     clip_grad_norm: float | None = None,
     clip_grad_value: float | None = None,
     validation: Any = None,
-    callbacks: Sequence[Any] = (),
+    callbacks: Sequence[Callback] = (),
     task_hook: Callable[[TaskInfo], None] | None = None,
-) -> Any:
+) -> History:
     """Train `model` on the rows of `df` (features: vector or array<float> column; label: class index or target).
 
     Returns a History like `fit`'s (loss, accuracy for classifiers, val_ metrics when `validation`, a
-    DataFrame of the same columns, is given; lr; seconds) with `history.driver_bytes`, what the
-    executors sent the driver per epoch. An autoencoder (target_is_input) needs no label column.
-    `task_hook(TaskInfo)` runs at the start of every training task (instrumentation, fault injection).
+    DataFrame of the same columns, is given; lr, the rate of the epoch's last step; seconds) with
+    `history.driver_bytes`, what the executors sent the driver per epoch. An autoencoder
+    (target_is_input) needs no label column. `task_hook(TaskInfo)` runs at the start of every
+    training task (instrumentation, fault injection). Callbacks see one on_batch_end per step of the
+    driver's model: each minibatch with sync="gradient"; each round's j-th local step, averaged over
+    the partitions, with sync="average".
     """
-    from descend.nn.losses import CrossEntropyLoss
-    from descend.nn.module import module_spec
-    from descend.train import History, TrainingState, end_epoch
+    job = TrainingJob(model, loss_fn, optimizer, df, validation=validation, epochs=epochs, batch_size=batch_size,
+                      seed=seed, callbacks=list(callbacks), progress=False,
+                      clipping=Clipping(clip_grad_norm, clip_grad_value),
+                      options={"features": features, "label": label, "sync": sync, "sync_every": sync_every,
+                               "task_hook": task_hook})
+    return run(job)
 
+
+def run(job: TrainingJob) -> History:
+    """The Spark engine: train `job.model` on the DataFrame `job.train` (fit_spark's options in `job.options`)."""
+    from descend.nn.module import module_spec
+
+    model, loss_fn, optimizer, df = job.model, job.loss_fn, job.optimizer, job.train
+    options = {"features": "features", "label": "label", "sync": "average", "sync_every": 50, "task_hook": None,
+               **job.options}
     check_spark_version(df.sparkSession.version)
+    sync = options["sync"]
     if sync not in SYNCS:
         raise DescendValueError(f"sync must be one of {', '.join(map(repr, SYNCS))}; got {sync!r}")
-    epochs = check_integer("epochs", epochs, low=1)
-    batch_size = check_integer("batch_size", batch_size, low=1)
-    sync_every = check_integer("sync_every", sync_every, low=1)
-    buffer = model.flat_buffer()
-    if getattr(optimizer, "buffer", None) is not buffer:
-        raise DescendValueError("fit_spark: the optimizer does not hold this model's parameters")
-    classes = _classes(model, loss_fn)
-    label = None if model.target_is_input else label
+    sync_every = check_integer("sync_every", options["sync_every"], low=1)
+    check_optimizer_holds(model, optimizer, "fit_spark")
+    seed = 0 if job.seed is None else job.seed
+    features, classes = options["features"], _classes(model, loss_fn)
+    label = None if model.target_is_input else options["label"]
     blocks = make_blocks(df, features, label, _input_width(model), classes)
     try:
-        held_out = None if validation is None else make_blocks(validation, features, label, _input_width(model),
-                                                               classes, argument="validation")
+        held_out = None if job.validation is None else make_blocks(job.validation, features, label,
+                                                                   _input_width(model), classes, argument="validation")
     except Exception:
         blocks.release()  # no block files left behind by a run that never started
         raise
+    buffer = model.flat_buffer()
     setup = {"key": blocks.key, "model": json.dumps(module_spec(model)), "loss": json.dumps(module_spec(loss_fn)),
              "dtype": buffer.dtype.str}
     context = df.sparkSession.sparkContext
-    history = History()
-    history.driver_bytes = []
-    state = TrainingState(model, loss_fn, optimizer, history)
-    for callback in callbacks:
-        callback.on_train_begin(state)
-    counts_accuracy = isinstance(loss_fn, CrossEntropyLoss)
-    # sync="gradient" draws the local engine's minibatches: a generator keyed by the seed and the step count
-    rng = np.random.default_rng([seed, optimizer.iterations])
+    state = TrainingState(model, loss_fn, optimizer, History())
+    if sync == "gradient":
+        epoch_of = _GradientEpochs(context, blocks, setup, job, options["task_hook"])
+    else:
+        epoch_of = _AveragingEpochs(context, blocks, setup, job, sync_every, seed, options["task_hook"])
+    training = Run(state, job.callbacks, progress_bar(job.progress, epoch_of.steps_per_epoch(), job.epochs))
     try:
-        for epoch in range(1, epochs + 1):
-            state.epoch = epoch
-            started = time.perf_counter()
-            run = _gradient_epoch if sync == "gradient" else _average_epoch
-            totals, sent = run(context, blocks, setup, model, optimizer, epoch, batch_size, sync_every, seed,
-                               (clip_grad_norm, clip_grad_value), task_hook, state, rng)
-            record = {"epoch": epoch, "loss": totals["loss"] / totals["rows"]}
-            if counts_accuracy:
-                record["accuracy"] = totals["correct"] / totals["rows"]
-            if held_out is not None:
-                record.update({f"val_{k}": v for k, v in evaluate_blocks(context, held_out, setup, model).items()})
-            record["lr"] = float(optimizer.lr)
-            history.driver_bytes.append(sent)
-            if end_epoch(state, record, started, callbacks):
+        training.begin()
+        for epoch in range(1, job.epochs + 1):
+            training.start_epoch(epoch)
+            state.history.driver_bytes.append(epoch_of.run(epoch, training))
+            validation = None if held_out is None else evaluate_blocks(context, held_out, setup, model)
+            if training.end_epoch(validation):
                 break
     finally:
         blocks.release()
         if held_out is not None:
             held_out.release()
-    for callback in callbacks:
-        callback.on_train_end(state)
-    return history
+    training.end()
+    return state.history
 
 
 def check_spark_version(version: str) -> None:
@@ -165,11 +174,11 @@ def check_spark_version(version: str) -> None:
                                 "upgrade pyspark and the cluster's Spark")
 
 
-def _classes(model: Any, loss_fn: Any) -> int | None:
-    """The classifier's class count (its output width) for CrossEntropyLoss; None otherwise."""
-    from descend.nn.losses import CrossEntropyLoss
+def _classes(model: Module, loss_fn: Module) -> int | None:
+    """The classifier's class count (its output width) for the losses that take class labels; None otherwise."""
+    from descend.nn.losses import CrossEntropyLoss, MarginLoss
 
-    return output_width(model) if isinstance(loss_fn, CrossEntropyLoss) else None
+    return output_width(model) if isinstance(loss_fn, (CrossEntropyLoss, MarginLoss)) else None
 
 
 def output_width(model: Any) -> int:
@@ -184,119 +193,158 @@ def _input_width(model: Any) -> int:
     return int(first.shape[0])
 
 
-def _gradient_epoch(context, blocks: Blocks, setup, model, optimizer, epoch, batch_size, sync_every, seed,
-                    clipping, hook, state, rng) -> tuple[dict[str, float], int]:
-    """One epoch of synchronous steps: the local engine's minibatches, each a Spark job summing gradients."""
-    from descend.data import batches
-    from descend.train import _check_finite_step, clip_gradients
+class _GradientEpochs:
+    """sync="gradient": the local engine's minibatches, each one Spark job summing the partitions' gradients."""
 
-    buffer = model.flat_buffer()
-    totals, sent = {"loss": 0.0, "correct": 0.0, "rows": 0}, 0
+    def __init__(self, context: Any, blocks: Blocks, setup: dict[str, Any], job: TrainingJob,
+                 hook: Callable[[TaskInfo], None] | None):
+        self.context, self.blocks, self.setup, self.job, self.hook = context, blocks, setup, job, hook
+        # the local engine's order of minibatches: a generator keyed by the seed and the step count
+        self.rng = np.random.default_rng([0 if job.seed is None else job.seed, job.optimizer.iterations])
+
+    def steps_per_epoch(self) -> int:
+        """Minibatches per epoch."""
+        return -(-self.blocks.n_rows // self.job.batch_size)
+
+    def run(self, epoch: int, training: Run) -> int:
+        """Train one epoch, reporting each step to `training`; the bytes the executors sent the driver."""
+        buffer = self.job.model.flat_buffer()
+        sent = 0
+
+        def distributed_step(params: np.ndarray, rows: np.ndarray, _: Any) -> tuple[float, np.ndarray, float | None]:
+            """make_step's contract over the cluster: `rows` are the minibatch's row numbers across partitions."""
+            nonlocal sent
+            weights = self.context.broadcast(params)
+            (loss_sum, grad_sum, correct, total_rows), received = self.blocks.total(
+                _gradient_task(self.setup, self.blocks, weights, np.sort(rows), training.state.optimizer.iterations,
+                               self.hook))
+            weights.destroy()
+            sent += received
+            buffer.grad[...] = grad_sum / total_rows
+            return loss_sum / total_rows, buffer.grad, correct
+
+        for rows in batches(self.blocks.n_rows, self.job.batch_size, rng=self.rng):
+            result = train_on_batch(training.state, distributed_step, rows, None, self.job.clipping)
+            training.step_done(result.loss, result.correct, len(rows), result.lr)
+        return sent
+
+
+def _gradient_task(setup: dict[str, Any], blocks: Blocks, weights: Any, picked: np.ndarray, step_index: int,
+                   hook: Callable[[TaskInfo], None] | None) -> Callable[[int, np.ndarray, Any], Any]:
+    """The task of one synchronous step: the gradient summed over this partition's rows of the minibatch."""
     offsets, sizes = blocks.offsets, blocks.rows
-    for rows in batches(blocks.n_rows, batch_size, rng=rng):
-        weights = context.broadcast(buffer.data)
-        step_index = optimizer.iterations
-        picked = np.sort(rows)
 
-        def task(partition, x, y, weights=weights, picked=picked, step_index=step_index):
-            _run_hook(hook, step_index, partition)
-            mine = picked[(picked >= offsets[partition]) & (picked < offsets[partition] + sizes[partition])]
-            if mine.size == 0:
-                return 0.0, None, 0.0, 0
-            model_here, _, step = _executor_model(setup)
-            x, y = _inputs(x, y, model_here)
-            local = mine - offsets[partition]
-            loss, grads, correct = step(weights.value, x[local], y[local])
-            return loss * local.size, grads * local.size, correct or 0.0, int(local.size)
+    def task(partition: int, x: np.ndarray, y: Any) -> tuple[float, np.ndarray | None, float | None, int]:
+        _run_hook(hook, step_index, partition)
+        mine = picked[(picked >= offsets[partition]) & (picked < offsets[partition] + sizes[partition])]
+        if mine.size == 0:
+            return 0.0, None, None, 0
+        model_here, _, step = _executor_model(setup)
+        x, y = _inputs(x, y, model_here)
+        local = mine - offsets[partition]
+        loss, grads, correct = step(weights.value, x[local], y[local])
+        return loss * local.size, grads * local.size, correct, int(local.size)
 
-        (loss_sum, grad_sum, correct, total_rows), received = blocks.total(task)
-        weights.destroy()
-        sent += received
-        buffer.grad[...] = grad_sum / total_rows
-        loss = loss_sum / total_rows
-        state.step += 1
-        _check_finite_step(model, loss, buffer.grad, state)
-        clip_gradients(buffer.grad, *clipping)
-        optimizer.step()
-        totals["loss"] += loss_sum
-        totals["correct"] += correct
-        totals["rows"] += total_rows
-    return totals, sent
+    return task
 
 
-def _average_epoch(context, blocks: Blocks, setup, model, optimizer, epoch, batch_size, sync_every, seed,
-                   clipping, hook, state, rng) -> tuple[dict[str, float], int]:
-    """One epoch of model averaging: rounds of `sync_every` local steps per partition, then the mean."""
-    from descend.optim import build_optimizer
-    from descend.train import _seed_module_generators, clip_gradients
+class _AveragingEpochs:
+    """sync="average": rounds of `sync_every` local steps on every partition, then the mean of weights and state."""
 
-    buffer = model.flat_buffer()
-    description = optimizer.describe()
-    state_names = sorted(optimizer.state)
-    rows_per_round = sync_every * batch_size
-    rounds = max(1, -(-max(blocks.rows) // rows_per_round))
-    totals, sent = {"loss": 0.0, "correct": 0.0, "rows": 0}, 0
-    for round_in_epoch in range(rounds):
-        round_index = (epoch - 1) * rounds + round_in_epoch
-        shared = context.broadcast((buffer.data, {name: optimizer.state[name] for name in state_names},
-                                    optimizer.iterations))
+    def __init__(self, context: Any, blocks: Blocks, setup: dict[str, Any], job: TrainingJob, sync_every: int,
+                 seed: int, hook: Callable[[TaskInfo], None] | None):
+        self.context, self.blocks, self.setup, self.job, self.hook = context, blocks, setup, job, hook
+        self.seed = seed
+        self.rows_per_round = sync_every * job.batch_size
+        self.rounds = max(1, -(-max(blocks.rows) // self.rows_per_round))
 
-        def task(partition, x, y, shared=shared, round_index=round_index, round_in_epoch=round_in_epoch):
-            _run_hook(hook, round_index, partition)
-            # this epoch's order of the partition's rows, the same in every round of the epoch
-            order = np.random.default_rng([seed, epoch, partition]).permutation(len(x))
-            mine = order[round_in_epoch * rows_per_round : (round_in_epoch + 1) * rows_per_round]
-            if mine.size == 0:  # this partition's rows ran out: it sits the round out
-                return None, None, 0, 0.0, 0.0, 0
-            model_here, _, step = _executor_model(setup)
-            x, y = _inputs(x, y, model_here)
-            weights, states, iterations = shared.value
-            here = model_here.flat_buffer()
-            here.data[...] = weights
-            local_optimizer = build_optimizer(description, model_here.parameters())
+    def round_steps(self, round_in_epoch: int) -> int:
+        """Steps in a round: as many as its busiest partition's minibatches."""
+        return max(-(-min(max(count - round_in_epoch * self.rows_per_round, 0), self.rows_per_round)
+                     // self.job.batch_size) for count in self.blocks.rows)
+
+    def steps_per_epoch(self) -> int:
+        """The driver's steps per epoch: the rounds' steps added up."""
+        return sum(self.round_steps(round_in_epoch) for round_in_epoch in range(self.rounds))
+
+    def run(self, epoch: int, training: Run) -> int:
+        """Train one epoch, reporting each of the averaged model's steps to `training`; the bytes sent the driver."""
+        model, optimizer = self.job.model, self.job.optimizer
+        buffer = model.flat_buffer()
+        state_names = sorted(optimizer.state)
+        sent = 0
+        for round_in_epoch in range(self.rounds):
+            steps = self.round_steps(round_in_epoch)
+            shared = self.context.broadcast((buffer.data, {name: optimizer.state[name] for name in state_names},
+                                             optimizer.iterations, training.state.step))
+            task = _averaging_task(self.setup, optimizer.describe(), state_names, shared, epoch,
+                                   (epoch - 1) * self.rounds + round_in_epoch, round_in_epoch, self.rows_per_round,
+                                   steps, self.job.batch_size, self.job.clipping, self.seed, self.hook)
+            (weights_sum, states_sum, busy, loss_sums, correct, rows), received = self.blocks.total(task)
+            shared.destroy()
+            sent += received
+            buffer.data[...] = weights_sum / busy
             for name in state_names:
-                local_optimizer.state[name][...] = states[name]
-            local_optimizer.iterations = iterations
-            _seed_module_generators(model_here, [seed, round_index, partition])
-            loss_sum, correct_sum = 0.0, 0.0
-            model_here.train()
-            for begin in range(0, len(mine), batch_size):
-                rows = np.sort(mine[begin : begin + batch_size])
-                loss, grads, correct = step(here.data, x[rows], y[rows])
-                clip_gradients(grads, *clipping)
-                local_optimizer.step()
-                loss_sum += loss * len(rows)
-                correct_sum += correct or 0.0
-            return (here.data.copy(), {name: local_optimizer.state[name].copy() for name in state_names}, 1,
-                    loss_sum, correct_sum, len(mine))
+                optimizer.state[name][...] = states_sum[name] / busy
+            first = optimizer.iterations
+            optimizer.iterations += steps
+            for j in range(steps):  # the averaged model's j-th step: every partition's j-th minibatch
+                training.step_done(loss_sums[j] / rows[j], None if correct is None else correct[j], int(rows[j]),
+                                   optimizer.lr_at(first + j))
+        return sent
 
-        (weights_sum, states_sum, busy, loss_sum, correct, rows), received = blocks.total(task)
-        shared.destroy()
-        sent += received
-        buffer.data[...] = weights_sum / busy
+
+def _averaging_task(setup: dict[str, Any], description: dict[str, Any], state_names: list[str], shared: Any,
+                    epoch: int, round_index: int, round_in_epoch: int, rows_per_round: int, steps: int,
+                    batch_size: int, clipping: Clipping, seed: int, hook: Callable[[TaskInfo], None] | None,
+                    ) -> Callable[[int, np.ndarray, Any], Any]:
+    """The task of one averaging round: local steps on this partition's rows of the round, then its weights.
+
+    It returns per-step sums of length `steps` (loss × rows, right answers, rows), so the driver can
+    report the averaged model's steps one by one.
+    """
+
+    def task(partition: int, x: np.ndarray, y: Any) -> tuple[Any, ...]:
+        from descend.optim import build_optimizer
+
+        _run_hook(hook, round_index, partition)
+        # this epoch's order of the partition's rows, the same in every round of the epoch
+        order = np.random.default_rng([seed, epoch, partition]).permutation(len(x))
+        mine = order[round_in_epoch * rows_per_round : (round_in_epoch + 1) * rows_per_round]
+        if mine.size == 0:  # this partition's rows ran out: it sits the round out
+            return None, None, 0, None, None, None
+        model_here, loss_here, step = _executor_model(setup)
+        x, y = _inputs(x, y, model_here)
+        weights, states, iterations, first_step = shared.value
+        here = model_here.flat_buffer()
+        here.data[...] = weights
+        local_optimizer = build_optimizer(description, model_here.parameters())
         for name in state_names:
-            optimizer.state[name][...] = states_sum[name] / busy
-        # the round took as many steps as the busiest partition's
-        steps = max(-(-min(max(count - round_in_epoch * rows_per_round, 0), rows_per_round) // batch_size)
-                    for count in blocks.rows)
-        optimizer.iterations += steps
-        state.step += steps
-        totals["loss"] += loss_sum
-        totals["correct"] += correct
-        totals["rows"] += rows
-        if not np.isfinite(totals["loss"]):
-            from descend.errors import NonFiniteError
+            local_optimizer.state[name][...] = states[name]
+        local_optimizer.iterations = iterations
+        seed_module_generators(model_here, [seed, round_index, partition])
+        local = TrainingState(model_here, loss_here, local_optimizer, History(), epoch=epoch, step=first_step)
+        loss_sums, rows_taken = np.zeros(steps), np.zeros(steps)
+        correct = np.zeros(steps)  # None once a step counts none: the loss is not a classification loss
+        model_here.train()
+        for j, begin in enumerate(range(0, len(mine), batch_size)):
+            rows = np.sort(mine[begin : begin + batch_size])
+            result = train_on_batch(local, step, x[rows], y[rows], clipping)
+            local.step += 1
+            loss_sums[j], rows_taken[j] = result.loss * len(rows), len(rows)
+            if result.correct is None:
+                correct = None
+            elif correct is not None:
+                correct[j] = result.correct
+        return (here.data.copy(), {name: local_optimizer.state[name].copy() for name in state_names}, 1,
+                loss_sums, correct, rows_taken)
 
-            raise NonFiniteError(f"the loss became {totals['loss']} in round {round_index} (learning rate "
-                                 f"{optimizer.lr:g}); lower the learning rate or clip gradients "
-                                 "(clip_grad_norm= or clip_grad_value=)")
-    return totals, sent
+    return task
 
 
 def evaluate_blocks(context, blocks: Blocks, setup: dict[str, Any], model: Any) -> dict[str, float]:
     """Mean loss (and accuracy for classifiers) of the driver's current weights over cached blocks."""
     from descend.tensor import Tensor, no_grad
-    from descend.train import count_correct
 
     weights = context.broadcast(model.flat_buffer().data)
 
@@ -316,6 +364,6 @@ def evaluate_blocks(context, blocks: Blocks, setup: dict[str, Any], model: Any) 
     (loss, correct, rows), _ = blocks.total(task)
     weights.destroy()
     metrics = {"loss": loss / rows}
-    if correct is not None and blocks.label_kind == "class":
+    if correct is not None:
         metrics["accuracy"] = correct / rows
     return metrics

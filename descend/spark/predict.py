@@ -56,7 +56,7 @@ def predict_spark(model: Any, df: Any, features: str = "features", output: str =
         import pandas as pd
 
         from descend.nn.module import build_module
-        from descend.train import predict
+        from descend.training.evaluate import predict
 
         if "model" not in models:  # once per Python worker
             models["model"] = build_module(json.loads(spec)).astype(np.dtype(dtype))

@@ -1,0 +1,59 @@
+"""evaluate and predict: a trained model over a whole data set, batched, in eval mode without a tape."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from descend.checks import check_integer, naming_arguments
+from descend.data import Dataset, as_dataset
+from descend.nn.module import Module
+from descend.tensor import Tensor, array_of, no_grad
+from descend.training.step import as_model_input, count_correct, inputs_and_targets
+
+
+@naming_arguments
+def evaluate(model: Module, loss_fn: Module, data: Any, batch_size: int = 1024) -> dict[str, float]:
+    """Mean loss (and accuracy for classifiers) over a data set, in eval mode without a tape.
+
+    `data` is a Dataset or (x, y) as fit takes it; returns {"loss": ..., "accuracy": ...}.
+    """
+    x_all, y_all = inputs_and_targets(as_dataset(data, "data"), model, loss_fn, "data")
+    batch_size = check_integer("batch_size", batch_size, low=1)
+    was_training = model.training
+    model.eval()
+    total_loss, total_correct = 0.0, 0
+    try:
+        with no_grad():
+            for start in range(0, len(x_all), batch_size):
+                x, y = x_all[start : start + batch_size], y_all[start : start + batch_size]
+                output = model(Tensor(x))
+                total_loss += float(loss_fn(output, y).data) * len(x)
+                correct = count_correct(output.data, y, loss_fn)
+                total_correct = None if correct is None else total_correct + correct
+    finally:
+        model.train(was_training)
+    metrics = {"loss": total_loss / len(x_all)}
+    if total_correct is not None:
+        metrics["accuracy"] = total_correct / len(x_all)
+    return metrics
+
+
+@naming_arguments
+def predict(model: Module, x: Any, batch_size: int = 1024) -> np.ndarray:
+    """The model's outputs for every row of x, in eval mode, batched: x (N, ...) -> (N, ...).
+
+    x is cast to the model's dtype, so a float32 model runs in float32 whatever it is given.
+    """
+    batch_size = check_integer("batch_size", batch_size, low=1)
+    array = as_dataset(x if isinstance(x, Dataset) else (array_of(x),), "x").x
+    array = as_model_input(array, model.flat_buffer().dtype)
+    was_training = model.training
+    model.eval()
+    try:
+        with no_grad():
+            parts = [model(Tensor(array[start : start + batch_size])).data for start in range(0, len(array), batch_size)]
+    finally:
+        model.train(was_training)
+    return np.concatenate(parts) if parts else np.zeros((0,))

@@ -1,0 +1,350 @@
+"""The training step, and what every engine does around it: clipping, the finite check, snapshots.
+
+The step is a plain function on arrays, `loss, grads, correct = step(params, x, y)`
+(DESIGN.md), so the same step runs in the local loop, in a HOGWILD! worker and
+in a Spark task. `train_on_batch` is the one sequence every engine runs per
+minibatch: step, finite check, clipping, optimizer step.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from descend.checks import check_integer, check_real
+from descend.data import Dataset, as_dataset
+from descend.memory import reuse_freed_memory
+from descend.errors import DescendTypeError, DescendValueError, NonFiniteError
+from descend.nn.losses import BCEWithLogitsLoss, CrossEntropyLoss, MarginLoss
+from descend.nn.module import Module, check_finite, random_modules
+from descend.nonfinite import Origin, locate
+from descend.optim.optimizer import Optimizer
+from descend.tensor import Tensor
+from descend.training.loop import TrainingState
+
+StepFunction = Callable[[np.ndarray, np.ndarray, np.ndarray], tuple[float, np.ndarray, float | None]]
+
+
+def count_correct(output: np.ndarray, target: np.ndarray, loss_fn: Module) -> float | None:
+    """How many rows a classifier got right; None for losses that are not classification.
+
+    A row with several predictions (binary labels (N, k), a sequence's
+    characters (N, T)) counts as the fraction of them that are right.
+    """
+    if isinstance(loss_fn, (CrossEntropyLoss, MarginLoss)):  # the longest capsule is a CapsNet's answer
+        right = output.argmax(axis=-1) == target
+    elif isinstance(loss_fn, BCEWithLogitsLoss):
+        right = (output > 0) == (target > 0.5)
+    else:
+        return None
+    return float(right.mean(axis=tuple(range(1, right.ndim))).sum()) if right.ndim > 1 else float(right.sum())
+
+
+def as_model_input(x: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """Float features in the model's dtype; integer token ids as they are."""
+    return x.astype(dtype, copy=False) if x.dtype.kind == "f" else x
+
+
+def inputs_and_targets(dataset: Dataset, model: Module, loss_fn: Module, argument: str) -> tuple[np.ndarray, np.ndarray]:
+    """Checked x in the model's dtype, and what the model should output: y, or x itself for an autoencoder.
+
+    x (N, ...) -> x (N, ...) in the model's dtype; y (N, ...) as given for
+    integer labels, in the model's dtype for float targets. `argument` names
+    the caller's argument in every error.
+    """
+    check_finite(dataset.x, f"{argument}.x")
+    x = as_model_input(dataset.x, model.flat_buffer().dtype)
+    if model.target_is_input:
+        return x, x
+    if dataset.y is None:
+        raise DescendValueError(f"{argument} has no targets (y); fit needs (x, y) unless the model reconstructs x")
+    if isinstance(loss_fn, (CrossEntropyLoss, MarginLoss)) and dataset.y.dtype.kind not in "iu":
+        raise DescendValueError(
+            f"{argument}.y must hold integer class labels for {type(loss_fn).__name__}; got dtype {dataset.y.dtype}"
+        )
+    if dataset.y.dtype.kind != "f":
+        return x, dataset.y
+    check_finite(dataset.y, f"{argument}.y")
+    return x, dataset.y.astype(model.flat_buffer().dtype, copy=False)
+
+
+def with_penalties(model: Module, loss: Tensor) -> Tensor:
+    """The loss plus every term the model's modules ask for (`penalty()`: a sparse code, a VAE's KL)."""
+    for module in model.modules():
+        term = module.penalty()
+        if term is not None:
+            loss = loss + term
+    return loss
+
+
+def make_step(model: Module, loss_fn: Module) -> StepFunction:
+    """The training step as a function of arrays: (params, x, y) -> (loss, grads, correct).
+
+    `params` is a flat parameter array of the model's layout (the model's
+    own buffer, or a copy from elsewhere, which is then loaded first);
+    `grads` is the model's flat gradient buffer, overwritten by the next call;
+    `correct` is count_correct's (None for losses that are not classification).
+    """
+    buffer = model.flat_buffer()
+
+    def step(params: np.ndarray, x: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray, float | None]:
+        if params is not buffer.data:
+            np.copyto(buffer.data, params)
+        buffer.zero_grad()
+        output = model(Tensor(x))
+        loss = with_penalties(model, loss_fn(output, y))
+        loss.backward()
+        return float(loss.data), buffer.grad, count_correct(output.data, y, loss_fn)
+
+    return step
+
+
+def check_optimizer_holds(model: Module, optimizer: Any, caller: str) -> None:
+    """Refuse an optimizer that was made for another model's parameters (it would train nothing)."""
+    if getattr(optimizer, "buffer", None) is not model.flat_buffer():
+        raise DescendValueError(
+            f"{caller}: the optimizer does not hold this model's parameters; "
+            "make it with optimizer(model.parameters(), ...)"
+        )
+
+
+def clip_grad_norm(grads: np.ndarray, max_norm: float) -> float:
+    """Scale `grads` in place so their global L2 norm is at most `max_norm`; returns the norm before.
+
+    `grads` is a flat gradient buffer (`model.flat_buffer().grad`).
+    """
+    if not max_norm > 0:
+        raise DescendValueError(f"clip_grad_norm: max_norm must be positive; got {max_norm!r}")
+    norm = float(np.sqrt(np.dot(grads, grads)))
+    if norm > max_norm:
+        grads *= max_norm / (norm + 1e-12)
+    return norm
+
+
+def clip_grad_value(grads: np.ndarray, max_value: float) -> None:
+    """Limit every gradient in `grads` to [-max_value, max_value], in place.
+
+    `grads` is a flat gradient buffer (`model.flat_buffer().grad`).
+    """
+    if not max_value > 0:
+        raise DescendValueError(f"clip_grad_value: max_value must be positive; got {max_value!r}")
+    np.clip(grads, -max_value, max_value, out=grads)
+
+
+@dataclass(frozen=True)
+class Clipping:
+    """fit's clip_grad_value= and clip_grad_norm= (None: not that one), applied in that order."""
+
+    max_norm: float | None = None
+    max_value: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.max_norm is not None:
+            check_real("clip_grad_norm", self.max_norm, low=0.0, low_open=True)
+        if self.max_value is not None:
+            check_real("clip_grad_value", self.max_value, low=0.0, low_open=True)
+
+    def apply(self, grads: np.ndarray) -> None:
+        """Clip the flat gradient buffer `grads` in place."""
+        if self.max_value is not None:
+            clip_grad_value(grads, self.max_value)
+        if self.max_norm is not None:
+            clip_grad_norm(grads, self.max_norm)
+
+
+def seed_module_generators(model: Module, key: list[int]) -> None:
+    """Give every random module (dropout, input noise, a VAE's sampling) a generator keyed by `key` and its index.
+
+    Module `index` (its place in model.modules()) gets np.random.default_rng([*key, index]).
+    """
+    for index, module in random_modules(model):
+        module.rng = np.random.default_rng([*key, index])
+
+
+@dataclass
+class ModelSnapshot:
+    """What a model holds besides its optimizer, copied so it can be put back exactly.
+
+    `weights` is a copy of the flat parameter buffer (None when taken without);
+    `statistics` the running statistics (batch norm) by "index.name", index
+    being the module's place in model.modules(); `generators` each random
+    module's bit-generator state by index; `carried` what each stateful
+    module carries from one step to the next (a CharRNN's hidden state) by index.
+    lr_find puts the model back with one, the NaN replay undoes a failed
+    step with one, checkpoints save and restore the generators and carried states
+    through one, and HOGWILD! sends the running statistics home in one.
+    """
+
+    weights: np.ndarray | None = None
+    statistics: dict[str, np.ndarray] = field(default_factory=dict)
+    generators: dict[int, dict[str, Any]] = field(default_factory=dict)
+    carried: dict[int, dict[str, np.ndarray]] = field(default_factory=dict)
+
+    @classmethod
+    def take(cls, model: Module, weights: bool = True) -> ModelSnapshot:
+        """A copy of the model's state as it is now (the weights too, with `weights`)."""
+        modules = list(model.modules())
+        return cls(
+            weights=model.flat_buffer().data.copy() if weights else None,
+            statistics={f"{index}.{name}": np.array(getattr(module, name), copy=True)
+                        for index, module in enumerate(modules) for name in module.state},
+            generators={index: module.rng.bit_generator.state for index, module in random_modules(model)},
+            carried={index: module.training_state() for index, module in enumerate(modules)
+                     if type(module).training_state is not Module.training_state},
+        )
+
+    def restore(self, model: Module) -> None:
+        """Put back into `model` what this snapshot holds (copies: the snapshot can be restored again)."""
+        modules = list(model.modules())
+        if self.weights is not None:
+            model.flat_buffer().data[...] = self.weights
+        for key, values in self.statistics.items():
+            index, name = key.split(".", 1)
+            setattr(modules[int(index)], name, values.copy())
+        for index, state in self.generators.items():
+            modules[index].rng.bit_generator.state = state
+        for index, arrays in self.carried.items():
+            modules[index].load_training_state(arrays)
+
+
+def locate_nonfinite(model: Module, loss_fn: Module, before: ModelSnapshot, x: np.ndarray, y: np.ndarray) -> Origin | None:
+    """Replay the step that began at `before` on (x, y), checked value by value: where its first bad value came from.
+
+    The model is left as `before` found it.
+    """
+    before.restore(model)
+    try:
+        return locate(model, loss_fn, x, y, with_penalties)
+    finally:
+        before.restore(model)
+
+
+def check_finite_step(state: TrainingState, loss: float, grads: np.ndarray, step: int, checkpoint: Path | None = None,
+                      locate_origin: Callable[[], Origin | None] | None = None) -> None:
+    """Raise a NonFiniteError when a step's loss or gradient is NaN or infinite.
+
+    `step` is the failed step's number in the run. The message names it,
+    where the first bad value came from (from `locate_origin`, which replays
+    the step; without it, the first parameter with a bad gradient) and the
+    last good checkpoint.
+    """
+    loss_bad = not np.isfinite(loss)
+    if not loss_bad and np.isfinite(np.dot(grads, grads)):
+        return
+    model = state.model
+    if not loss_bad and all(np.isfinite(parameter.grad).all() for parameter in model.parameters()):
+        what = "the gradient norm overflowed"  # every gradient is finite, only their sum of squares is not
+        origin = None
+    else:
+        what = f"the loss became {loss}" if loss_bad else "a gradient became NaN or infinite"
+        origin = locate_origin() if locate_origin is not None else None
+        if origin is None:
+            bad = [name for name, parameter in model.named_parameters() if not np.isfinite(parameter.grad).all()]
+            origin = Origin("backward", parameters=bad) if bad else None
+    parts = [f"{what} at epoch {state.epoch}, step {step} (learning rate {state.optimizer.lr:g})"]
+    if origin is not None and (origin.op is not None or origin.phase == "weights"):
+        parts.append(origin.describe())
+    elif origin is not None and origin.parameters:
+        parts.append(f"the first parameter with a bad gradient is '{origin.parameters[0]}'")
+    if checkpoint is not None:
+        parts.append(f"the last good checkpoint is {checkpoint} (fit(..., resume=True) goes on from it)")
+    parts.append("lower the learning rate, clip gradients (clip_grad_norm= or clip_grad_value=) "
+                 "or check the data for extreme values")
+    raise NonFiniteError(
+        "; ".join(parts), step=step, epoch=state.epoch,
+        layer=None if origin is None else origin.layer,
+        parameter=origin.parameters[0] if origin is not None and origin.parameters else None,
+        checkpoint=checkpoint,
+    )
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    """One optimizer step's minibatch: its mean loss, right answers (None: not a classifier) and the rate used."""
+
+    loss: float
+    correct: float | None
+    lr: float
+
+
+def train_on_batch(state: TrainingState, step: StepFunction, x: np.ndarray, y: np.ndarray, clipping: Clipping,
+                   checkpoint: Path | None = None,
+                   locate_origin: Callable[[], Origin | None] | None = None) -> BatchResult:
+    """One optimizer step on the minibatch (x, y), as every engine takes it.
+
+    The step's gradients (`step(params, x, y)`, make_step's function or an
+    engine's distributed one) are checked for NaN and infinity (a
+    NonFiniteError leaves the weights as they were), clipped, and applied by
+    `state.optimizer`. The caller counts the step (Run.step_done).
+    """
+    optimizer: Optimizer = state.optimizer
+    loss, grads, correct = step(state.model.flat_buffer().data, x, y)
+    check_finite_step(state, loss, grads, state.step + 1, checkpoint, locate_origin)
+    clipping.apply(grads)
+    lr = optimizer.lr
+    optimizer.step()
+    return BatchResult(loss, correct, lr)
+
+
+def check_every(value: Any) -> int | str:
+    """`checkpoint_every` as given when it is "epoch" or a positive number of steps; else raise."""
+    if value == "epoch" or (isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value >= 1):
+        return value if value == "epoch" else int(value)
+    if isinstance(value, str) or isinstance(value, (int, np.integer)):
+        raise DescendValueError(f"checkpoint_every must be 'epoch' or a number of steps >= 1; got {value!r}")
+    raise DescendTypeError(
+        f"checkpoint_every must be 'epoch' or a number of steps >= 1; got {type(value).__name__} {value!r}"
+    )
+
+
+@dataclass
+class TrainingJob:
+    """What fit hands an engine: the model, loss and optimizer, the data, and the run's checked settings.
+
+    `train` and `validation` are what the engine takes: Datasets or (x, y)
+    pairs for the local and HOGWILD! engines, DataFrames for Spark.
+    `seed` None draws a fresh seed. `options` holds the engine's own
+    settings (HOGWILD!'s workers; Spark's columns, sync mode, task hook).
+    """
+
+    model: Module
+    loss_fn: Module
+    optimizer: Optimizer
+    train: Any
+    validation: Any = None
+    epochs: int = 1
+    batch_size: int = 32
+    shuffle: bool = True
+    seed: int | None = 0
+    callbacks: list[Any] = field(default_factory=list)
+    progress: bool | str = "auto"
+    clipping: Clipping = field(default_factory=Clipping)
+    checkpoint: Path | None = None
+    checkpoint_every: int | str = "epoch"
+    resume: bool = False
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+    def __post_init__(self) -> None:
+        self.epochs = check_integer("epochs", self.epochs, low=1)
+        self.batch_size = check_integer("batch_size", self.batch_size, low=1)
+
+
+def job_arrays(job: TrainingJob) -> tuple[np.ndarray, np.ndarray, Dataset | None]:
+    """The checked training arrays (x, y) of a job on local data, and its validation Dataset (None without).
+
+    The engines that train on arrays (local, HOGWILD!) start here; the
+    optimizer must hold the model's parameters.
+    """
+    x, y = inputs_and_targets(as_dataset(job.train, "train"), job.model, job.loss_fn, "train")
+    validation = None
+    if job.validation is not None:
+        validation = as_dataset(job.validation, "validation")
+        inputs_and_targets(validation, job.model, job.loss_fn, "validation")
+    reuse_freed_memory()
+    check_optimizer_holds(job.model, job.optimizer, "fit")
+    return x, y, validation
