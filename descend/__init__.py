@@ -16,12 +16,13 @@ from descend.ops import (
     sigmoid, sin, softmax, softplus, split, sqrt, stack, sum, tanh, transpose, where,
 )
 
-from descend import data, nn, optim  # noqa: E402
+from descend import data, nn, optim, training  # noqa: E402
 from descend.explain import Explanation, explain  # noqa: E402
 from descend.io import load, load_optimizer_state, save  # noqa: E402
 from descend.training import (  # noqa: E402
-    Callback, EarlyStopping, History, TrainingState, clip_grad_norm, clip_grad_value, evaluate, fit, make_step, predict,
+    Callback, EarlyStopping, History, ModelSnapshot, TrainingState, clip_grad_norm, clip_grad_value, evaluate, fit,
+    make_step, predict, train_on_batch,
 )
-from descend import anomaly  # noqa: E402  (after train: it scores with predict)
+from descend import anomaly  # noqa: E402  (after training: it scores with predict)
 from descend.lr_find import LearningRateRange, lr_find  # noqa: E402
 from descend import onnx  # noqa: E402  (imports the onnx package only when export runs)
