@@ -84,7 +84,7 @@ def serve(setup: dict[str, Any], commands: TextIO, reports: TextIO) -> None:
             rows = np.sort(share[begin : begin + batch_size])  # in order: the gather reads memory forwards
             iteration = optimizer.iterations
             state.step = iteration - first_iteration  # the run's updates before this one: the error names the next
-            result = train_on_batch(state, step, x[rows], y[rows], clipping)  # straight into the shared buffer
+            result = train_on_batch(state, step, buffer.data, x[rows], y[rows], clipping)  # into the shared buffer
             optimizer.iterations += workers - 1  # the schedule follows the run's total number of updates
             steps.append([iteration, result.loss, result.correct, len(rows), result.lr])
             shared["counters"][worker] = len(steps)

@@ -226,11 +226,16 @@ def _recording_config(init: Any) -> Any:
     return wrapped
 
 
+def is_random(module: Module) -> bool:
+    """Whether the module draws random numbers from its own `rng` Generator: dropout, input noise, a VAE's sampling."""
+    return isinstance(getattr(module, "rng", None), np.random.Generator)
+
+
 def random_modules(model: Module) -> Iterator[tuple[int, Module]]:
-    """(index in model.modules(), module) for every module that draws random numbers from its `rng` Generator:
-    dropout, input noise, a VAE's sampling. Training seeds, checkpoints and replays them by that index."""
+    """(index in model.modules(), module) for every random module (`is_random`): training seeds, checkpoints and
+    replays them by that index."""
     for index, module in enumerate(model.modules()):
-        if isinstance(getattr(module, "rng", None), np.random.Generator):
+        if is_random(module):
             yield index, module
 
 

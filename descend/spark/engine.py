@@ -212,7 +212,8 @@ class _GradientEpochs:
         sent = 0
 
         def distributed_step(params: np.ndarray, rows: np.ndarray, _: Any) -> tuple[float, np.ndarray, float | None]:
-            """make_step's contract over the cluster: `rows` are the minibatch's row numbers across partitions."""
+            """make_step's contract over the cluster: `params` are broadcast, `rows` are the minibatch's row
+            numbers across the partitions, and the returned gradient is their mean."""
             nonlocal sent
             weights = self.context.broadcast(params)
             (loss_sum, grad_sum, correct, total_rows), received = self.blocks.total(
@@ -224,7 +225,8 @@ class _GradientEpochs:
             return loss_sum / total_rows, buffer.grad, correct
 
         for rows in batches(self.blocks.n_rows, self.job.batch_size, rng=self.rng):
-            result = train_on_batch(training.state, distributed_step, rows, None, self.job.clipping)
+            result = train_on_batch(training.state, distributed_step, buffer.data, rows, None,
+                                    self.job.clipping)
             training.step_done(result.loss, result.correct, len(rows), result.lr)
         return sent
 
@@ -329,7 +331,7 @@ def _averaging_task(setup: dict[str, Any], description: dict[str, Any], state_na
         model_here.train()
         for j, begin in enumerate(range(0, len(mine), batch_size)):
             rows = np.sort(mine[begin : begin + batch_size])
-            result = train_on_batch(local, step, x[rows], y[rows], clipping)
+            result = train_on_batch(local, step, here.data, x[rows], y[rows], clipping)
             local.step += 1
             loss_sums[j], rows_taken[j] = result.loss * len(rows), len(rows)
             if result.correct is None:

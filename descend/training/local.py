@@ -38,6 +38,7 @@ def run(job: TrainingJob) -> History:
     if progress_key is not None:
         seed_module_generators(model, progress_key)
     step = make_step(model, loss_fn)
+    buffer, modules = model.flat_buffer(), list(model.modules())
     state = TrainingState(model, loss_fn, optimizer, History())
     training = Run(state, job.callbacks, progress_bar(job.progress, -(-len(x_train) // job.batch_size), job.epochs))
     saved_callbacks = None
@@ -65,8 +66,8 @@ def run(job: TrainingJob) -> History:
         for rows in itertools.islice(batches(len(x_train), job.batch_size, rng=rng, shuffle=job.shuffle),
                                      tally.batch, None):
             x, y = x_train[rows], y_train[rows]
-            before = ModelSnapshot.take(model, weights=False)
-            result = train_on_batch(state, step, x, y, job.clipping,
+            before = ModelSnapshot.take(model, weights=False, modules=modules)
+            result = train_on_batch(state, step, buffer.data, x, y, job.clipping,
                                     checkpoint=None if checkpoints is None else checkpoints.last,
                                     locate_origin=lambda: locate_nonfinite(model, loss_fn, before, x, y))
             training.step_done(result.loss, result.correct, len(rows), result.lr)

@@ -20,7 +20,7 @@ from descend.data import Dataset, as_dataset
 from descend.memory import reuse_freed_memory
 from descend.errors import DescendTypeError, DescendValueError, NonFiniteError
 from descend.nn.losses import BCEWithLogitsLoss, CrossEntropyLoss, MarginLoss
-from descend.nn.module import Module, check_finite, random_modules
+from descend.nn.module import Module, check_finite, is_random, random_modules
 from descend.nonfinite import Origin, locate
 from descend.optim.optimizer import Optimizer
 from descend.tensor import Tensor
@@ -185,14 +185,19 @@ class ModelSnapshot:
     carried: dict[int, dict[str, np.ndarray]] = field(default_factory=dict)
 
     @classmethod
-    def take(cls, model: Module, weights: bool = True) -> ModelSnapshot:
-        """A copy of the model's state as it is now (the weights too, with `weights`)."""
-        modules = list(model.modules())
+    def take(cls, model: Module, weights: bool = True, modules: list[Module] | None = None) -> ModelSnapshot:
+        """A copy of the model's state as it is now (the weights too, with `weights`).
+
+        `modules` is `list(model.modules())` when the caller already has it: a loop that takes a
+        snapshot before every step walks the model once, not once a step.
+        """
+        modules = list(model.modules()) if modules is None else modules
         return cls(
             weights=model.flat_buffer().data.copy() if weights else None,
             statistics={f"{index}.{name}": np.array(getattr(module, name), copy=True)
                         for index, module in enumerate(modules) for name in module.state},
-            generators={index: module.rng.bit_generator.state for index, module in random_modules(model)},
+            generators={index: module.rng.bit_generator.state for index, module in enumerate(modules)
+                        if is_random(module)},
             carried={index: module.training_state() for index, module in enumerate(modules)
                      if type(module).training_state is not Module.training_state},
         )
@@ -271,18 +276,19 @@ class BatchResult:
     lr: float
 
 
-def train_on_batch(state: TrainingState, step: StepFunction, x: np.ndarray, y: np.ndarray, clipping: Clipping,
-                   checkpoint: Path | None = None,
+def train_on_batch(state: TrainingState, step: StepFunction, params: np.ndarray, x: np.ndarray, y: np.ndarray,
+                   clipping: Clipping, checkpoint: Path | None = None,
                    locate_origin: Callable[[], Origin | None] | None = None) -> BatchResult:
     """One optimizer step on the minibatch (x, y), as every engine takes it.
 
     The step's gradients (`step(params, x, y)`, make_step's function or an
-    engine's distributed one) are checked for NaN and infinity (a
-    NonFiniteError leaves the weights as they were), clipped, and applied by
-    `state.optimizer`. The caller counts the step (Run.step_done).
+    engine's distributed one; `params` is the model's flat buffer, `buffer.data`)
+    are checked for NaN and infinity (a NonFiniteError leaves the weights as
+    they were), clipped, and applied by `state.optimizer`. The caller counts
+    the step (Run.step_done).
     """
     optimizer: Optimizer = state.optimizer
-    loss, grads, correct = step(state.model.flat_buffer().data, x, y)
+    loss, grads, correct = step(params, x, y)
     check_finite_step(state, loss, grads, state.step + 1, checkpoint, locate_origin)
     clipping.apply(grads)
     lr = optimizer.lr
