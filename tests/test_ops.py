@@ -101,6 +101,16 @@ def noise_floor(row, arrays, cotangents) -> float:
     return 1e-8 * (1.0 + magnitude)
 
 
+def assert_agrees_along_random_directions(row: OpRow, arrays, cotangents, diff, grads, rng) -> None:
+    """<grad, v> against the central difference along v, for DIRECTIONS random directions v of the inputs."""
+    floor = noise_floor(row, arrays, cotangents)
+    for _ in range(DIRECTIONS):
+        directions = [rng.standard_normal(arrays[i].shape) for i in diff]
+        analytic = sum(float(np.sum(g * v)) for g, v in zip(grads, directions))
+        numeric = central_difference(row, arrays, cotangents, diff, directions)
+        assert abs(analytic - numeric) <= FD_RTOL * abs(numeric) + floor, (analytic, numeric)
+
+
 def to_torch(array: np.ndarray, requires_grad: bool) -> Any:
     return torch.from_numpy(np.array(array)).requires_grad_(requires_grad)
 
@@ -223,12 +233,7 @@ def test_vjp_matches_central_differences_along_random_directions(row: OpRow):
     grads = descend_vjp(row, arrays, cotangents)
     for i, grad in zip(diff, grads):
         assert grad.shape == arrays[i].shape and grad.dtype == np.float64
-    floor = noise_floor(row, arrays, cotangents)
-    for _ in range(DIRECTIONS):
-        directions = [rng.standard_normal(arrays[i].shape) for i in diff]
-        analytic = sum(float(np.sum(g * v)) for g, v in zip(grads, directions))
-        numeric = central_difference(row, arrays, cotangents, diff, directions)
-        assert abs(analytic - numeric) <= FD_RTOL * abs(numeric) + floor, (analytic, numeric)
+    assert_agrees_along_random_directions(row, arrays, cotangents, diff, grads, rng)
 
 
 @rows
@@ -264,12 +269,7 @@ def test_every_output_in_one_sweep_matches_central_differences(row: OpRow):
     outputs = as_list(row.fn(*tensors))
     sum((out * dc.tensor(u, dtype=np.float64)).sum() for out, u in zip(outputs, cotangents)).backward()
     grads = [np.zeros_like(arrays[i]) if tensors[i].grad is None else tensors[i].grad for i in diff]
-    floor = noise_floor(row, arrays, cotangents)
-    for _ in range(DIRECTIONS):
-        directions = [rng.standard_normal(arrays[i].shape) for i in diff]
-        analytic = sum(float(np.sum(g * v)) for g, v in zip(grads, directions))
-        numeric = central_difference(row, arrays, cotangents, diff, directions)
-        assert abs(analytic - numeric) <= FD_RTOL * abs(numeric) + floor, (analytic, numeric)
+    assert_agrees_along_random_directions(row, arrays, cotangents, diff, grads, rng)
 
 
 # -- (c) PyTorch as the oracle --------------------------------------------------------------
