@@ -17,14 +17,13 @@ that goes well pays nothing for it.
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from descend.nn.module import Module
+from descend.ops.base import Function, op_observers
 from descend.tensor import Tensor, reverse_sweep, topological_order
 
 
@@ -72,58 +71,43 @@ def locate(model: Module, loss_fn: Module, x: np.ndarray, y: np.ndarray, penalti
     bad_weights = [name for name, parameter in model.named_parameters() if not np.isfinite(parameter.data).all()]
     if bad_weights:
         return Origin("weights", parameters=bad_weights)
-    layers: dict[int, str] = {}  # id(op) -> the innermost layer that ran it
+    layers: dict[int, str] = {}  # id(op) -> the innermost layer running when the op was made
+    running: list[str] = []  # the layers whose forward is running, innermost last
+
+    def label(op: Function) -> None:
+        if running:
+            layers[id(op)] = running[-1]
+
     wrapped = [*model._named_modules(), ("loss", loss_fn)]
+    op_observers.append(label)
     try:
         for name, module in wrapped:
-            module.forward = _labelling(module, f"{name.rstrip('.') or 'the model'} ({type(module).__name__})", layers)
+            module.forward = _labelling(module, f"{name.rstrip('.') or 'the model'} ({type(module).__name__})", running)
         with np.errstate(all="ignore"):
             loss = penalties(model, loss_fn(model(Tensor(x)), y))
             origin = _first_bad_forward(loss, layers)
             if origin is None:
                 origin = _first_bad_backward(loss, layers, names)
     finally:
+        op_observers.remove(label)
         for _, module in wrapped:
             vars(module).pop("forward", None)
     return origin
 
 
-def _labelling(module: Module, label: str, layers: dict[int, str]) -> Any:
-    """`module.forward`, made to label every op it ran (and no inner module claimed) with `label`."""
+def _labelling(module: Module, label: str, running: list[str]) -> Any:
+    """`module.forward`, made to keep `label` on the `running` stack while it runs: the ops it makes between its
+    children's calls are its own, those its children make are theirs."""
     forward = type(module).forward.__get__(module)
 
     def labelled(*args: Any, **kwargs: Any) -> Any:
-        result = forward(*args, **kwargs)
-        for output in _tensors(result):
-            _claim(output, label, layers)
-        return result
+        running.append(label)
+        try:
+            return forward(*args, **kwargs)
+        finally:
+            running.pop()
 
     return labelled
-
-
-def _claim(output: Tensor, label: str, layers: dict[int, str]) -> None:
-    """Label the ops behind `output` back to those already labelled: inner modules return first and claim theirs."""
-    stack = [output]
-    while stack:
-        node = stack.pop()
-        op = node.creator
-        if op is None or id(op) in layers:
-            continue
-        layers[id(op)] = label
-        stack.extend(op.inputs)
-
-
-def _tensors(value: Any) -> Iterator[Tensor]:
-    """Every Tensor in a module's result: a tensor, tuples of them (a recurrent layer's output and state), or the
-    tensor fields of a dataclass (a CapsNet's CapsuleOutput)."""
-    if isinstance(value, Tensor):
-        yield value
-    elif isinstance(value, (tuple, list)):
-        for item in value:
-            yield from _tensors(item)
-    elif dataclasses.is_dataclass(value):
-        for item in dataclasses.fields(value):
-            yield from _tensors(getattr(value, item.name))
 
 
 def _finite(array: np.ndarray) -> bool:

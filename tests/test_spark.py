@@ -376,3 +376,28 @@ def test_fit_with_the_spark_engine_is_fit_spark(spark, digits):
             fit_spark(model, nn.CrossEntropyLoss(), optimizer, data, epochs=2, batch_size=32)
         runs.append(model.flat_buffer().data.copy())
     np.testing.assert_array_equal(runs[0], runs[1])
+
+
+@pytest.mark.parametrize("rows, words", [
+    ([(None, 0), ([1.0, 2.0, 3.0], 1)], "1 null rows"),
+    ([([1.0, float("nan"), 3.0], 0), ([1.0, 2.0, 3.0], 1)], "1 rows with NaN or infinite values"),
+    ([([1.0, float("inf"), 3.0], 0)], "1 rows with NaN or infinite values"),
+    ([([1.0, 2.0], 0), ([1.0, 2.0, 3.0], 1)], "rows of length [2, 3]; the model takes 3 features"),
+    ([([1.0, 2.0, 3.0, 4.0], 0)], "rows of length [4]; the model takes 3 features"),
+])
+def test_predict_spark_refuses_bad_features_with_a_data_error_before_any_task_fails(spark, rows, words):
+    from pyspark.sql import types
+
+    schema = types.StructType([types.StructField("features", types.ArrayType(types.DoubleType())),
+                               types.StructField("label", types.LongType())])
+    with pytest.raises(DataError) as raised:
+        predict_spark(nn.MLP([3, 4, 2], rng=0), spark.createDataFrame(rows, schema))
+    assert words in str(raised.value) and "features column 'features'" in str(raised.value)
+
+
+def test_a_non_finite_regression_target_is_refused_by_the_label_column_name(spark):
+    rows = [([1.0, 2.0], 0.5), ([0.0, 1.0], float("inf")), ([2.0, 2.0], 1.0)]
+    df = spark.createDataFrame(rows, ["features", "target"])
+    model = nn.MLP([2, 3, 1], rng=0)
+    with pytest.raises(DataError, match=r"label column 'target' holds NaN or infinite targets \(\[inf\]\)"):
+        fit_spark(model, nn.MSELoss(), optim.SGD(model.parameters(), lr=0.1), df, label="target")

@@ -3,12 +3,16 @@
 import gc
 import os
 
+import warnings
+
 import numpy as np
 import pytest
 
 import descend as dc
 from descend import nn, optim
 from descend.errors import DescendError, DescendValueError, NonFiniteError
+from descend.nonfinite import locate
+from descend.training.step import with_penalties
 
 
 def test_linear_regression_recovers_slope_and_intercept():
@@ -147,6 +151,35 @@ def test_a_nan_in_the_forward_pass_is_traced_to_its_op_and_module():
     assert "the loss became nan at epoch 1, step 1" in message
     assert "forward pass of log in loss (_LogLoss)" in message
     assert raised.value.layer == "loss (_LogLoss)"
+
+
+def test_an_op_in_a_parent_modules_own_forward_is_attributed_to_the_parent_not_the_next_child():
+    """A VAE's sampling step (mean + exp(log_variance / 2) · noise) runs in the VAE's own forward, between its
+    children; when exp overflows there, the VAE is named, not the decoder that the sample goes into next."""
+    model = nn.VariationalAutoencoder([6, 4, 2], rng=0)
+    model.log_variance.bias.data[...] = 200.0  # exp(100) is beyond float32
+    x = np.random.default_rng(0).random((16, 6)).astype(np.float32)
+    with pytest.raises(NonFiniteError) as raised, np.errstate(over="ignore", invalid="ignore"):
+        dc.fit(model, nn.MSELoss(), optim.SGD(model.parameters(), lr=0.1), (x,), epochs=1, batch_size=8,
+               progress=False)
+    assert raised.value.layer == "the model (VariationalAutoencoder)"
+    assert "forward pass of exp in the model (VariationalAutoencoder)" in str(raised.value)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)  # the replay checks every value without a NumPy warning
+        origin = locate(model, nn.MSELoss(), x, x, with_penalties)
+    assert (origin.phase, origin.op, origin.layer) == ("forward", "exp", "the model (VariationalAutoencoder)")
+
+
+def test_float64_data_beyond_float32_is_an_input_error_naming_the_row():
+    model = nn.MLP([3, 4, 2], rng=0)
+    x, y = np.ones((6, 3)), np.zeros(6, dtype=np.int64)
+    x[4, 2] = 1e39
+    with pytest.raises(DescendValueError, match=r"train.x holds 1e\+39 at index \(4, 2\) \(row 4\), beyond the "
+                                                r"range of the model's float32") as raised:
+        dc.fit(model, nn.CrossEntropyLoss(), optim.SGD(model.parameters(), lr=0.1), (x, y), progress=False)
+    assert not isinstance(raised.value, NonFiniteError)
+    model.astype(np.float64)  # the fix the message suggests
+    dc.fit(model, nn.CrossEntropyLoss(), optim.SGD(model.parameters(), lr=1e-45), (x, y), progress=False)
 
 
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")

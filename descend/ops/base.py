@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import weakref
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
 from descend.tensor import Tensor, array_of, as_tensor, is_grad_enabled
+
+
+#: called with every op recorded on the tape, as it is made (descend.nonfinite labels each with the module running)
+op_observers: list[Callable[[Function], None]] = []
 
 
 class Function:
@@ -69,6 +74,8 @@ class Function:
             function.output_layouts = tuple((output.shape, output.dtype) for output in outputs)
             for output in outputs:
                 output.requires_grad, output.creator = True, function
+            for observe in op_observers:
+                observe(function)
         return outputs if several else outputs[0]
 
     def release(self) -> None:

@@ -216,6 +216,9 @@ def make_blocks(df: Any, features: str, label: str | None, n_features: int, clas
                 y = y.astype(np.int64)
             else:
                 y = y.astype(np.float32)
+                if not np.isfinite(y).all():
+                    raise DataError(f"label column {label!r} holds NaN or infinite targets "
+                                    f"({y[~np.isfinite(y)][:5].tolist()}); clean them before training")
         yield pd.DataFrame({"partition": [TaskContext.get().partitionId()], "rows": [len(x)],
                             "x": [x.tobytes()], "y": [None if y is None else y.tobytes()]})
 

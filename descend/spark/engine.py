@@ -107,7 +107,7 @@ def fit_spark(
     the partitions, with sync="average".
     """
     job = TrainingJob(model, loss_fn, optimizer, df, validation=validation, epochs=epochs, batch_size=batch_size,
-                      seed=seed, callbacks=list(callbacks), progress=False,
+                      seed=seed, callbacks=callbacks, progress=False,
                       clipping=Clipping(clip_grad_norm, clip_grad_value),
                       options={"features": features, "label": label, "sync": sync, "sync_every": sync_every,
                                "task_hook": task_hook})
@@ -130,10 +130,14 @@ def run(job: TrainingJob) -> History:
     seed = 0 if job.seed is None else job.seed
     features, classes = options["features"], _classes(model, loss_fn)
     label = None if model.target_is_input else options["label"]
-    blocks = make_blocks(df, features, label, _input_width(model), classes)
+    width = input_width(model)
+    if width is None:
+        raise DescendValueError(f"fit_spark trains models whose first layer is dense (a row's features as one "
+                                f"vector); this {type(model).__name__} begins with another layer")
+    blocks = make_blocks(df, features, label, width, classes)
     try:
-        held_out = None if job.validation is None else make_blocks(job.validation, features, label,
-                                                                   _input_width(model), classes, argument="validation")
+        held_out = None if job.validation is None else make_blocks(job.validation, features, label, width, classes,
+                                                                   argument="validation")
     except Exception:
         blocks.release()  # no block files left behind by a run that never started
         raise
@@ -187,10 +191,11 @@ def output_width(model: Any) -> int:
     return int(last.shape[-1])
 
 
-def _input_width(model: Any) -> int:
-    """The model's input features: the first weight's fan-in ((in, out) layout)."""
+def input_width(model: Module) -> int | None:
+    """The features a model of flat inputs takes: its first weight's fan-in ((in, out) layout); None when its
+    first layer is not dense (the Spark front carries each row's features as one flat vector)."""
     first = next(p for name, p in model.named_parameters() if name.endswith("weight"))
-    return int(first.shape[0])
+    return int(first.shape[0]) if first.ndim == 2 else None
 
 
 class _GradientEpochs:

@@ -8,9 +8,9 @@ from typing import Any
 import numpy as np
 
 from descend.checks import check_integer
-from descend.errors import DescendTypeError, DescendValueError
+from descend.errors import DataError, DescendTypeError, DescendValueError
 from descend.spark.blocks import _column_kind, stack_features
-from descend.spark.engine import output_width
+from descend.spark.engine import input_width, output_width
 
 _SCORED = "__descend_outputs"
 
@@ -23,6 +23,8 @@ def predict_spark(model: Any, df: Any, features: str = "features", output: str =
     as logits), the output itself otherwise (double for one output, else array<float>);
     `probability`: softmax probabilities (array<double>) of a classifier, when named;
     `score`: an autoencoder's reconstruction error (double, higher is more anomalous), when named.
+    The features are checked first, in one Spark SQL pass (nulls, NaN or infinity, rows of the wrong
+    length): bad data is a DataError here, not a failed task when the result is read.
     """
     from pyspark.ml.functions import vector_to_array
     from pyspark.sql import functions, types
@@ -39,6 +41,7 @@ def predict_spark(model: Any, df: Any, features: str = "features", output: str =
     if kind == "number":
         raise DescendTypeError(f"features column {features!r} holds single numbers; expected a vector or an array "
                                "per row (assemble one with pyspark.ml.feature.VectorAssembler)")
+    _check_features(df, features, kind, input_width(model))
     spec, dtype = json.dumps(module_spec(model)), model.flat_buffer().dtype.str
     weights = df.sparkSession.sparkContext.broadcast(model.flat_buffer().data.copy())
     width = output_width(model)
@@ -81,3 +84,27 @@ def predict_spark(model: Any, df: Any, features: str = "features", output: str =
     scored = df.withColumn(_SCORED, outputs_of(source))
     return scored.select("*", *(functions.col(f"{_SCORED}.{field.name}").alias(field.name) for field in fields)) \
         .drop(_SCORED)
+
+
+def _check_features(df: Any, features: str, kind: str, width: int | None) -> None:
+    """Refuse a features column with nulls, NaN or infinite values, or rows of another length than `width`."""
+    from pyspark.ml.functions import vector_to_array
+    from pyspark.sql import functions
+
+    values = vector_to_array(features, "float64") if kind == "vector" else functions.col(features)
+    found = df.select(
+        functions.sum(functions.col(features).isNull().cast("long")).alias("nulls"),
+        functions.sum(functions.exists(values, lambda v: functions.isnan(v) | (functions.abs(v) == float("inf")))
+                      .cast("long")).alias("not_finite"),
+        functions.min(functions.size(values)).alias("shortest"),
+        functions.max(functions.size(values)).alias("longest"),
+    ).first()
+    if found["nulls"]:
+        raise DataError(f"features column {features!r} has {found['nulls']} null rows; drop or impute them first")
+    if found["not_finite"]:
+        raise DataError(f"features column {features!r} has {found['not_finite']} rows with NaN or infinite values; "
+                        "clean them first")
+    lengths = {found["shortest"], found["longest"]} - {None}
+    if width is not None and lengths and lengths != {width}:
+        raise DataError(f"features column {features!r} has rows of length {sorted(lengths)}; "
+                        f"the model takes {width} features")

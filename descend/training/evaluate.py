@@ -8,6 +8,7 @@ import numpy as np
 
 from descend.checks import check_integer, naming_arguments
 from descend.data import Dataset, as_dataset
+from descend.errors import ShapeError
 from descend.nn.module import Module
 from descend.tensor import Tensor, array_of, no_grad
 from descend.training.step import as_model_input, count_correct, inputs_and_targets
@@ -44,10 +45,17 @@ def evaluate(model: Module, loss_fn: Module, data: Any, batch_size: int = 1024) 
 def predict(model: Module, x: Any, batch_size: int = 1024) -> np.ndarray:
     """The model's outputs for every row of x, in eval mode, batched: x (N, ...) -> (N, ...).
 
-    x is cast to the model's dtype, so a float32 model runs in float32 whatever it is given.
+    x is cast to the model's dtype, so a float32 model runs in float32 whatever it is given. A 1-D x
+    is refused: whether it is one example or N examples of one feature is the caller's to say.
     """
     batch_size = check_integer("batch_size", batch_size, low=1)
     array = as_dataset(x if isinstance(x, Dataset) else (array_of(x),), "x").x
+    if array.ndim < 2:
+        raise ShapeError(
+            f"x has shape {array.shape}; expected one row per example, (N, ...) with at least 2 dimensions: "
+            f"for one example of {array.size} features pass x[None] (shape (1, {array.size})), "
+            f"for {array.size} examples of one feature x[:, None] (shape ({array.size}, 1))"
+        )
     array = as_model_input(array, model.flat_buffer().dtype)
     was_training = model.training
     model.eval()

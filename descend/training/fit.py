@@ -112,7 +112,7 @@ def fit(
         options["workers"] = (os.cpu_count() or 1) if workers is None else workers
     job = TrainingJob(
         model, loss_fn, optimizer, train, validation=validation, epochs=epochs, batch_size=batch_size,
-        shuffle=shuffle, seed=seed, callbacks=list(callbacks), progress=progress,
+        shuffle=shuffle, seed=seed, callbacks=callbacks, progress=progress,
         clipping=Clipping(clip_grad_norm, clip_grad_value),
         checkpoint=None if checkpoint is None else Path(checkpoint),
         checkpoint_every=checkpoint_every if checkpoint is None else check_every(checkpoint_every),

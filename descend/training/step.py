@@ -8,7 +8,7 @@ minibatch: step, finite check, clipping, optimizer step.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,7 +24,7 @@ from descend.nn.module import Module, check_finite, is_random, random_modules
 from descend.nonfinite import Origin, locate
 from descend.optim.optimizer import Optimizer
 from descend.tensor import Tensor
-from descend.training.loop import TrainingState
+from descend.training.loop import Callback, TrainingState
 
 StepFunction = Callable[[np.ndarray, np.ndarray, np.ndarray], tuple[float, np.ndarray, float | None]]
 
@@ -56,8 +56,7 @@ def inputs_and_targets(dataset: Dataset, model: Module, loss_fn: Module, argumen
     integer labels, in the model's dtype for float targets. `argument` names
     the caller's argument in every error.
     """
-    check_finite(dataset.x, f"{argument}.x")
-    x = as_model_input(dataset.x, model.flat_buffer().dtype)
+    x = checked_cast(dataset.x, model.flat_buffer().dtype, f"{argument}.x")
     if model.target_is_input:
         return x, x
     if dataset.y is None:
@@ -68,8 +67,27 @@ def inputs_and_targets(dataset: Dataset, model: Module, loss_fn: Module, argumen
         )
     if dataset.y.dtype.kind != "f":
         return x, dataset.y
-    check_finite(dataset.y, f"{argument}.y")
-    return x, dataset.y.astype(model.flat_buffer().dtype, copy=False)
+    return x, checked_cast(dataset.y, model.flat_buffer().dtype, f"{argument}.y")
+
+
+def checked_cast(array: np.ndarray, dtype: np.dtype, argument: str) -> np.ndarray:
+    """Float data in the model's dtype (integer token ids as they are), checked finite after the cast.
+
+    A float64 value beyond float32's range becomes infinity in the cast; it is
+    refused here as data, by its place, not met later as an overflowing step.
+    """
+    with np.errstate(over="ignore"):
+        cast = as_model_input(array, dtype)
+    if cast is not array and cast.dtype.kind == "f" and not np.isfinite(cast).all():
+        check_finite(array, argument)  # NaN or infinity already in the data: say so first
+        first = tuple(int(i) for i in np.argwhere(~np.isfinite(cast))[0])
+        raise DescendValueError(
+            f"{argument} holds {array[first].item()!r} at index {first} (row {first[0]}), beyond the range of the model's "
+            f"{cast.dtype} (±{np.finfo(cast.dtype).max:.3g}); scale the data, or train the model in float64 "
+            "(model.astype(np.float64))"
+        )
+    check_finite(cast, argument)
+    return cast
 
 
 def with_penalties(model: Module, loss: Tensor) -> Tensor:
@@ -326,7 +344,7 @@ class TrainingJob:
     batch_size: int = 32
     shuffle: bool = True
     seed: int | None = 0
-    callbacks: list[Any] = field(default_factory=list)
+    callbacks: list[Callback] = field(default_factory=list)
     progress: bool | str = "auto"
     clipping: Clipping = field(default_factory=Clipping)
     checkpoint: Path | None = None
@@ -338,6 +356,29 @@ class TrainingJob:
     def __post_init__(self) -> None:
         self.epochs = check_integer("epochs", self.epochs, low=1)
         self.batch_size = check_integer("batch_size", self.batch_size, low=1)
+        if self.seed is not None:
+            self.seed = check_integer("seed", self.seed, low=0)
+        if not isinstance(self.shuffle, (bool, np.bool_)):
+            raise DescendTypeError(f"shuffle must be True or False; got {type(self.shuffle).__name__} {self.shuffle!r}")
+        if not (isinstance(self.progress, (bool, np.bool_)) or self.progress == "auto"):
+            raise DescendValueError(f"progress must be True, False or 'auto'; got {self.progress!r}")
+        self.callbacks = checked_callbacks(self.callbacks)
+
+
+def checked_callbacks(callbacks: Any) -> list[Callback]:
+    """fit's `callbacks` as a list, each a Callback (a subclass's instance); else an error naming the entry."""
+    if isinstance(callbacks, Callback):
+        raise DescendTypeError(f"callbacks must be a list of callbacks; got one {type(callbacks).__name__}: "
+                               "wrap it in a list, callbacks=[...]")
+    if isinstance(callbacks, (str, bytes)) or not isinstance(callbacks, Iterable):
+        raise DescendTypeError(f"callbacks must be a list of callbacks; got {type(callbacks).__name__} {callbacks!r:.80}")
+    callbacks = list(callbacks)
+    for index, callback in enumerate(callbacks):
+        if not isinstance(callback, Callback):
+            hint = " (pass an instance: EarlyStopping(), not EarlyStopping)" if isinstance(callback, type) else ""
+            raise DescendTypeError(f"callbacks[{index}] must be a descend Callback; got {type(callback).__name__} "
+                                   f"{callback!r:.80}{hint}")
+    return callbacks
 
 
 def job_arrays(job: TrainingJob) -> tuple[np.ndarray, np.ndarray, Dataset | None]:
