@@ -93,3 +93,14 @@ def naming_arguments(function: Callable[..., Any]) -> Callable[..., Any]:
         return function(*args, **kwargs)
 
     return checked
+
+
+def check_seed(seed: Any, name: str = "seed") -> int | None:
+    """`seed` as an int >= 0, or None for fresh entropy; else an error naming it."""
+    if seed is None:
+        return None
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
+        raise DescendTypeError(f"{name} must be an integer >= 0 or None; got {type(seed).__name__} {seed!r}")
+    if seed < 0:
+        raise DescendValueError(f"{name} must be an integer >= 0 or None; got {seed!r}")
+    return int(seed)

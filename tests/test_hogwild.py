@@ -7,7 +7,10 @@ import pytest
 
 import descend as dc
 from descend import hogwild, nn, optim
-from descend.errors import DescendError, DescendTypeError, DescendValueError, NonFiniteError, ShapeError
+from descend.errors import (
+    DescendError, DescendTypeError, DescendValueError, NonFiniteError, ShapeError, SizeLimitError,
+)
+from descend.hogwild import factorization, kernels, linear, workers
 
 scipy_sparse = pytest.importorskip("scipy.sparse")
 
@@ -227,3 +230,182 @@ def test_dense_hogwild_brings_back_running_statistics():
     # the last validation ran with the statistics the model ends with: the workers', not the initial ones
     assert history["val_accuracy"][-1] == pytest.approx(dc.evaluate(model, nn.CrossEntropyLoss(), test)["accuracy"])
     assert max(history["val_accuracy"]) > 0.9
+
+
+# -- the compiled kernels never see bad input: everything they read is checked in Python first (issue 17) ------
+
+
+class KernelReached(Exception):
+    """Raised by a stand-in kernel: the input got past the checks."""
+
+
+#: every compiled entry point of descend.hogwild.kernels, and the module that calls it
+KERNEL_CALLERS = {"sparse_linear_pass": linear, "factorization_pass": factorization}
+
+
+def test_every_compiled_kernel_has_a_caller_whose_checks_are_tested():
+    from numba.core.registry import CPUDispatcher
+
+    public = {name for name, value in vars(kernels).items()
+              if isinstance(value, CPUDispatcher) and not name.startswith("_") and value.__module__ == kernels.__name__}
+    assert public == set(KERNEL_CALLERS)
+
+
+@pytest.fixture
+def unreachable_kernels(monkeypatch):
+    """Replace every kernel, where its caller looks it up, by one that raises KernelReached."""
+    def reached(*arguments):
+        raise KernelReached
+
+    for name, caller in KERNEL_CALLERS.items():
+        monkeypatch.setattr(caller, name, reached)
+
+
+def tiny_csr(n_rows=6, n_features=5):
+    """A valid CSR matrix with two values in every row, and labels of two classes."""
+    indices = np.array([[k % n_features, (k + 2) % n_features] for k in range(n_rows)], dtype=np.int32).ravel()
+    indices = np.sort(indices.reshape(n_rows, 2), axis=1).ravel()
+    X = scipy_sparse.csr_matrix((np.ones(2 * n_rows, np.float32), indices, np.arange(0, 2 * n_rows + 1, 2)),
+                                shape=(n_rows, n_features))
+    return X, np.arange(n_rows) % 2
+
+
+def tampered(X, **arrays):
+    """X with some of its arrays replaced after construction, past scipy's own checks (as a user can)."""
+    X = X.copy()
+    for name, array in arrays.items():
+        setattr(X, name, np.asarray(array))
+    return X
+
+
+def with_value(X, where, value, name="indices"):
+    """X with one entry of one of its arrays set to `value`."""
+    array = getattr(X, name).copy()
+    if name == "data":
+        array = array.astype(np.float64)
+    array[where] = value
+    return tampered(X, **{name: array})
+
+
+X0, Y0 = tiny_csr()
+BAD_CSR = [
+    ("column_index_beyond_n_features", with_value(X0, 5, 70), ["column index 70", "row 2", "n_features=5"]),
+    ("huge_column_index", tampered(X0, indices=np.where(np.arange(12) == 3, 10**10, X0.indices.astype(np.int64))),
+     ["column index 10000000000", "row 1"]),
+    ("negative_column_index", with_value(X0, 0, -1), ["column index -1", "row 0"]),
+    ("decreasing_indptr", tampered(X0, indptr=[0, 2, 4, 3, 8, 10, 12]), ["indptr decreases", "row 2", "4 to 3"]),
+    ("indptr_not_starting_at_zero", tampered(X0, indptr=[1, 2, 4, 6, 8, 10, 12]), ["indptr", "start at 0", "from 1"]),
+    ("indptr_ending_beyond_nnz", tampered(X0, indptr=[0, 2, 4, 6, 8, 10, 40]), ["indptr", "to 40", "nnz = 12"]),
+    ("indptr_of_the_wrong_length", tampered(X0, indptr=[0, 2, 4, 6, 12]), ["indptr has length 5", "7"]),
+    ("float_indices", tampered(X0, indices=X0.indices.astype(np.float64)), ["indices", "integer", "float64"]),
+    ("nan_value", with_value(X0, 7, np.nan, "data"), ["NaN", "row 3"]),
+    ("infinite_value", with_value(X0, 1, -np.inf, "data"), ["infinite", "row 0"]),
+    ("value_beyond_float32", with_value(X0, 4, 1e39, "data"), ["1e+39", "float32", "row 2"]),
+    ("csc_row_index_beyond_n_rows", with_value(X0.tocsc(), 0, 9), ["row index 9", "column 0", "n_rows=6"]),
+    ("coo_column_index_beyond_n_features", tampered(X0.tocoo(), col=np.where(np.arange(12) == 2, 8, X0.tocoo().col)),
+     ["column index 8", "entry 2", "n_features=5"]),
+]
+
+
+@pytest.mark.parametrize("X, words", [(X, words) for _, X, words in BAD_CSR], ids=[name for name, _, _ in BAD_CSR])
+def test_sgd_classifier_checks_the_csr_structure_before_its_kernel_runs(unreachable_kernels, X, words):
+    with pytest.raises(DescendError) as raised:
+        hogwild.SGDClassifier(epochs=1).fit(X, Y0)
+    assert isinstance(raised.value, (DescendValueError, DescendTypeError))
+    missing = [word for word in words if word not in str(raised.value)]
+    assert not missing, f"{missing} not in: {raised.value}"
+
+
+@pytest.mark.parametrize("fit", [
+    lambda: hogwild.SGDClassifier().fit(X0, np.where(Y0 == 1, np.nan, 0.0)),
+    lambda: hogwild.SGDClassifier().fit(X0, Y0[:-1]),
+    lambda: hogwild.SGDClassifier().fit(X0, np.array([0, "a", 1, 0, 1, 0], dtype=object)),
+    lambda: hogwild.SGDClassifier(seed=-1).fit(X0, Y0),
+    lambda: hogwild.SGDClassifier(seed=0.5).fit(X0, Y0),
+], ids=["nan_labels", "one_label_short", "labels_that_do_not_sort", "negative_seed", "float_seed"])
+def test_sgd_classifier_checks_labels_and_seed_before_its_kernel_runs(unreachable_kernels, fit):
+    with pytest.raises((DescendValueError, DescendTypeError)):
+        fit()
+
+
+def test_sgd_classifier_refuses_more_features_than_memory_before_allocating(unreachable_kernels, monkeypatch):
+    monkeypatch.setattr(workers, "physical_memory", lambda: 10**9)
+    wide = scipy_sparse.csr_matrix((2, 10**8), dtype=np.float32)  # 16 bytes a feature: 1.6 GB
+    with pytest.raises(SizeLimitError, match="100000000 features"):
+        hogwild.SGDClassifier().fit(wide, [0, 1])
+
+
+def test_sgd_classifier_with_good_input_does_reach_its_kernel(unreachable_kernels):
+    """The stand-in is where the estimator looks its kernel up: without this the tests above prove nothing."""
+    with pytest.raises(KernelReached):
+        hogwild.SGDClassifier(epochs=1).fit(X0, Y0)
+
+
+def test_predict_checks_the_matrix_and_its_width(small):
+    X, y = small
+    clf = hogwild.SGDClassifier(epochs=1).fit(X, y)
+    with pytest.raises(DescendValueError, match="column index 300 at row 0"):
+        clf.predict(with_value(X, 0, 300))
+    with pytest.raises(ShapeError, match="301 features, but the model expects 300"):
+        clf.predict(scipy_sparse.hstack([X, X[:, :1]]).tocsr())
+
+
+ENTRIES = ([0, 1, 2, 1], [0, 1, 0, 2], [1.0, 2.0, 3.0, 4.0])
+BAD_ENTRIES = [
+    ("row_beyond_shape", lambda: hogwild.MatrixFactorization().fit(*ENTRIES, shape=(2, 3)), DescendValueError,
+     ["rows holds 2", "entry 2"]),
+    ("col_beyond_shape", lambda: hogwild.MatrixFactorization().fit(*ENTRIES, shape=(3, 2)), DescendValueError,
+     ["cols holds 2", "entry 3"]),
+    ("negative_row", lambda: hogwild.MatrixFactorization().fit([0, -1], [0, 1], [1.0, 2.0]), DescendValueError,
+     ["rows", ">= 0", "-1"]),
+    ("float_rows", lambda: hogwild.MatrixFactorization().fit([0.0, 1.0], [0, 1], [1.0, 2.0]), DescendTypeError,
+     ["rows", "integer", "float64"]),
+    ("uint64_rows_beyond_int64",
+     lambda: hogwild.MatrixFactorization().fit(np.array([2**63 + 1], np.uint64), [0], [1.0]), DescendValueError,
+     ["rows", "2**63"]),
+    ("nan_value", lambda: hogwild.MatrixFactorization().fit([0, 1], [0, 1], [1.0, np.nan]), DescendValueError,
+     ["values", "NaN", "at 1"]),
+    ("value_beyond_float32", lambda: hogwild.MatrixFactorization().fit([0, 1], [0, 1], [1e39, 1.0]),
+     DescendValueError, ["values", "float32", "1e+39"]),
+    ("string_values", lambda: hogwild.MatrixFactorization().fit([0, 1], [0, 1], ["a", "b"]), DescendTypeError,
+     ["values", "numbers"]),
+    ("lengths_differ", lambda: hogwild.MatrixFactorization().fit([0, 1], [0], [1.0, 2.0]), ShapeError,
+     ["one entry each"]),
+    ("shape_of_three", lambda: hogwild.MatrixFactorization().fit(*ENTRIES, shape=(3, 3, 3)), DescendTypeError,
+     ["shape", "pair"]),
+    ("shape_of_zero", lambda: hogwild.MatrixFactorization().fit(*ENTRIES, shape=(0, 3)), DescendValueError,
+     ["shape[0]", ">= 1"]),
+    ("huge_index", lambda: hogwild.MatrixFactorization().fit([10**11], [0], [1.0]), SizeLimitError,
+     ["rows and cols", "rank=10", "GB"]),
+    ("huge_rank", lambda: hogwild.MatrixFactorization(rank=10**12).fit([1], [0], [1.0]), SizeLimitError,
+     ["rank=1000000000000", "3,000,000,000,000"]),
+    ("huge_shape", lambda: hogwild.MatrixFactorization(rank=10).fit([1], [0], [1.0], shape=(10**6, 10**11)),
+     SizeLimitError, ["shape", "100000000000"]),
+    ("negative_seed", lambda: hogwild.MatrixFactorization(seed=-3).fit(*ENTRIES), DescendValueError, ["seed", "-3"]),
+    ("string_seed", lambda: hogwild.MatrixFactorization(seed="zero").fit(*ENTRIES), DescendTypeError,
+     ["seed", "'zero'"]),
+]
+
+
+@pytest.mark.parametrize("call, error, words", [row[1:] for row in BAD_ENTRIES], ids=[row[0] for row in BAD_ENTRIES])
+def test_matrix_factorization_checks_its_entries_before_its_kernel_runs(unreachable_kernels, call, error, words):
+    with pytest.raises(error) as raised:
+        call()
+    assert type(raised.value) is error
+    missing = [word for word in words if word not in str(raised.value)]
+    assert not missing, f"{missing} not in: {raised.value}"
+
+
+def test_matrix_factorization_with_good_input_does_reach_its_kernel(unreachable_kernels):
+    with pytest.raises(KernelReached):
+        hogwild.MatrixFactorization().fit(*ENTRIES)
+
+
+def test_matrix_factorization_predict_and_rmse_check_their_indices():
+    model = hogwild.MatrixFactorization(rank=2, epochs=1).fit(*ENTRIES)  # shape (3, 3)
+    with pytest.raises(DescendValueError, match="cols holds 3 at entry 1, outside the model's 3 columns"):
+        model.predict([0, 1], [0, 3])
+    with pytest.raises(ShapeError, match="one entry each"):
+        model.predict([0, 1], [0])
+    with pytest.raises(ShapeError, match="one entry per"):
+        model.rmse([0, 1], [0, 1], [1.0])

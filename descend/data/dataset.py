@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from descend.checks import check_fraction, check_integer
+from descend.checks import check_fraction, check_integer, check_seed
 from descend.errors import DataError, DescendTypeError, DescendValueError, IndexOutOfRangeError, ShapeError
 
 _NUMERIC_KINDS = "biuf"  # bool, signed and unsigned integers, floats: numpy's dtype.kind codes
@@ -114,7 +114,7 @@ class Dataset:
                 f"{self.name}: split(fraction={fraction}) of {len(self)} rows leaves a part empty "
                 f"({n_first} and {len(self) - n_first} rows); use more rows or a fraction nearer 0.5"
             )
-        order = np.random.default_rng(seed).permutation(len(self))
+        order = np.random.default_rng(check_seed(seed)).permutation(len(self))
         return self[order[:n_first]], self[order[n_first:]]
 
     def subset(self, n: int, seed: int | np.random.Generator | None = None) -> Dataset:
@@ -128,7 +128,7 @@ class Dataset:
             raise DescendValueError(f"{self.name}: subset(n={n}) asks for more rows than the {len(self)} it has")
         if seed is None:
             return self[:n]
-        return self[np.random.default_rng(seed).choice(len(self), size=n, replace=False)]
+        return self[np.random.default_rng(check_seed(seed)).choice(len(self), size=n, replace=False)]
 
 
 def _as_array(value: Any, what: str) -> np.ndarray:

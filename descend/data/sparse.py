@@ -10,7 +10,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from descend.checks import check_fraction, check_integer, check_real
+from descend.checks import check_fraction, check_integer, check_real, check_seed
 from descend.errors import DescendValueError
 
 
@@ -68,7 +68,7 @@ def make_sparse_classification(
             f"nnz_per_row must be at most n_features = {n_features} (distinct features per row); got {nnz_per_row}"
         )
     label_noise = check_real("label_noise", label_noise, low=0.0, high=0.5, high_open=True)
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(check_seed(seed))
     hidden_rule = rng.standard_normal(n_features)
     columns = _distinct_columns(rng, n_rows, n_features, nnz_per_row)
     value = np.float32(1.0 / np.sqrt(nnz_per_row))
@@ -120,7 +120,7 @@ def make_low_rank_matrix(
     density = check_real("density", density, low=0.0, high=1.0, low_open=True)
     noise = check_real("noise", noise, low=0.0)
     test_fraction = check_fraction("test_fraction", test_fraction)
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(check_seed(seed))
     scale = 1.0 / np.sqrt(np.sqrt(rank))
     left = rng.normal(0.0, scale, (n_rows, rank))
     right = rng.normal(0.0, scale, (n_cols, rank))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from descend.checks import check_integer, check_real
+from descend.checks import check_integer, check_real, check_seed
 from descend.data.dataset import Dataset
 from descend.errors import DescendTypeError, DescendValueError, ShapeError
 
@@ -25,7 +25,7 @@ def make_line(
     n = check_integer("n", n, 1)
     slope, intercept = check_real("slope", slope), check_real("intercept", intercept)
     noise = check_real("noise", noise, low=0.0)
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(check_seed(seed))
     x = rng.uniform(-1.0, 1.0, size=(n, 1))
     y = slope * x + intercept + noise * rng.standard_normal((n, 1))
     return Dataset(x.astype(np.float32), y.astype(np.float32), name="line")
@@ -44,7 +44,7 @@ def make_moons(n: int = 200, noise: float = 0.1, seed: int | None = 0) -> Datase
     """
     n = check_integer("n", n, 1)
     noise = check_real("noise", noise, low=0.0)
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(check_seed(seed))
     n_upper = n // 2
     t = np.concatenate([np.linspace(0.0, np.pi, n_upper), np.linspace(0.0, np.pi, n - n_upper)])
     y = (np.arange(n) >= n_upper).astype(np.int64)
@@ -68,7 +68,7 @@ def make_blobs(n: int = 300, centers: int | np.ndarray = 3, spread: float = 1.0,
     """
     n = check_integer("n", n, 1)
     spread = check_real("spread", spread, low=0.0)
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(check_seed(seed))
     if np.ndim(centers) == 0:
         points = rng.uniform(-CENTER_BOX, CENTER_BOX, size=(check_integer("centers", centers, 1), 2))
     else:
@@ -95,7 +95,7 @@ def make_adding_problem(n: int = 1000, length: int = 100, seed: int | None = 0) 
     """
     n = check_integer("n", n, 1)
     length = check_integer("length", length, 2)
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(check_seed(seed))
     values = rng.random((n, length), dtype=np.float32)
     rows = np.arange(n)
     first, second = rng.integers(0, length // 2, n), rng.integers(length // 2, length, n)
@@ -145,7 +145,7 @@ def make_transactions(
     """
     n = check_integer("n", n, 1)
     contamination = check_real("contamination", contamination, low=0.0, high=0.5)
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(check_seed(seed))
     evening = rng.random(n) < 0.35
     items = 1 + rng.poisson(1.5, n)
     per_item = np.exp(rng.normal(np.log(20.0), 0.8, n))

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from descend.checks import check_integer, check_real
-from descend.errors import DescendValueError
+from descend.errors import DescendValueError, SizeLimitError
 from descend.hogwild.locks import LockState
 
 SCHEDULES = ("constant", "inverse-time")
@@ -38,6 +38,22 @@ def check_schedule(schedule: str, decay: float) -> float:
         raise DescendValueError(f"schedule must be one of {', '.join(map(repr, SCHEDULES))}; got {schedule!r}")
     decay = check_real("decay", decay, low=0.0)
     return decay if schedule == "inverse-time" else 0.0
+
+
+def physical_memory() -> int | None:
+    """Bytes of memory this machine has, or None where the system does not say."""
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def check_memory(what: str, n_bytes: int, fix: str) -> None:
+    """Refuse, before allocating, `n_bytes` of arrays that exceed this machine's memory; `what` names them."""
+    memory = physical_memory()
+    if memory is not None and n_bytes > memory:
+        raise SizeLimitError(f"{what} would need {n_bytes / 1e9:,.1f} GB; this machine has "
+                             f"{memory / 1e9:,.1f} GB of memory. {fix}")
 
 
 @dataclass(frozen=True)

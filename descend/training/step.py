@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from descend.checks import check_integer, check_real
+from descend.checks import check_integer, check_real, check_seed
 from descend.data import Dataset, as_dataset
 from descend.memory import reuse_freed_memory
 from descend.errors import DescendTypeError, DescendValueError, NonFiniteError
@@ -356,8 +356,7 @@ class TrainingJob:
     def __post_init__(self) -> None:
         self.epochs = check_integer("epochs", self.epochs, low=1)
         self.batch_size = check_integer("batch_size", self.batch_size, low=1)
-        if self.seed is not None:
-            self.seed = check_integer("seed", self.seed, low=0)
+        self.seed = check_seed(self.seed)
         if not isinstance(self.shuffle, (bool, np.bool_)):
             raise DescendTypeError(f"shuffle must be True or False; got {type(self.shuffle).__name__} {self.shuffle!r}")
         if not (isinstance(self.progress, (bool, np.bool_)) or self.progress == "auto"):
