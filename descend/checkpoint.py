@@ -7,9 +7,12 @@ states (shuffling, dropout), where the run is within its epoch with that
 epoch's running sums, the History so far and the callbacks' state. `fit`
 writes one every `checkpoint_every` steps or at the end of every epoch into
 the run's folder, atomically (a temporary file, flushed to disk, renamed),
-and keeps the newest few. Every file carries the SHA-256 of its data, so
-resuming tells a damaged file from a good one: it takes the newest that reads
-back whole, warning about each one it skips.
+and keeps the newest few, by the order they were written. Every file carries
+the SHA-256 of its data, and every field of its training record is checked
+by type and range on reading, so resuming tells a damaged file from a good
+one: it takes the newest that reads back whole, warning about each one it
+skips and moving it into the folder's damaged/ (never deleting it), so that
+it can neither be taken again nor crowd out the run's new checkpoints.
 
 Resuming replays nothing approximately: the weights, the optimizer and
 every generator continue from exactly where the checkpoint left them, and
@@ -22,18 +25,21 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import re
-import warnings
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict
+from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
 
-from descend.errors import CheckpointWarning, DescendTypeError, DescendValueError, ModelFileError
-from descend.io import read_header, read_tensors, under, write_file
+from descend.errors import (
+    CheckpointError, CheckpointWarning, DescendTypeError, DescendValueError, ModelFileError, warn,
+)
+from descend.files import checked_path
+from descend.io import parse_json, read_architecture, read_header, read_tensors, under, write_file
 from descend.nn.module import Module, module_spec
 from descend.optim.optimizer import Optimizer
 from descend.training.loop import Callback, EpochTally, TrainingState
@@ -43,6 +49,9 @@ from descend.training.step import ModelSnapshot, check_every
 KEEP = 3
 #: rows of the training data whose bytes the fingerprint hashes (spread evenly, first and last included)
 FINGERPRINT_ROWS = 64
+
+#: the sub-folder where resuming moves the checkpoints it cannot read
+DAMAGED = "damaged"
 
 _FILE = re.compile(r"checkpoint-(\d+)\.dsc")
 
@@ -60,13 +69,14 @@ def fingerprint(x: np.ndarray, y: np.ndarray) -> str:
 class Checkpoints:
     """The checkpoints of one run in one folder: when they are due, writing them, and finding the newest good one.
 
-    Files are named checkpoint-<step>.dsc; the newest `KEEP` stay.
+    Files are named checkpoint-<step>.dsc; the `KEEP` written last stay: this
+    run's, newest last, after those it found in the folder, by step.
     """
 
     def __init__(self, folder: str | os.PathLike, every: Any, settings: dict[str, Any]):
         if not isinstance(folder, (str, os.PathLike)):
             raise DescendTypeError(f"checkpoint must be a folder path; got {type(folder).__name__} {folder!r}")
-        self.folder = Path(folder)
+        self.folder = checked_path("checkpoint", folder)
         if self.folder.exists() and not self.folder.is_dir():
             raise DescendValueError(f"checkpoint must be a folder; {str(self.folder)!r} is a file")
         self.every = check_every(every)
@@ -74,6 +84,8 @@ class Checkpoints:
         self.settings = settings
         #: the newest checkpoint known to be good: written by this run, or resumed from
         self.last: Path | None = None
+        #: the files this run wrote, in the order it wrote them
+        self.written: list[Path] = []
 
     def files(self) -> list[Path]:
         """The folder's checkpoint files, oldest first."""
@@ -91,7 +103,9 @@ class Checkpoints:
 
         Temporary files left by a write that was killed are removed. Without
         `resume`, a folder that already holds a run's checkpoints is refused:
-        mixing two runs in one folder would resume the wrong one later.
+        mixing two runs in one folder would resume the wrong one later. A
+        checkpoint that does not read back whole is moved into damaged/, with
+        a CheckpointWarning that points at the line that called fit.
         """
         if self.folder.is_dir():
             for leftover in self.folder.glob(".checkpoint-*.tmp"):
@@ -108,15 +122,29 @@ class Checkpoints:
             try:
                 found = read_checkpoint(path)
             except ModelFileError as error:
-                warnings.warn(f"skipping a damaged checkpoint: {error}", CheckpointWarning, stacklevel=3)
+                warn(f"skipping a damaged checkpoint: {error}; {self._move_aside(path)}", CheckpointWarning)
                 continue
             self.last = path
             return found
         return None
 
+    def _move_aside(self, path: Path) -> str:
+        """Move a damaged checkpoint into damaged/ (under a free name); what became of it, in words."""
+        folder = self.folder / DAMAGED
+        try:
+            folder.mkdir(exist_ok=True)
+            target, copies = folder / path.name, 0
+            while os.path.lexists(target):
+                copies += 1
+                target = folder / f"{path.name}.{copies}"
+            os.replace(path, target)
+        except OSError as error:
+            return f"it stays where it is, as it could not be moved aside ({error.strerror})"
+        return f"moved it to {target}"
+
     def write(self, model: Module, optimizer: Optimizer, training: TrainingState, tally: EpochTally, rng: np.random.Generator,
               callbacks: Sequence[Callback]) -> Path:
-        """Write the run's whole state as checkpoint-<step>.dsc, then drop all but the newest `KEEP`."""
+        """Write the run's whole state as checkpoint-<step>.dsc, then drop all but the `KEEP` written last."""
         tensors = {f"model/{name}": value for name, value in model.state_dict().items()}
         optimizer_state = optimizer.state_dict()
         tensors.update({f"optimizer/{name}": value for name, value in optimizer_state["arrays"].items()})
@@ -147,8 +175,13 @@ class Checkpoints:
         }
         path = write_file(self.folder / f"checkpoint-{training.step:09d}.dsc", tensors, metadata)
         self.last = path
-        for old in self.files()[:-KEEP]:
+        # by the order of writing, not by step: a file left with a higher step number never crowds out new ones
+        self.written = [*(written for written in self.written if written != path), path]
+        ours = set(self.written)
+        order = [found for found in self.files() if found not in ours] + self.written
+        for old in order[:-KEEP]:
             old.unlink(missing_ok=True)
+        self.written = [written for written in self.written if written in order[-KEEP:]]
         return path
 
     def restore(self, found: Checkpoint, model: Module, optimizer: Optimizer, training: TrainingState, tally: EpochTally,
@@ -166,13 +199,18 @@ class Checkpoints:
             )
         for name, value in self.settings.items():
             saved = run["settings"].get(name)
+            if None not in (saved, value) and type(saved) is not type(value):
+                raise CheckpointError(
+                    f"{path}: its training state's settings.{name} is {_shown(saved)} ({type(saved).__name__}); "
+                    f"this run's is {value!r} ({type(value).__name__})"
+                )
             if saved != value:
                 differs = "other data" if name == "data" else f"{name}={saved!r}; this call has {name}={value!r}"
                 raise DescendValueError(
                     f"the checkpoint {path} was written by a run with {differs}. "
                     "Resume with the run's own settings and data, or start a new run in another folder."
                 )
-        tensors = read_tensors(path, found.raw)
+        tensors = found.tensors
         try:
             model.load_state_dict(under(tensors, "model/"))
             optimizer.load_state_dict({"arrays": under(tensors, "optimizer/"), "scalars": found.optimizer})
@@ -182,19 +220,22 @@ class Checkpoints:
             ).restore(model)
             rng.bit_generator.state = run["rng"]
         except (ValueError, TypeError, KeyError, IndexError, AttributeError) as error:
-            raise ModelFileError(f"{path} does not fit this run: {error}") from None
+            raise CheckpointError(f"{path} does not fit this run: {error}") from None
+        saved = {key: {"scalars": scalars, "arrays": under(tensors, f"callback/{key}/")}
+                 for key, scalars in run["callbacks"].items()}
         vars(tally).update(run["progress"])
         training.step, training.stop = run["step"], run["stop"]
         training.history.epochs[:] = run["history"]
-        return {key: {"scalars": scalars, "arrays": under(tensors, f"callback/{key}/")}
-                for key, scalars in run["callbacks"].items()}
+        return saved
 
 
-def restore_callbacks(callbacks: Sequence[Callback], saved: dict[str, dict[str, Any]]) -> None:
-    """Give each callback back the state a checkpoint saved for it, matched by class and order of appearance.
+def restore_callbacks(callbacks: Sequence[Callback], saved: dict[str, dict[str, Any]],
+                      path: Path | None = None) -> None:
+    """Give each callback back the state a checkpoint (at `path`) saved for it, matched by class and order.
 
     A callback that keeps no state (a logger) may come or go between runs;
-    one that kept state (EarlyStopping) must be there again, as it steers the run.
+    one that kept state (EarlyStopping) must be there again, as it steers the
+    run. A state the callback cannot take is a CheckpointError.
     """
     keyed = dict(_keyed(callbacks))
     missing = sorted(set(saved) - set(keyed))
@@ -204,7 +245,11 @@ def restore_callbacks(callbacks: Sequence[Callback], saved: dict[str, dict[str, 
             f"(it has {sorted(keyed) or 'none'}); pass the run's callbacks again, in the same order"
         )
     for key, state in saved.items():
-        keyed[key].load_state_dict(state)
+        try:
+            keyed[key].load_state_dict(state)
+        except (ValueError, TypeError, KeyError, IndexError, AttributeError) as error:
+            raise CheckpointError(f"{path or 'the checkpoint'}: the state it saved for the callback {key} does not "
+                                  f"fit it: {type(error).__name__}: {error}") from None
 
 
 def _keyed(callbacks: Sequence[Callback]) -> Iterator[tuple[str, Callback]]:
@@ -217,31 +262,130 @@ def _keyed(callbacks: Sequence[Callback]) -> Iterator[tuple[str, Callback]]:
 
 
 class Checkpoint(NamedTuple):
-    """A checkpoint file that read back whole: its bytes, and its header's JSON parts already parsed."""
+    """A checkpoint file that read back whole: its arrays by name, and its header's JSON parts already parsed."""
 
     path: Path
-    raw: bytes
+    tensors: dict[str, np.ndarray]
     run: dict[str, Any]
     architecture: dict[str, Any]
     optimizer: dict[str, Any]
 
 
 def read_checkpoint(path: Path) -> Checkpoint:
-    """Check a checkpoint file (sizes, SHA-256, training state) and parse its header; ModelFileError if it fails."""
+    """Check a checkpoint file (sizes, SHA-256, training state) and parse its header; ModelFileError if it fails.
+
+    Every field of the training record and the optimizer's scalars is
+    checked by type and range (a CheckpointError names the first wrong one),
+    so a record that reads back is one a run can go on from.
+    """
     header, raw = read_header(path)
     metadata = header["__metadata__"]
+    if "training" not in metadata or "optimizer" not in metadata:
+        raise CheckpointError(f"{path} is a model file but not a checkpoint: it holds no readable training state")
+    run = parse_json(path, metadata["training"], "training state")
+    optimizer = parse_json(path, metadata["optimizer"], "optimizer state")
+    architecture = read_architecture(path, metadata)
+    _check_record(path, run)
+    _check(path, "optimizer state", optimizer, isinstance(optimizer, dict) and isinstance(optimizer.get("class"), str)
+           and _whole(optimizer.get("iterations")) and isinstance(optimizer.get("hyperparameters"), dict)
+           and (optimizer.get("schedule") is None or isinstance(optimizer.get("schedule"), dict)),
+           "{'class': a name, 'iterations': a whole number >= 0, 'hyperparameters': {...}, 'schedule': null or {...}}")
+    tensors = read_tensors(path, raw)
+    bad = [name for name, value in tensors.items() if name.startswith(("model/", "optimizer/", "module/"))
+           and not np.isfinite(value).all()]
+    if bad:
+        raise CheckpointError(f"{path}: its arrays {', '.join(bad[:3])} hold NaN or infinite values; a run never "
+                              "saves a step that made one, so the file is damaged")
+    return Checkpoint(path, tensors, run, architecture, optimizer)
+
+
+#: the fields of a checkpoint's training record
+RECORD = ("progress", "step", "stop", "rng", "module_generators", "history", "callbacks", "settings")
+#: the bit generators whose states a checkpoint may hold (NumPy's)
+BIT_GENERATORS = ("PCG64", "PCG64DXSM", "MT19937", "Philox", "SFC64")
+_CALLBACK_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\.[0-9]{1,6}")
+_SCALARS = (str, int, float, bool, type(None))
+
+
+def _check_record(path: Path, run: Any) -> None:
+    """Each field of a training record (as Checkpoints.write makes it) by type and range, or a CheckpointError."""
+    _check(path, "training state", run, isinstance(run, dict) and set(run) == set(RECORD),
+           f"a dict of {', '.join(RECORD)}")
+    tally = run["progress"]
+    names = [field.name for field in fields(EpochTally)]
+    _check(path, "progress", tally, isinstance(tally, dict) and set(tally) == set(names),
+           f"a dict of {', '.join(names)}")
+    for name in ("epoch", "batch", "seen"):
+        _check(path, f"progress.{name}", tally[name], _whole(tally[name]), "a whole number >= 0")
+    _check(path, "progress.epoch_done", tally["epoch_done"], type(tally["epoch_done"]) is bool, "true or false")
+    _check(path, "progress.loss_sum", tally["loss_sum"], _real(tally["loss_sum"]) and math.isfinite(tally["loss_sum"]),
+           "a finite number")
+    correct = tally["correct_sum"]
+    _check(path, "progress.correct_sum", correct, correct is None or _real(correct) and 0 <= correct < math.inf,
+           "null or a finite number >= 0")
+    lr = tally["lr"]
+    _check(path, "progress.lr", lr, _real(lr) and (math.isnan(lr) or 0 <= lr < math.inf),
+           "NaN (no step yet) or a finite number >= 0")
+    _check(path, "progress.seen", tally["seen"], tally["seen"] >= tally["batch"],
+           f"at least progress.batch ({tally['batch']}): a minibatch has rows")
+    _check(path, "progress.epoch_rng", tally["epoch_rng"], tally["epoch_rng"] is None and tally["epoch_done"]
+           or _generator(tally["epoch_rng"]), f"a generator's state ({', '.join(BIT_GENERATORS)}), or null "
+           "once the epoch is done: an epoch in progress draws its minibatches again from it")
+    _check(path, "step", run["step"], _whole(run["step"]), "a whole number >= 0")
+    _check(path, "stop", run["stop"], type(run["stop"]) is bool, "true or false")
+    _check(path, "rng", run["rng"], _generator(run["rng"]), f"a generator's state ({', '.join(BIT_GENERATORS)})")
+    generators = run["module_generators"]
+    _check(path, "module_generators", generators, isinstance(generators, dict) and all(
+        re.fullmatch("[0-9]{1,6}", index) and _generator(state) for index, state in generators.items()),
+        "a dict of module indices (0, 1, ...) to generators' states")
+    history = run["history"]
+    _check(path, "history", history, isinstance(history, list) and all(
+        isinstance(record, dict) and _whole(record.get("epoch"), low=1)
+        and all(isinstance(value, _SCALARS) for value in record.values()) for record in history),
+        "a list of epoch records {'epoch': 1, 'loss': ..., ...} of numbers and strings")
+    done = tally["epoch"] - (not tally["epoch_done"])
+    _check(path, "history", f"{len(history)} epochs", len(history) == max(done, 0),
+           f"{max(done, 0)} epochs, as progress.epoch is {tally['epoch']} and epoch_done {tally['epoch_done']}")
+    callbacks = run["callbacks"]
+    _check(path, "callbacks", callbacks, isinstance(callbacks, dict) and all(
+        _CALLBACK_KEY.fullmatch(key) and isinstance(state, dict) for key, state in callbacks.items()),
+        "a dict of 'Class.index' keys to dicts of a callback's scalars")
+    settings = run["settings"]
+    _check(path, "settings", settings, isinstance(settings, dict) and all(
+        isinstance(value, _SCALARS) for value in settings.values()), "a dict of names to numbers, strings or flags")
+
+
+def _check(path: Path, field: str, value: Any, ok: Any, expected: str) -> None:
+    """A CheckpointError naming the checkpoint, the field, what it holds and what was expected, unless `ok`."""
+    if not ok:
+        raise CheckpointError(f"{path}: its training state's {field} is {_shown(value)}; expected {expected}")
+
+
+def _whole(value: Any, low: int = 0) -> bool:
+    """Whether `value` is an int (not a bool) >= `low`."""
+    return type(value) is int and value >= low
+
+
+def _real(value: Any) -> bool:
+    """Whether `value` is an int or a float (not a bool)."""
+    return type(value) in (int, float)
+
+
+def _generator(state: Any) -> bool:
+    """Whether `state` is a bit generator's state that NumPy takes back (checked on a scratch generator)."""
+    if not (isinstance(state, dict) and state.get("bit_generator") in BIT_GENERATORS):
+        return False
     try:
-        run = json.loads(metadata["training"])
-        optimizer = json.loads(metadata["optimizer"])
-        architecture = json.loads(metadata["architecture"])
-    except (KeyError, TypeError, json.JSONDecodeError):
-        raise ModelFileError(
-            f"{path} is a model file but not a checkpoint: it holds no readable training state"
-        ) from None
-    needed = ("progress", "step", "stop", "rng", "module_generators", "history", "callbacks", "settings")
-    if not isinstance(run, dict) or any(key not in run for key in needed):
-        raise ModelFileError(f"{path}: its training state lacks some of {', '.join(needed)}")
-    return Checkpoint(path, raw, run, architecture, optimizer)
+        getattr(np.random, state["bit_generator"])().state = state
+    except Exception:  # NumPy's own check of the state's parts; whatever it refuses, the file is at fault
+        return False
+    return True
+
+
+def _shown(value: Any) -> str:
+    """A value from a file, cut to a readable length."""
+    text = repr(value)
+    return text if len(text) <= 80 else text[:80] + "..."
 
 
 def _short(spec: dict[str, Any]) -> str:

@@ -1,8 +1,13 @@
 """The errors descend raises: each names what came and what was expected.
 
 Every class subclasses the matching built-in, so `except ValueError` still
-catches a `ShapeError`.
+catches a `ShapeError`. Its warnings are here too, with `warn`, which points
+them at the user's own line.
 """
+
+import os
+import sys
+import warnings
 
 
 class DescendError(Exception):
@@ -43,6 +48,10 @@ class ModelFileError(DescendValueError):
     """A model file that is truncated, not a descend file, or from another format version."""
 
 
+class CheckpointError(ModelFileError):
+    """A checkpoint whose training record (epoch, step, history, generators, callbacks...) is malformed."""
+
+
 class SizeLimitError(DescendValueError):
     """A request for more values than a limit allows, refused before anything is allocated."""
 
@@ -52,4 +61,23 @@ class DataError(DescendValueError):
 
 
 class CheckpointWarning(UserWarning):
-    """A damaged checkpoint was skipped on resuming; the one before it was used."""
+    """A damaged checkpoint was skipped on resuming and moved aside (into damaged/); the one before it was used."""
+
+
+class ModelFileWarning(UserWarning):
+    """A model file that loads but will not compute anything useful: weights that are NaN or infinite."""
+
+
+_PACKAGE = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
+
+def warn(message: str, category: type[Warning]) -> None:
+    """warnings.warn(message, category) attributed to the first caller outside descend: the user's own line.
+
+    A fixed stacklevel would name a descend file whenever the call passes
+    through one more function (a wrapper, an engine) than it was counted for.
+    """
+    level, frame = 2, sys._getframe(1)  # stacklevel 2 is warn's caller, frame 1
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(_PACKAGE):
+        level, frame = level + 1, frame.f_back
+    warnings.warn(message, category, stacklevel=level)

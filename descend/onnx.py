@@ -37,7 +37,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from descend.errors import DescendError, DescendTypeError, ShapeError
-from descend.files import write_atomically
+from descend.files import writable_target, write_atomically
 from descend.nn.autoencoders import (
     Autoencoder, ConvAutoencoder, DenoisingAutoencoder, SparseAutoencoder, TiedLinear, Upsample, VariationalAutoencoder,
 )
@@ -77,8 +77,7 @@ def export(model: Module, path: str | os.PathLike, example_input: Any) -> Path:
     onnx = _import_onnx()
     if not isinstance(model, Module):
         raise DescendTypeError(f"model must be a descend Module; got {type(model).__name__}")
-    if not isinstance(path, (str, os.PathLike)):
-        raise DescendTypeError(f"path must be a str or os.PathLike; got {type(path).__name__} {path!r}")
+    writable_target("path", path)  # a path that would be refused is refused before the graph is built
     example = _example_array(example_input, takes_ids=_takes_ids(model))
     training = [(module, module.training) for module in model.modules()]
     model.eval()

@@ -52,3 +52,24 @@ def course_figures() -> ModuleType:
         sys.modules["course_figures"] = module
         spec.loader.exec_module(module)
     return sys.modules["course_figures"]
+
+
+def json_places(value, path=()):
+    """Every place in a JSON value, as a path of keys and indices (the root is ())."""
+    yield path
+    if isinstance(value, dict):
+        for key, item in value.items():
+            yield from json_places(item, (*path, key))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from json_places(item, (*path, index))
+
+
+def json_replaced(value, path, new):
+    """A copy of the JSON value with the place at `path` (from json_places) replaced by `new`."""
+    if not path:
+        return new
+    head, rest = path[0], path[1:]
+    if isinstance(value, dict):
+        return {**value, head: json_replaced(value[head], rest, new)}
+    return [json_replaced(item, rest, new) if index == head else item for index, item in enumerate(value)]

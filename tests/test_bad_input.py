@@ -1004,6 +1004,25 @@ TRAINING = [
          "max_norm", "positive", "-1.0"),
     case("clip_grad_value_zero", lambda: dc.clip_grad_value(np.ones(3, np.float32), 0.0), DescendValueError,
          "max_value", "positive", "0.0"),
+    # -- issue 17: training settings and data as the model reads them --
+    case("fit_seed_negative", lambda: fit_small(seed=-1), DescendValueError, "seed", ">= 0", "-1"),
+    case("fit_seed_float", lambda: fit_small(seed=0.5), DescendTypeError, "seed", "integer", "0.5"),
+    case("fit_hogwild_seed_string", lambda: fit_small(engine="hogwild", workers=1, seed="7"), DescendTypeError,
+         "seed", "integer", "'7'"),
+    case("fit_one_callback_not_in_a_list", lambda: fit_small(callbacks=dc.EarlyStopping()), DescendTypeError,
+         "callbacks", "EarlyStopping", "wrap it in a list"),
+    case("fit_callback_class_not_instance", lambda: fit_small(callbacks=[dc.EarlyStopping]), DescendTypeError,
+         "callbacks[0]", "Callback", "EarlyStopping()"),
+    case("fit_callback_not_a_callback", lambda: fit_small(callbacks=[print]), DescendTypeError, "callbacks[0]",
+         "Callback", "builtin_function_or_method"),
+    case("fit_shuffle_string", lambda: fit_small(shuffle="no"), DescendTypeError, "shuffle", "True or False", "'no'"),
+    case("fit_progress_unknown", lambda: fit_small(progress="sometimes"), DescendValueError, "progress", "'auto'",
+         "'sometimes'"),
+    case("fit_features_beyond_float32", lambda: fit_small(train=(np.array([[1.0, 2.0], [1e39, 0.0]]),
+                                                                  np.array([0, 1]))),
+         DescendValueError, "train.x", "1e+39", "row 1", "float32"),
+    case("predict_one_dimensional", lambda: dc.predict(nn.MLP([2, 3, 2], rng=0), np.ones(2)), ShapeError, "x",
+         "(2,)", "x[None]"),
 ]
 
 
@@ -1157,11 +1176,203 @@ CAPSULES = [
 ]
 
 
+# -- issue 17: caller data and kernel inputs --
+from descend.errors import SizeLimitError  # noqa: E402
+
+
+def tampered_csr(format: str = "csr", **arrays: Any) -> Any:
+    """A valid 3 x 4 sparse matrix (two values a row, CSR or `format`) with some of its arrays replaced
+    afterwards, past scipy's own checks, as a user can."""
+    import scipy.sparse
+
+    matrix = scipy.sparse.csr_matrix((np.ones(6, np.float32), np.array([0, 2, 1, 3, 0, 3], np.int32),
+                                      np.array([0, 2, 4, 6])), shape=(3, 4)).asformat(format)
+    for name, array in arrays.items():
+        setattr(matrix, name, np.asarray(array))
+    return matrix
+
+
+def sgd_fit(X: Any, y: Any = (0, 1, 0), **settings: Any) -> Any:
+    from descend import hogwild
+
+    return hogwild.SGDClassifier(epochs=1, **settings).fit(X, np.asarray(y, dtype=object if "a" in y else None))
+
+
+def factorization(rows: Any = (0, 1, 2), cols: Any = (0, 1, 0), values: Any = (1.0, 2.0, 3.0), shape: Any = None,
+                  **settings: Any) -> Any:
+    from descend import hogwild
+
+    return hogwild.MatrixFactorization(epochs=1, **settings).fit(list(rows), list(cols), list(values), shape=shape)
+
+
+CALLER_DATA_AND_KERNELS = [
+    case("hogwild_sgd_column_index_beyond_n_features", lambda: sgd_fit(tampered_csr(indices=[0, 2, 1, 70, 0, 3])),
+         DescendValueError, "X has a column index 70 at row 1", "n_features=4"),
+    case("hogwild_sgd_huge_column_index", lambda: sgd_fit(tampered_csr(indices=np.array([0, 2, 1, 3, 0, 10**10]))),
+         DescendValueError, "column index 10000000000 at row 2", "n_features=4"),
+    case("hogwild_sgd_negative_column_index", lambda: sgd_fit(tampered_csr(indices=[0, -2, 1, 3, 0, 3])),
+         DescendValueError, "column index -2 at row 0", "from 0"),
+    case("hogwild_sgd_float_column_indices", lambda: sgd_fit(tampered_csr(indices=[0.0, 2, 1, 3, 0, 3])),
+         DescendTypeError, "X.indices", "integer", "float64"),
+    case("hogwild_sgd_indptr_decreasing", lambda: sgd_fit(tampered_csr(indptr=[0, 4, 2, 6])), DescendValueError,
+         "X.indptr decreases at row 1", "from 4 to 2", "never decrease"),
+    case("hogwild_sgd_indptr_not_ending_at_nnz", lambda: sgd_fit(tampered_csr(indptr=[0, 2, 4, 9])),
+         DescendValueError, "X.indptr", "to 9", "start at 0", "nnz = 6"),
+    case("hogwild_sgd_indptr_of_the_wrong_length", lambda: sgd_fit(tampered_csr(indptr=[0, 2, 6])), ShapeError,
+         "X.indptr has length 3", "n_rows + 1 = 4"),
+    case("hogwild_sgd_value_beyond_float32", lambda: sgd_fit(tampered_csr(data=[1.0, 1e39, 1, 1, 1, 1])),
+         DescendValueError, "X holds 1e+39", "float32", "row 0"),
+    case("hogwild_sgd_csc_row_index_beyond_n_rows", lambda: sgd_fit(tampered_csr("csc", indices=[0, 2, 1, 0, 1, 5])),
+         DescendValueError, "X has a row index 5 at column 3", "n_rows=3"),
+    case("hogwild_sgd_labels_that_do_not_sort", lambda: sgd_fit(tampered_csr(), y=(0, "a", 0)), DescendTypeError,
+         "y", "one kind"),
+    case("hogwild_sgd_seed_negative", lambda: sgd_fit(tampered_csr(), seed=-1), DescendValueError, "seed", ">= 0",
+         "-1"),
+    case("hogwild_sgd_seed_float", lambda: sgd_fit(tampered_csr(), seed=0.5), DescendTypeError, "seed", "float 0.5"),
+    case("hogwild_sgd_predict_column_index_beyond_n_features",
+         lambda: sgd_fit(tampered_csr()).predict(tampered_csr(indices=[0, 2, 1, 3, 0, 4])), DescendValueError,
+         "X has a column index 4 at row 2", "n_features=4"),
+    case("hogwild_sgd_predict_with_other_features", lambda: sgd_fit(tampered_csr()).predict(np.ones((2, 5))),
+         ShapeError, "X has 5 features", "expects 4"),
+    case("hogwild_factorization_row_beyond_shape", lambda: factorization(shape=(2, 2)), DescendValueError,
+         "rows holds 2 at entry 2", "2 rows"),
+    case("hogwild_factorization_negative_col", lambda: factorization(cols=(0, -1, 0)), DescendValueError,
+         "cols", ">= 0", "-1 at entry 1"),
+    case("hogwild_factorization_float_rows", lambda: factorization(rows=(0.0, 1.0, 2.5)), DescendTypeError,
+         "rows", "integer indices", "float64"),
+    case("hogwild_factorization_nan_value", lambda: factorization(values=(1.0, np.nan, 2.0)), DescendValueError,
+         "values", "NaN", "at 1"),
+    case("hogwild_factorization_shape_not_a_pair", lambda: factorization(shape=5), DescendTypeError, "shape",
+         "pair (n_rows, n_cols)", "5"),
+    case("hogwild_factorization_10_to_the_12_parameters", lambda: factorization(rank=10**6, shape=(10**6, 10**6)),
+         SizeLimitError, "rank=1000000", "shape", "2,000,000,000,000", "GB"),
+    case("hogwild_factorization_huge_index", lambda: factorization(rows=(0, 10**11, 2)), SizeLimitError,
+         "100000000001", "rows and cols", "rank=10"),
+    case("hogwild_factorization_seed_negative", lambda: factorization(seed=-5), DescendValueError, "seed", "-5"),
+    case("hogwild_factorization_predict_beyond_shape", lambda: factorization().predict([0, 3], [0, 0]),
+         DescendValueError, "rows holds 3 at entry 1", "outside the model's 3 rows"),
+]
+
+
+# -- issue 17: files and headers --
+from descend.checkpoint import read_checkpoint  # noqa: E402
+from descend.errors import CheckpointError, SizeLimitError  # noqa: E402
+from descend.files import write_text  # noqa: E402
+
+
+def odd_path(tmp: Any, kind: str) -> Any:
+    """tmp/kind made into something no writer may replace: a FIFO, a link to nothing, a link to itself."""
+    import os
+
+    path = tmp / kind
+    {"fifo": lambda: os.mkfifo(path), "dangling": lambda: os.symlink("nowhere", path),
+     "looping": lambda: os.symlink(kind, path)}[kind]()
+    return path
+
+
+def rewritten_header(tmp: Any, old: bytes, new: bytes) -> Any:
+    """A good model file with `old` replaced by `new` in its header (its length fixed, its checksum not)."""
+    import struct
+
+    path = saved(tmp)
+    raw = path.read_bytes()
+    size = struct.unpack("<Q", raw[:8])[0]
+    header = raw[8 : 8 + size].replace(old, new)
+    assert header != raw[8 : 8 + size], old
+    path.write_bytes(struct.pack("<Q", len(header)) + header + raw[8 + size :])
+    return path
+
+
+def crafted_file(tmp: Any, tensors: Any = None, **metadata: str) -> Any:
+    """A model file with a valid checksum, its tensors and metadata as given (the good file's where not), written
+    with the writer's caps lifted: as another tool could write it."""
+    import json
+    from unittest import mock
+
+    from descend import io
+
+    model = nn.MLP([2, 3, 2], rng=0)
+    good = {"architecture": json.dumps(nn.module_spec(model)), "dtype": "float32"}
+    weights = {f"model/{name}": value for name, value in model.state_dict().items()}
+    with mock.patch.object(io, "MAX_MODULES", 10**6):
+        return io.write_file(tmp / "crafted.dsc", weights if tensors is None else tensors(weights),
+                             {**good, **metadata})
+
+
+def dropouts(count: int) -> str:
+    import json
+
+    layer = {"class": "descend.nn.layers.Dropout", "config": {"p": 0.1}}
+    return json.dumps({"class": "descend.nn.layers.Sequential", "config": {"layers": [layer] * count}})
+
+
+def figure_to(path: Any) -> Any:
+    from descend.viz.figures import new_figure, save_figure
+
+    return save_figure(new_figure(1, 1), path)
+
+
+def fit_with_checkpoint(folder: Any) -> Any:
+    """A tiny fit that checkpoints into `folder`."""
+    model = nn.MLP([2, 3, 2], rng=0)
+    return dc.fit(model, nn.CrossEntropyLoss(), optim.SGD(model.parameters(), lr=0.1), make_moons(n=8, seed=0),
+                  progress=False, checkpoint=folder)
+
+
+FILES_AND_HEADERS = [
+    case("save_over_a_fifo", lambda tmp: dc.save(nn.MLP([2, 3, 2], rng=0), odd_path(tmp, "fifo")), DescendValueError,
+         "path", "is a FIFO", "regular files", needs="tmp_path"),
+    case("save_through_a_dangling_link", lambda tmp: dc.save(nn.MLP([2, 3, 2], rng=0), odd_path(tmp, "dangling")),
+         DescendValueError, "path", "symbolic link to 'nowhere'", "does not exist", needs="tmp_path"),
+    case("save_through_a_looping_link", lambda tmp: dc.save(nn.MLP([2, 3, 2], rng=0), odd_path(tmp, "looping")),
+         DescendValueError, "path", "symbolic link that loops", needs="tmp_path"),
+    case("save_a_path_with_a_nul_byte", lambda tmp: dc.save(nn.MLP([2, 3, 2], rng=0), f"{tmp}/out\0.dsc"),
+         DescendValueError, "path", "NUL byte", needs="tmp_path"),
+    case("save_figure_to_a_folder", lambda tmp: figure_to(tmp), DescendValueError, "path", "is a folder",
+         needs="tmp_path"),
+    case("write_text_over_a_fifo_names_the_option", lambda tmp: write_text(odd_path(tmp, "fifo"), "x", name="--out"),
+         DescendValueError, "--out", "is a FIFO", needs="tmp_path"),
+    case("load_a_path_with_a_nul_byte", lambda tmp: dc.load(f"{tmp}/m\0.dsc"), DescendValueError, "path",
+         "NUL byte", needs="tmp_path"),
+    case("load_a_fifo", lambda tmp: dc.load(odd_path(tmp, "fifo")), ModelFileError, "fifo", "not a regular file",
+         needs="tmp_path"),
+    case("load_a_file_without_a_checksum", lambda tmp: dc.load(rewritten_header(tmp, b'"sha256":', b'"sha257":')),
+         ModelFileError, "no SHA-256", "refuses such files", needs="tmp_path"),
+    case("load_infinity_in_a_shape",
+         lambda tmp: dc.load(rewritten_header(tmp, b'"shape":[2,3]', b'"shape":[Infinity,3]')), ModelFileError,
+         "good.dsc", "Infinity", "only finite numbers", needs="tmp_path"),
+    case("load_a_5000_digit_offset", lambda tmp: dc.load(rewritten_header(tmp, b'"data_offsets":[0,', b'"data_offsets":['
+                                                                         + b"9" * 5000 + b",")),
+         ModelFileError, "integer of 5000 digits", "at most 50", needs="tmp_path"),
+    case("load_a_header_claiming_9_mb", lambda tmp: dc.load(damaged(tmp, lambda raw: (9 * 2**20).to_bytes(8, "little")
+                                                                     + b"{" + bytes(9 * 2**20))),
+         ModelFileError, "header claims 9437184 bytes", "at most 8388608", needs="tmp_path"),
+    case("load_int32_weights", lambda tmp: dc.load(crafted_file(tmp, lambda weights: {
+        **weights, "model/network.layers.0.weight": weights["model/network.layers.0.weight"].astype(np.int32)})),
+         ModelFileError, "network.layers.0.weight", "has dtype I32", "expected F32", "not cast", needs="tmp_path"),
+    case("load_4097_modules", lambda tmp: dc.load(crafted_file(tmp, lambda weights: {}, architecture=dropouts(4_096))),
+         ModelFileError, "4097 modules", "at most 4096", needs="tmp_path"),
+    case("save_4097_modules", lambda tmp: dc.save(nn.Sequential(*[nn.Dropout(0.1, rng=0) for _ in range(4_096)]),
+                                                  tmp / "out.dsc"),
+         SizeLimitError, "out.dsc", "4097 modules", "at most 4096", "a reader would refuse it", needs="tmp_path"),
+    case("load_an_architecture_nested_65_deep", lambda tmp: dc.load(crafted_file(
+        tmp, architecture='{"class": "descend.nn.layers.Dropout", "config": {"rng": ' + "[" * 63 + "]" * 63 + "}}")),
+         ModelFileError, "architecture", "nested deeper than 64", needs="tmp_path"),
+    case("fit_into_a_checkpoint_folder_with_a_nul_byte", lambda tmp: fit_with_checkpoint(f"{tmp}/run\0"),
+         DescendValueError, "checkpoint", "NUL byte", needs="tmp_path"),
+    case("read_a_checkpoint_whose_record_is_a_list",
+         lambda tmp: read_checkpoint(crafted_file(tmp, training="[]", optimizer="{}")), CheckpointError,
+         "training state is []", "progress, step", needs="tmp_path"),
+]
+
+
 # a new entry point gets its own section above and its list here
 BAD_INPUTS = [
     *TENSORS, *ELEMENTWISE, *MATMUL, *REDUCTIONS, *SHAPES, *CONV_OPS, *RECURRENT_OPS,
     *DENSE_LAYERS, *CONV_LAYERS, *RECURRENT_LAYERS, *MODELS, *LOSSES, *OPTIMIZERS,
     *DATASETS, *LOADERS, *SYNTHETIC, *SCIKIT_LEARN, *SPARK, *TRAINING, *FILES, *CAPSULES,
+    *CALLER_DATA_AND_KERNELS,
+    *FILES_AND_HEADERS,
 ]
 
 
@@ -1293,6 +1504,123 @@ COMMAND_LINES = [
     command("lr_find_too_few_steps", lambda tmp: ["lr-find", "--steps", "3"], 2, "--steps", "3", "x>=8"),
     command("bench_unknown_benchmark", lambda tmp: ["bench", "transformer"], 2, "transformer"),
     command("tour_section_not_a_number", lambda tmp: ["tour", "--sections", "one"], 2, "--sections", "'one'", "1,5,13"),
+]
+
+
+# -- issue 17: command lines --
+# Every input reaches the user as one line (exit 2 for bad usage, 1 for a refused file), never a traceback:
+# odd .npy and .csv files, a --config of the wrong encoding or value types, seeds, absurd sizes, a file that
+# holds no model, a run folder that holds another run.
+def model_file(tmp: Any, module: nn.Module, name: str = "model.dsc") -> str:
+    """`module` saved as a model file in tmp; its path."""
+    return str(dc.save(module, tmp / name))
+
+
+def written_bytes(tmp: Any, name: str, data: bytes) -> str:
+    (tmp / name).write_bytes(data)
+    return str(tmp / name)
+
+
+def object_rows(tmp: Any) -> str:
+    """A .npy of Python objects, which only pickle can store."""
+    np.save(tmp / "rows.npy", np.array([[1, None]], dtype=object), allow_pickle=True)
+    return str(tmp / "rows.npy")
+
+
+def predicting(tmp: Any, rows: str, *options: str, model: nn.Module | None = None) -> list[str]:
+    """`descend predict` of a small MLP (2 features, 2 classes) or `model` on the rows file `rows`."""
+    return ["predict", model_file(tmp, model if model is not None else nn.MLP([2, 3, 2], rng=0)), rows, *options]
+
+
+def training(tmp: Any, *options: str) -> list[str]:
+    """`descend train` of a small MLP on digits into tmp/out-run, which a refused run must not leave behind."""
+    return ["train", "--data", "digits", "--hidden", "8", "--limit", "50", "--epochs", "1", "--quiet",
+            "--out", str(tmp / "out-run"), *options]
+
+
+def configured(tmp: Any, toml: str) -> list[str]:
+    """`descend train` as `training` makes it, with --config tmp/run.toml holding `toml`."""
+    return training(tmp, "--config", written(tmp, "run.toml", toml))
+
+
+COMMAND_LINES += [
+    command("predict_a_0d_npy", lambda tmp: predicting(tmp, rows_file(tmp, np.float32(1.0))), 2, "rows.npy",
+            "single number", "0-d"),
+    command("predict_an_empty_npy", lambda tmp: predicting(tmp, rows_file(tmp, np.zeros((0, 2)))), 2, "rows.npy",
+            "no values", "(0, 2)"),
+    command("predict_an_object_npy", lambda tmp: predicting(tmp, object_rows(tmp)), 2, "rows.npy",
+            "not a .npy file of numbers", "Object arrays"),
+    command("predict_a_npy_that_is_not_one", lambda tmp: predicting(tmp, written(tmp, "rows.npy", "1,2\n")), 2,
+            "rows.npy", "not a .npy file of numbers"),
+    command("predict_a_1d_npy", lambda tmp: predicting(tmp, rows_file(tmp, np.ones(2))), 2, "rows.npy", "(2,)",
+            "rows of features", "x[None]"),
+    command("predict_a_3d_npy", lambda tmp: predicting(tmp, rows_file(tmp, np.ones((3, 1, 2)))), 2, "rows.npy",
+            "(3, 1, 2)", "rows of features", "reshape"),
+    command("predict_a_3d_npy_into_a_cnn", lambda tmp: predicting(
+        tmp, rows_file(tmp, np.ones((2, 8, 8))), model=nn.SimpleCNN(10, image_size=8, rng=0)), 2, "(2, 8, 8)",
+            "one-channel images", "(N, 1, side, side)"),
+    command("predict_an_empty_csv", lambda tmp: predicting(tmp, written(tmp, "rows.csv", "")), 2, "rows.csv",
+            "is empty"),
+    command("predict_a_header_only_csv", lambda tmp: predicting(tmp, written(tmp, "rows.csv", "a,b\n")), 2,
+            "rows.csv", "header line and no rows"),
+    command("predict_a_csv_not_utf8", lambda tmp: predicting(tmp, written_bytes(tmp, "rows.csv", b"x\xff,y\n1,2\n")),
+            2, "rows.csv", "not UTF-8", "0xff", "offset 1"),
+    command("predict_a_csv_of_words", lambda tmp: predicting(tmp, written(tmp, "rows.csv", "a,b\nx,y\n")), 2,
+            "rows.csv", "numbers only"),
+    command("predict_probabilities_of_a_regression", lambda tmp: predicting(
+        tmp, rows_file(tmp, np.ones((2, 2))), "--probabilities", model=nn.LinearRegression(2, rng=0)), 2,
+            "--probabilities is for classifiers", "LinearRegression"),
+    command("predict_with_a_char_model", lambda tmp: predicting(
+        tmp, rows_file(tmp, np.ones((2, 2))), model=nn.CharRNN(5, embed=2, hidden=3, rng=0)), 2, "CharRNN",
+            "descend generate"),
+    command("predict_with_a_loss_file", lambda tmp: ["predict", model_file(tmp, nn.CrossEntropyLoss()),
+                                                     rows_file(tmp, np.ones((2, 2)))], 1, "error:",
+            "holds a loss (CrossEntropyLoss), not a model"),
+    command("predict_with_an_internal_class", lambda tmp: ["predict", model_file(
+        tmp, importlib.import_module("descend.nn.autoencoders")._EncoderDecoder()), rows_file(tmp, np.ones((2, 2)))],
+            1, "error:", "_EncoderDecoder", "not a model"),
+    command("evaluate_a_loss_file", lambda tmp: ["evaluate", model_file(tmp, nn.MSELoss()), "--data", "digits"], 1,
+            "error:", "holds a loss (MSELoss), not a model"),
+    command("evaluate_an_autoencoder", lambda tmp: ["evaluate", model_file(tmp, nn.Autoencoder([64, 4], rng=0)),
+                                                    "--data", "digits"], 2, "Autoencoder", "classifier",
+            "descend predict"),
+    command("generate_seed_negative", lambda tmp: ["generate", "--seed", "-1"], 2, "--seed", "-1", "x>=0"),
+    command("train_seed_negative", lambda tmp: training(tmp, "--seed", "-1"), 2, "--seed", "-1", "x>=0"),
+    command("train_config_seed_negative", lambda tmp: configured(tmp, "seed = -1\n"), 2, "--seed", "-1", "x>=0"),
+    command("train_config_not_utf8", lambda tmp: training(tmp, "--config", written_bytes(
+        tmp, "run.toml", b"epochs = 1 # \xe9t\xe9\n")), 2, "run.toml", "not UTF-8", "0xe9"),
+    command("train_config_epochs_float", lambda tmp: configured(tmp, "epochs = 1.9\n"), 2, "run.toml",
+            "epochs = 1.9", "float", "--epochs takes an integer"),
+    command("train_config_epochs_true", lambda tmp: configured(tmp, "epochs = true\n"), 2, "run.toml",
+            "epochs = true", "boolean", "--epochs takes an integer"),
+    command("train_config_lr_string", lambda tmp: configured(tmp, 'lr = "0.1"\n'), 2, "run.toml", 'lr = "0.1"',
+            "string", "--lr takes a number"),
+    command("train_config_quiet_one", lambda tmp: configured(tmp, "quiet = 1\n"), 2, "run.toml", "quiet = 1",
+            "--quiet takes true or false"),
+    command("train_config_model_number", lambda tmp: configured(tmp, "model = 3\n"), 2, "run.toml", "model = 3",
+            "--model takes a string"),
+    command("train_config_table_not_a_table", lambda tmp: configured(tmp, "train = 5\n"), 2, "run.toml",
+            "train = 5", "expected a table [train]"),
+    command("train_hidden_absurd", lambda tmp: training(tmp, "--hidden", "1000000000"), 2, "--hidden", "too big",
+            "(64, 1000000000)"),
+    command("train_char_model_embed_absurd", lambda tmp: ["train", "--model", "char-rnn", "--text", written(
+        tmp, "play.txt", "to be or not to be\n" * 20), "--seq-length", "8", "--embed", "1000000000000", "--out",
+        str(tmp / "out-run")], 2, "--embed", "too big"),
+    command("train_workers_beyond_the_cores", lambda tmp: training(tmp, "--engine", "hogwild", "--workers", "100000"),
+            2, "--workers 100000", "at most", "per core"),
+    command("train_resume_and_overwrite", lambda tmp: ["train", "--resume", str(tmp), "--overwrite"], 2, "--resume",
+            "--overwrite", "give one"),
+    command("train_into_the_folder_of_another_run", lambda tmp: ["train", "--data", "digits", "--out",
+                                                                 trained_run(tmp)], 2,
+            "holds another run", "run.json", "--resume", "--overwrite"),
+    command("hogwild_workers_beyond_the_cores", lambda tmp: ["hogwild", "--workers", "1,100000"], 2, "--workers",
+            "at most", "'1,100000'"),
+    command("anomaly_code_absurd", lambda tmp: ["anomaly", "--code", "1000000000000", "--out", str(tmp / "out-a")], 2,
+            "--code", "too big"),
+    command("lr_find_hidden_absurd", lambda tmp: ["lr-find", "--hidden", "1000000000", "--out", str(tmp / "out-lr")],
+            2, "--hidden", "too big"),
+    command("explain_a_variable_given_twice", lambda tmp: ["explain", "x*2", "x=1", "x=2"], 2, "x is given twice",
+            "give each variable once"),
 ]
 
 

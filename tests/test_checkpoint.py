@@ -7,6 +7,7 @@ and compares the final weights with an uninterrupted run's, bit for bit.
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import runpy
@@ -14,15 +15,19 @@ import signal
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import descend as dc
 from descend import nn, optim
 from descend.checkpoint import KEEP
 from descend.errors import CheckpointWarning, DescendTypeError, DescendValueError, ModelFileError
+from helpers import json_places, json_replaced
 
 # A training run as its own program: argv = checkpoint folder ("-" for none), output model file.
 TRAINING_PROGRAM = """
@@ -96,6 +101,7 @@ def test_a_run_killed_at_random_moments_resumes_to_the_same_bits(tmp_path):
                               for name in ("resumed.dsc", "uninterrupted.dsc"))
     assert resumed == uninterrupted
     assert len(list(folder.glob("checkpoint-*.dsc"))) <= KEEP and not list(folder.glob(".*tmp"))
+    assert not (folder / "damaged").exists(), "a kill damaged a checkpoint, or a good one was taken for damaged"
 
 
 def test_the_same_seed_gives_the_same_bits_in_another_process(tmp_path, monkeypatch):
@@ -314,3 +320,272 @@ def test_loading_a_damaged_checkpoint_directly_is_refused(tmp_path):
     _damage(newest, "flipped data")
     with pytest.raises(ModelFileError, match="damaged"):
         dc.load(newest)
+
+
+# -- a folder of damaged checkpoints: moved aside, never deleted, and new progress kept (issue 17) ------------
+def _all_damaged(folder: Path) -> dict[str, bytes]:
+    with pytest.raises(KeyboardInterrupt):
+        _moons_run(folder, interrupt_at=45)
+    damaged = {}
+    for path in folder.glob("checkpoint-*.dsc"):
+        _damage(path, "flipped data")
+        damaged[path.name] = path.read_bytes()
+    assert sorted(damaged) == [f"checkpoint-{step:09d}.dsc" for step in (28, 35, 42)]
+    return damaged
+
+
+def test_when_every_checkpoint_is_damaged_they_move_aside_and_the_first_new_one_is_kept(tmp_path):
+    reference, _, _ = _moons_run(tmp_path / "reference")
+    folder = tmp_path / "run"
+    damaged = _all_damaged(folder)
+    with pytest.warns(CheckpointWarning, match="moved it to .*damaged") as caught:
+        with pytest.raises(KeyboardInterrupt):
+            _moons_run(folder, resume=True, interrupt_at=10)
+    assert len([w for w in caught if issubclass(w.category, CheckpointWarning)]) == 3
+    # kept whole, never deleted; and out of the way of the run's new checkpoints
+    assert {path.name: path.read_bytes() for path in (folder / "damaged").iterdir()} == damaged
+    assert sorted(path.name for path in folder.glob("checkpoint-*.dsc")) == ["checkpoint-000000007.dsc"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", CheckpointWarning)  # nothing damaged is left to skip
+        model, _, history = _moons_run(folder, resume=True)
+    np.testing.assert_array_equal(model.flat_buffer().data, reference.flat_buffer().data)
+
+
+def test_checkpoints_are_rotated_by_the_order_they_were_written_not_by_their_numbers(tmp_path):
+    """Damaged files that cannot be moved aside (damaged/ is taken by a file) keep their higher numbers; the
+    run's new checkpoints are still the ones kept."""
+    folder = tmp_path / "run"
+    _all_damaged(folder)
+    (folder / "damaged").write_text("a file where the folder would go")
+    with pytest.warns(CheckpointWarning, match="could not be moved aside"):
+        with pytest.raises(KeyboardInterrupt):
+            _moons_run(folder, resume=True, interrupt_at=22)
+    names = sorted(path.name for path in folder.glob("checkpoint-*.dsc"))
+    assert names == [f"checkpoint-{step:09d}.dsc" for step in (7, 14, 21)]
+
+
+def test_a_checkpoint_warning_points_at_the_line_that_called_fit(tmp_path):
+    with pytest.raises(KeyboardInterrupt):
+        _moons_run(tmp_path, interrupt_at=45)
+    _damage(sorted(tmp_path.glob("checkpoint-*.dsc"))[-1], "truncated")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        data = dc.data.make_moons(n=300, seed=0)
+        model = nn.MLP([2, 16, 16, 2], dropout=0.2, rng=0)
+        opt = optim.SGD(model.parameters(), lr=0.1, momentum=0.9, schedule=optim.InverseTimeDecay(decay=0.01))
+        line = sys._getframe().f_lineno + 1
+        dc.fit(model, nn.CrossEntropyLoss(), opt, data, epochs=6, batch_size=32, validation=dc.data.make_moons(
+            n=100, seed=1), callbacks=[dc.EarlyStopping(monitor="val_loss", patience=3)], seed=0, progress=False,
+            checkpoint=tmp_path, checkpoint_every=7, resume=True)
+    [warning] = [w for w in caught if issubclass(w.category, CheckpointWarning)]
+    assert (warning.filename, warning.lineno) == (__file__, line)
+
+
+# -- crafted training records with valid checksums (issue 17): a CheckpointError, never a TypeError -----------------
+def _tiny_run(folder: Path, resume: bool = False, interrupt_at: int | None = None) -> None:
+    """2 epochs of 4 steps on 64 moons, a checkpoint every 3 steps, EarlyStopping keeping its best weights."""
+    data = dc.data.make_moons(n=64, seed=0)
+    model = nn.MLP([2, 4, 2], dropout=0.2, rng=0)
+    opt = optim.SGD(model.parameters(), lr=0.1, momentum=0.9, schedule=optim.InverseTimeDecay(decay=0.01))
+    callbacks = [dc.EarlyStopping(monitor="val_loss", patience=3)]
+    callbacks += [_Interrupt(interrupt_at)] if interrupt_at else []
+    dc.fit(model, nn.CrossEntropyLoss(), opt, data, epochs=2, batch_size=16, validation=data, callbacks=callbacks,
+           seed=0, progress=False, checkpoint=folder, checkpoint_every=3, resume=resume)
+
+
+def _tiny_checkpoint() -> tuple[dict, dict]:
+    """The tensors and metadata (JSON parts parsed) of a checkpoint taken mid-epoch 2, after EarlyStopping's first
+    best epoch: every field of the record holds something."""
+    import tempfile
+
+    from descend.io import read_header, read_tensors
+
+    folder = Path(tempfile.mkdtemp())
+    with pytest.raises(KeyboardInterrupt):
+        _tiny_run(folder, interrupt_at=7)
+    path = folder / "checkpoint-000000006.dsc"
+    header, raw = read_header(path)
+    metadata = {key: value for key, value in header["__metadata__"].items() if key in ("architecture", "dtype")}
+    metadata.update({key: json.loads(header["__metadata__"][key]) for key in ("training", "optimizer")})
+    return read_tensors(path, raw), metadata
+
+
+TINY_CHECKPOINT = _tiny_checkpoint()
+
+
+def _write_crafted(folder: Path, training: dict | None = None, optimizer: dict | None = None,
+                   text: tuple[str, str] | None = None) -> Path:
+    """The tiny checkpoint with its training record or optimizer scalars replaced, its checksum valid."""
+    from descend.io import write_file
+
+    tensors, metadata = TINY_CHECKPOINT
+    metadata = {**metadata, "training": json.dumps(training or metadata["training"]),
+                "optimizer": json.dumps(optimizer or metadata["optimizer"])}
+    if text:
+        metadata["training"] = metadata["training"].replace(*text)
+    folder.mkdir(parents=True, exist_ok=True)
+    return write_file(folder / "checkpoint-000000006.dsc", tensors, metadata)
+
+
+def _record(**changes):
+    """The tiny checkpoint's training record with `changes` ({"progress.epoch": -1}) made."""
+    record = json.loads(json.dumps(TINY_CHECKPOINT[1]["training"]))
+    for place, value in changes.items():
+        *parents, last = place.split(".")
+        holder = record
+        for part in parents:
+            holder = holder[int(part)] if isinstance(holder, list) else holder[part]
+        holder[int(last) if isinstance(holder, list) else last] = value
+    return record
+
+
+CRAFTED_RECORDS = {
+    "step of text": (_record(step="6"), ["step is '6'", "a whole number >= 0"]),
+    "negative epoch": (_record(**{"progress.epoch": -1}), ["progress.epoch is -1"]),
+    "epoch_done of 1": (_record(**{"progress.epoch_done": 1}), ["progress.epoch_done is 1", "true or false"]),
+    "infinite loss sum": (_record(**{"progress.loss_sum": float("inf")}), ["progress.loss_sum is inf", "finite"]),
+    "fewer rows than batches": (_record(**{"progress.seen": 1}), ["progress.seen is 1", "at least progress.batch"]),
+    "no generator mid-epoch": (_record(**{"progress.epoch_rng": None}), ["progress.epoch_rng is None"]),
+    "a generator of -1": (_record(**{"rng.state.state": -1}), ["rng is", "a generator's state"]),
+    "an unknown generator": (_record(**{"rng.bit_generator": "Mersenne"}), ["rng is", "PCG64"]),
+    "history of text": (_record(history="none"), ["history is 'none'", "a list of epoch records"]),
+    "a history record without its epoch": (_record(**{"history.0": {"loss": 1.0}}), ["history is", "'epoch': 1"]),
+    "history longer than the epochs": (_record(history=[{"epoch": 1}, {"epoch": 2}]),
+                                       ["history is '2 epochs'", "expected 1 epochs"]),
+    "callbacks of a list": (_record(callbacks=[]), ["callbacks is []", "'Class.index'"]),
+    "settings of a list": (_record(settings={"batch_size": [16]}), ["settings is", "numbers, strings or flags"]),
+    "a record missing its step": ({k: v for k, v in _record().items() if k != "step"}, ["training state is",
+                                                                                      "progress, step, stop"]),
+}
+
+
+@pytest.mark.parametrize("case", list(CRAFTED_RECORDS))
+def test_a_crafted_training_record_with_a_valid_checksum_is_a_checkpoint_error(tmp_path, case):
+    from descend.checkpoint import read_checkpoint
+    from descend.errors import CheckpointError
+
+    record, words = CRAFTED_RECORDS[case]
+    path = _write_crafted(tmp_path, training=record)
+    with pytest.raises(CheckpointError) as raised:
+        read_checkpoint(path)
+    for word in [str(path), *words]:
+        assert word in str(raised.value), f"{word!r} not in: {raised.value}"
+    with pytest.warns(CheckpointWarning, match="moved it to"):  # resuming skips it and starts afresh
+        _tiny_run(tmp_path, resume=True)
+
+
+@pytest.mark.parametrize("optimizer, words", [
+    ({"class": "SGD", "iterations": -1, "hyperparameters": {}, "schedule": None}, ["optimizer state is", "iterations"]),
+    ({"class": "SGD", "iterations": 6, "hyperparameters": [], "schedule": None}, ["optimizer state is"]),
+    ("SGD", ["optimizer state is 'SGD'"]),
+])
+def test_crafted_optimizer_scalars_are_a_checkpoint_error(tmp_path, optimizer, words):
+    from descend.checkpoint import read_checkpoint
+    from descend.errors import CheckpointError
+
+    with pytest.raises(CheckpointError) as raised:
+        read_checkpoint(_write_crafted(tmp_path, optimizer=optimizer))
+    for word in words:
+        assert word in str(raised.value)
+
+
+def test_an_enormous_or_non_finite_number_in_the_record_is_a_model_file_error(tmp_path):
+    from descend.checkpoint import read_checkpoint
+
+    for old, new, words in [('"step": 6', '"step": ' + "9" * 5000, "integer of 5000 digits"),
+                            ('"step": 6', '"step": Infinity', "step is inf"),
+                            ('"epoch": 2', '"epoch": NaN', "progress.epoch is nan")]:
+        with pytest.raises(ModelFileError, match=words):
+            read_checkpoint(_write_crafted(tmp_path, text=(old, new)))
+
+
+@pytest.mark.parametrize("change, words", [
+    ({"settings.batch_size": "16"}, ["settings.batch_size is '16' (str)", "this run's is 16 (int)"]),
+    ({"callbacks.EarlyStopping.0.best_epoch": "1"}, ["callback EarlyStopping.0 does not fit it", "'best_epoch': '1'"]),
+    ({"callbacks.EarlyStopping.0.best": float("nan")}, ["callback EarlyStopping.0 does not fit it", "'best': nan"]),
+    ({"module_generators.1": TINY_CHECKPOINT[1]["training"]["rng"]}, ["does not fit this run"]),
+])
+def test_a_crafted_record_that_does_not_fit_the_run_is_a_checkpoint_error_when_resuming(tmp_path, change, words):
+    from descend.errors import CheckpointError
+
+    (key, value), = change.items()
+    record = _record()
+    holder = record
+    parts = key.split(".")
+    if parts[0] == "callbacks":
+        holder, parts = record["callbacks"], ["EarlyStopping.0", *parts[3:]]
+    for part in parts[:-1]:
+        holder = holder[part]
+    holder[parts[-1]] = value
+    _write_crafted(tmp_path, training=record)
+    with pytest.raises(CheckpointError) as raised:
+        _tiny_run(tmp_path, resume=True)
+    for word in words:
+        assert word in str(raised.value), f"{word!r} not in: {raised.value}"
+
+
+def test_early_stopping_s_best_weights_must_be_the_model_s(tmp_path):
+    from descend.errors import CheckpointError
+    from descend.io import write_file
+
+    tensors, metadata = TINY_CHECKPOINT
+    [name] = [name for name in tensors if name.endswith("best_weights")]
+    for wrong in (tensors[name][:-1], tensors[name].astype(np.float64)):
+        write_file(tmp_path / "checkpoint-000000006.dsc", {**tensors, name: wrong},
+                   {**metadata, "training": json.dumps(metadata["training"]),
+                    "optimizer": json.dumps(metadata["optimizer"])})
+        with pytest.raises(CheckpointError, match="EarlyStopping's best weights are .*; the model's are float32"):
+            _tiny_run(tmp_path, resume=True)
+
+
+def test_nan_in_a_checkpoint_s_weights_or_optimizer_state_is_a_checkpoint_error(tmp_path):
+    from descend.checkpoint import read_checkpoint
+    from descend.errors import CheckpointError
+    from descend.io import write_file
+
+    tensors, metadata = TINY_CHECKPOINT
+    metadata = {**metadata, **{key: json.dumps(metadata[key]) for key in ("training", "optimizer")}}
+    for name in ("model/network.layers.0.weight", "optimizer/momentum_buffer"):
+        poisoned = tensors[name].copy()
+        poisoned[0] = np.nan
+        path = write_file(tmp_path / "checkpoint-000000006.dsc", {**tensors, name: poisoned}, metadata)
+        with pytest.raises(CheckpointError, match=f"its arrays {name} hold NaN"):
+            read_checkpoint(path)
+
+
+def test_the_tiny_checkpoint_unchanged_resumes_without_a_warning(tmp_path):
+    """The crafted cases above start from a good record: unchanged, it resumes without a warning."""
+    _write_crafted(tmp_path / "run")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", CheckpointWarning)
+        _tiny_run(tmp_path / "run", resume=True)
+
+
+# -- fuzzing the training record: whatever a field becomes, a run goes on or stops with a descend error --------------
+FUZZ_RECORD_CASES = 120
+
+
+@settings(max_examples=FUZZ_RECORD_CASES, derandomize=True, deadline=None)
+@given(st.data())
+def test_fuzzed_training_records_with_valid_checksums_resume_or_stop_with_a_descend_error(tmp_path_factory, data):
+    """A field of the record or of the optimizer's scalars (any depth) becomes another JSON value of any type,
+    with a valid checksum: resuming goes on (the change was harmless), skips the file with a CheckpointWarning,
+    or raises a descend error. Never a TypeError, KeyError, AttributeError or ZeroDivisionError."""
+    from descend.errors import DescendError
+
+    target = data.draw(st.sampled_from(["training", "training", "training", "optimizer"]), label="target")
+    original = TINY_CHECKPOINT[1][target]
+    place = data.draw(st.sampled_from(list(json_places(original))), label="place")
+    new = data.draw(st.recursive(
+        st.none() | st.booleans() | st.integers(-(2**64), 2**64) | st.floats() | st.text(max_size=8)
+        | st.sampled_from([10**49, 10**51, 0, -1, 1]),
+        lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3),
+        max_leaves=6), label="new value")
+    folder = tmp_path_factory.mktemp("record")
+    _write_crafted(folder, **{target: json_replaced(original, place, new)})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            _tiny_run(folder, resume=True)
+        except DescendError:
+            pass

@@ -3,7 +3,11 @@
 import json
 import subprocess
 import sys
+import time
 
+import click
+import numpy as np
+import pytest
 from click.testing import CliRunner
 
 import descend as dc
@@ -214,7 +218,7 @@ def test_train_options_are_the_train_command_s_options_and_round_trip_through_ru
 
     from descend.cli.train_options import TrainOptions
 
-    shown = {"resume_dir", "quiet", "as_json"}  # how this run is shown or where it resumes, not what it trains
+    shown = {"resume_dir", "overwrite", "quiet", "as_json"}  # how this run is shown, where it goes, not what it trains
     names = {parameter.name for parameter in main.commands["train"].params} - shown - {"config"}
     assert {field.name for field in fields(TrainOptions)} == names
     run = tmp_path / "run"
@@ -230,3 +234,136 @@ def test_train_help_loads_neither_spark_nor_hogwild():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines()[-1] == "[]"
+
+
+def _files(folder):
+    """Every file under `folder`, by relative path, with its bytes."""
+    return {str(path.relative_to(folder)): path.read_bytes() for path in sorted(folder.rglob("*")) if path.is_file()}
+
+
+def test_a_second_train_into_the_folder_of_a_live_run_is_refused_and_the_first_run_still_resumes(tmp_path):
+    run = tmp_path / "run"
+    first = subprocess.Popen([sys.executable, "-m", "descend.cli", "train", "--data", "digits", "--hidden", "8",
+                              "--limit", "64", "--batch-size", "1", "--epochs", "100000", "--quiet", "--out", str(run)],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not list((run / "checkpoints").glob("checkpoint-*.dsc")) and first.poll() is None:
+            assert time.monotonic() < deadline, "the first run wrote no checkpoint in 2 minutes"
+            time.sleep(0.05)
+        assert first.poll() is None, first.stderr.read()
+        record = (run / "run.json").read_bytes()
+        for extra in (["--out", str(run)], ["--out", str(run), "--overwrite"], ["--resume", str(run)]):
+            second = CliRunner().invoke(main, ["train", "--data", "digits", "--epochs", "1", *extra])
+            assert second.exit_code == 2, second.output
+            assert f"{run} is in use: another descend train run holds it" in second.output
+            assert (run / "run.json").read_bytes() == record
+        assert first.poll() is None  # the refusals did not disturb it
+    finally:
+        first.kill()
+        first.wait()
+    done = len((run / "metrics.jsonl").read_text().splitlines())
+    resumed = CliRunner().invoke(main, ["train", "--resume", str(run), "--epochs", str(done + 1), "--quiet"])
+    assert resumed.exit_code == 0, resumed.output  # the lock died with the killed run
+    assert len((run / "metrics.jsonl").read_text().splitlines()) == done + 1
+    assert json.loads((run / "run.json").read_text())["options"]["limit"] == 64
+    assert not (run / ".lock").exists()
+
+
+def test_one_process_cannot_take_a_run_folder_twice_and_the_lock_goes_with_the_run(tmp_path):
+    from descend.cli.run_folder import locked
+
+    run = tmp_path / "run"
+    with locked(run) as folder:
+        with pytest.raises(click.UsageError, match="is in use: another descend train run holds it"):
+            with locked(run):
+                pass
+        assert (run / ".lock").is_file()  # the refused one took nothing away
+        folder.started = True
+    assert list(run.iterdir()) == []  # the lock file went with the run; the folder is the run's
+    with locked(run):  # free again
+        pass
+    assert run.is_dir()  # not made by that one: not its to take away
+    with locked(tmp_path / "never" / "started"):
+        pass
+    assert list(tmp_path.iterdir()) == [run]  # made, never started: taken away
+
+
+def test_train_refuses_a_folder_that_holds_another_run_and_overwrite_replaces_it(tmp_path):
+    run = tmp_path / "run"
+    tiny = ["train", "--data", "digits", "--limit", "50", "--quiet", "--out", str(run)]
+    assert CliRunner().invoke(main, [*tiny, "--hidden", "8", "--epochs", "2"]).exit_code == 0
+    old = _files(run)
+    assert len([name for name in old if name.startswith("checkpoints/")]) == 2 and ".lock" not in old
+    refused = CliRunner().invoke(main, [*tiny, "--hidden", "4", "--epochs", "1"])
+    assert refused.exit_code == 2
+    assert f"{run} holds another run (run.json, metrics.jsonl, model.dsc, 2 checkpoints" in refused.output
+    assert f"--resume {run}" in refused.output and "--overwrite" in refused.output
+    assert _files(run) == old
+    shorter = CliRunner().invoke(main, ["train", "--resume", str(run), "--epochs", "1"])  # fit refuses: at epoch 2
+    assert shorter.exit_code == 1 and "already at epoch 2" in shorter.output
+    assert _files(run) == old  # run.json is written only once every check has passed
+    for name in ("run.json", "metrics.jsonl", "model.dsc"):  # a run killed before its first epoch ended
+        (run / name).unlink()
+    refused = CliRunner().invoke(main, [*tiny, "--hidden", "4", "--epochs", "1"])
+    assert refused.exit_code == 2 and "holds another run (2 checkpoints" in refused.output
+    replaced = CliRunner().invoke(main, [*tiny, "--hidden", "4", "--epochs", "1", "--overwrite"])
+    assert replaced.exit_code == 0, replaced.output
+    assert json.loads((run / "run.json").read_text())["options"]["hidden"] == [4]
+    assert dc.load(run / "model.dsc").sizes == [64, 4, 10]
+    assert len((run / "metrics.jsonl").read_text().splitlines()) == 1
+    new = _files(run)
+    assert len([name for name in new if name.startswith("checkpoints/")]) == 1 and ".lock" not in new
+
+
+def test_a_run_refused_by_its_checks_leaves_no_folder_or_file_behind(tmp_path):
+    fresh = tmp_path / "new" / "run"
+    refused = CliRunner().invoke(main, ["train", "--workers", "2", "--out", str(fresh)])
+    assert refused.exit_code == 2 and "--workers is for --engine hogwild" in refused.output
+    refused = CliRunner().invoke(main, ["train", "--data", "digits", "--hidden", "1000000000", "--out", str(fresh)])
+    assert refused.exit_code == 2 and "too big" in refused.output  # refused once the folder was made and locked
+    assert list(tmp_path.iterdir()) == []
+    (tmp_path / "empty").mkdir()
+    refused = CliRunner().invoke(main, ["train", "--data", "digits", "--hidden", "1000000000",
+                                        "--out", str(tmp_path / "empty")])
+    assert refused.exit_code == 2 and list((tmp_path / "empty").iterdir()) == []  # not ours to take away
+
+
+def test_predict_prints_probabilities_not_logits_and_out_dash_means_standard_output(tmp_path):
+    from descend import nn
+
+    rows = np.random.default_rng(0).normal(size=(5, 2)).astype(np.float32)
+    np.save(tmp_path / "rows.npy", rows)
+    for model, softmax_of_logits in ((nn.MLP([2, 4, 3], rng=0), True),
+                                     (nn.Sequential(nn.Linear(2, 3, rng=0), nn.Softmax()), False)):
+        path = dc.save(model, tmp_path / "model.dsc")
+        outputs = dc.predict(model, rows).astype(np.float64)
+        plain = CliRunner().invoke(main, ["predict", str(path), str(tmp_path / "rows.npy")])
+        assert plain.exit_code == 0, plain.output
+        assert plain.output.splitlines()[0] == "prediction"
+        np.testing.assert_array_equal(np.loadtxt(plain.output.splitlines()[1:]), outputs.argmax(axis=1))
+        shown = CliRunner().invoke(main, ["predict", str(path), str(tmp_path / "rows.npy"), "--probabilities",
+                                          "--out", "-"])
+        assert shown.exit_code == 0, shown.output
+        assert shown.output.splitlines()[0] == "prediction,p0,p1,p2"
+        expected = np.exp(outputs) / np.exp(outputs).sum(axis=1, keepdims=True) if softmax_of_logits else outputs
+        np.testing.assert_allclose(np.loadtxt(shown.output.splitlines()[1:], delimiter=",")[:, 1:], expected,
+                                   rtol=1e-5)
+    assert not (tmp_path / "-").exists()
+
+
+def test_an_error_that_is_not_descend_s_is_still_one_line_and_debug_shows_the_traceback(tmp_path, monkeypatch):
+    from descend.cli import models
+
+    def broken(path):
+        raise TypeError("an unforeseen case")
+
+    monkeypatch.setattr(models, "load", broken)
+    np.save(tmp_path / "rows.npy", np.ones((2, 2)))
+    arguments = ["predict", str(tmp_path / "model.dsc"), str(tmp_path / "rows.npy")]
+    (tmp_path / "model.dsc").write_bytes(b"")
+    result = CliRunner().invoke(main, arguments)
+    assert result.exit_code == 1 and result.output.count("\n") == 1
+    assert result.output.startswith("error: TypeError: an unforeseen case (a bug in descend: run again with --debug")
+    result = CliRunner().invoke(main, ["--debug", *arguments])
+    assert isinstance(result.exception, TypeError)

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 import descend as dc
 from descend import nn, optim
 from descend.errors import ModelFileError
+from helpers import json_places, json_replaced
 
 
 def _model():
@@ -112,19 +113,36 @@ def test_bad_model_files_are_refused_quickly_with_a_clear_error(tmp_path, case):
 
 
 def test_weights_that_disagree_with_the_architecture_are_refused(tmp_path):
-    from safetensors.numpy import load_file, save
+    from safetensors import safe_open
+    from safetensors.numpy import load_file
+
+    from descend.io import write_file
 
     path = dc.save(_model(), tmp_path / "m.dsc")
-    from safetensors import safe_open
-
     with safe_open(path, "np") as handle:
         metadata = handle.metadata()
     tensors = load_file(path)
     tensors["model/network.layers.0.weight"] = np.zeros((2, 2), np.float32)
-    metadata.pop("sha256")  # as a writer that checks nothing would leave it
-    path.write_bytes(save(tensors, metadata=metadata))
+    write_file(path, tensors, {key: metadata[key] for key in ("architecture", "dtype")})  # a valid checksum
     with pytest.raises(ModelFileError, match="do not fit the architecture"):
         dc.load(path)
+
+
+def test_a_file_without_a_checksum_is_refused_even_when_nothing_else_is_wrong(tmp_path):
+    """Without its SHA-256 a flipped byte of weights would load unseen; so no file without one loads."""
+    from safetensors import safe_open
+    from safetensors.numpy import load_file, save
+
+    path = dc.save(_model(), tmp_path / "m.dsc")
+    with safe_open(path, "np") as handle:
+        metadata = handle.metadata()
+    tensors = load_file(path)
+    for key in ("sha256", "sha256_covers"):
+        metadata.pop(key)  # as a writer that checks nothing would leave it
+    path.write_bytes(save(tensors, metadata=metadata))
+    with pytest.raises(ModelFileError, match="no SHA-256") as raised:
+        dc.load(path)
+    assert str(path) in str(raised.value)
 
 
 def test_a_failed_save_leaves_the_existing_file_untouched(tmp_path, monkeypatch):
@@ -263,6 +281,30 @@ def _valid_files() -> list[bytes]:
 VALID_FILES = _valid_files()
 
 
+def _with_valid_checksum(header: dict, data: bytes, covers_table: bool = True) -> bytes:
+    """A file of `header` (tensor entries and metadata) and `data`, its SHA-256 made to match, as a writer that
+    checks nothing but computes the checksum would leave it; `covers_table=False`: as descend 0.1.0 computed it."""
+    from descend.io import _digest
+
+    header = json.loads(json.dumps(header))
+    metadata = header.get("__metadata__")
+    entries = {name: entry for name, entry in header.items() if name != "__metadata__"}
+    try:
+        chunks = [data[entry["data_offsets"][0] : entry["data_offsets"][1]] for _, entry in sorted(entries.items())]
+        table = {name: [entry["dtype"], entry["shape"]] for name, entry in entries.items()} if covers_table else None
+        metadata["sha256"] = _digest(chunks, metadata, table)
+    except (TypeError, KeyError, IndexError, AttributeError, ValueError):
+        pass  # too broken to have a checksum: the reader refuses it before it looks for one
+    blob = json.dumps(header).encode()
+    return struct.pack("<Q", len(blob)) + blob + data
+
+
+def _split(raw: bytes) -> tuple[dict, bytes]:
+    """A file's header, parsed, and its data section."""
+    size = struct.unpack("<Q", raw[:8])[0]
+    return json.loads(raw[8 : 8 + size]), raw[8 + size :]
+
+
 def _load_or_refuse(folder, payload: bytes) -> None:
     path = folder / "fuzzed.dsc"
     path.write_bytes(payload)
@@ -301,37 +343,18 @@ def test_fuzzed_bytes_load_as_a_model_or_are_refused_with_a_model_file_error(tmp
 
 
 JSON_VALUES = st.recursive(
-    st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.floats() | st.text(max_size=12),
+    st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.floats() | st.text(max_size=12)
+    | st.sampled_from([10**49, 10**50, -(10**60)]),  # around MAX_DIGITS
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
     max_leaves=12,
 )
-
-
-def _places(value, path=()):
-    """Every place in a JSON value, as a path of keys and indices."""
-    yield path
-    if isinstance(value, dict):
-        for key, item in value.items():
-            yield from _places(item, (*path, key))
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            yield from _places(item, (*path, index))
-
-
-def _replaced(value, path, new):
-    if not path:
-        return new
-    head, rest = path[0], path[1:]
-    if isinstance(value, dict):
-        return {**value, head: _replaced(value[head], rest, new)}
-    return [_replaced(item, rest, new) if index == head else item for index, item in enumerate(value)]
 
 
 @settings(max_examples=FUZZ_HEADER_CASES, derandomize=True, deadline=None)
 @given(st.data())
 def test_fuzzed_headers_with_valid_checksums_load_or_are_refused_with_a_model_file_error(tmp_path_factory, data):
     """Headers rewritten with a checksum that matches: the architecture, the metadata and the tensor entries."""
-    from descend.io import _safetensors_numpy, read_header, read_tensors, write_file
+    from descend.io import read_header, read_tensors, write_file
 
     folder = tmp_path_factory.mktemp("fuzz")
     original = folder / "original.dsc"
@@ -343,20 +366,21 @@ def test_fuzzed_headers_with_valid_checksums_load_or_are_refused_with_a_model_fi
     target = data.draw(st.sampled_from(["architecture", "optimizer", "metadata", "tensor entries"]), label="target")
     if target in ("architecture", "optimizer"):
         value = json.loads(metadata[target])
-        place = data.draw(st.sampled_from(list(_places(value))), label="place")
-        metadata[target] = json.dumps(_replaced(value, place, data.draw(JSON_VALUES, label="new value")))
+        place = data.draw(st.sampled_from(list(json_places(value))), label="place")
+        metadata[target] = json.dumps(json_replaced(value, place, data.draw(JSON_VALUES, label="new value")))
         write_file(folder / "fuzzed.dsc", tensors, metadata)
         _load_or_refuse(folder, (folder / "fuzzed.dsc").read_bytes())
-    elif target == "metadata":
-        key = data.draw(st.sampled_from(sorted(metadata)), label="key")
-        metadata[key] = data.draw(st.text(max_size=40), label="new text")
-        _load_or_refuse(folder, _safetensors_numpy().save(tensors, metadata=metadata))
     else:
         size = struct.unpack("<Q", raw[:8])[0]
         entries = json.loads(raw[8 : 8 + size])
-        place = data.draw(st.sampled_from([p for p in _places(entries) if p and p[0] != "__metadata__"]), label="place")
-        blob = json.dumps(_replaced(entries, place, data.draw(JSON_VALUES, label="new value"))).encode()
-        _load_or_refuse(folder, struct.pack("<Q", len(blob)) + blob + raw[8 + size :])
+    if target == "metadata":
+        key = data.draw(st.sampled_from(sorted(metadata)), label="key")
+        entries["__metadata__"] = {**metadata, key: data.draw(st.text(max_size=40), label="new text")}
+        _load_or_refuse(folder, _with_valid_checksum(entries, raw[8 + size :]))
+    elif target == "tensor entries":
+        place = data.draw(st.sampled_from([p for p in json_places(entries) if p and p[0] != "__metadata__"]), label="place")
+        changed = json_replaced(entries, place, data.draw(JSON_VALUES, label="new value"))
+        _load_or_refuse(folder, _with_valid_checksum(changed, raw[8 + size :]))  # the table is covered by the checksum
 
 
 def test_a_pickle_planted_in_a_model_file_never_runs(tmp_path):
@@ -401,3 +425,294 @@ def test_a_user_class_with_a_descend_name_does_not_replace_descend_s(tmp_path):
 
     loaded = dc.load(path)
     assert type(loaded.layers[0]) is nn.Linear
+
+
+# -- hostile headers (issue 17): read and checked before anything is built, refused in milliseconds ---------------
+def _timed_refusal(path: Path, load=dc.load) -> tuple[ModelFileError, float, int]:
+    """The ModelFileError `load(path)` raises, the seconds it took, and the peak bytes it allocated (a second call)."""
+    import time
+
+    started = time.perf_counter()
+    with pytest.raises(ModelFileError) as raised:
+        load(path)
+    seconds = time.perf_counter() - started
+    tracemalloc.start()
+    with pytest.raises(ModelFileError):
+        load(path)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    return raised.value, seconds, peak
+
+
+def _dropouts(count: int) -> dict:
+    layer = {"class": "descend.nn.layers.Dropout", "config": {"p": 0.1}}
+    return {"class": "descend.nn.layers.Sequential", "config": {"layers": [layer] * count}}
+
+
+def _architecture_file(architecture: str) -> bytes:
+    """A model file of no weights whose architecture is the text `architecture`, with a valid checksum."""
+    metadata = {"format": "descend-model", "format_version": "1", "descend_version": dc.__version__,
+                "architecture": architecture, "dtype": "float32", "sha256_covers": "tensors table metadata"}
+    return _with_valid_checksum({"__metadata__": metadata}, b"")
+
+
+def _nested(depth: int) -> str:
+    return json.dumps({"class": "descend.nn.layers.Dropout", "config": {"p": 0.1, "rng": None}}).replace(
+        "null", "[" * depth + "]" * depth)
+
+
+def _sparse(path: Path, start: bytes, size: int) -> Path:
+    with open(path, "wb") as stream:
+        stream.write(start)
+        stream.truncate(size)  # a hole: the file takes no disk
+    return path
+
+
+HOSTILE_HEADERS = {
+    "3 GB of junk": (lambda path: _sparse(path, b"\xff" * 64, 3 * 2**30), ["not a descend model file"]),
+    "3 GB beyond the tensors": (lambda path: _sparse(path, dc.save(_model(), path).read_bytes(), 3 * 2**30),
+                                ["its tensors hold", "its data section"]),
+    "a header claiming 9 MB": (lambda path: _sparse(path, struct.pack("<Q", 9 * 2**20) + b"{", 10 * 2**20),
+                               ["header claims 9437184 bytes", "at most 8388608"]),
+    "200,000 dropout layers (13 MB)": (
+        lambda path: path.write_bytes(_architecture_file(json.dumps(_dropouts(200_000)))), ["at most 8388608"]),
+    "4,097 dropout layers": (lambda path: path.write_bytes(_architecture_file(json.dumps(_dropouts(4_096)))),
+                             ["4097 modules", "at most 4096"]),
+    "4,097 layers, 'class' escaped": (lambda path: path.write_bytes(_architecture_file(
+        json.dumps(_dropouts(4_096)).replace('"class"', '"\\u0063lass"'))), ["4097 modules", "at most 4096"]),
+    "600,000 empty lists": (lambda path: path.write_bytes(_architecture_file("[" + "[]," * 600_000 + "[]]")),
+                            ["JSON values", "at most 500000"]),
+    "16,385 tensors": (lambda path: path.write_bytes(_with_valid_checksum({
+        "__metadata__": _split(_architecture_file("{}"))[0]["__metadata__"],
+        **{f"model/t{index}": {"dtype": "F32", "shape": [0], "data_offsets": [0, 0]} for index in range(16_385)}},
+        b"")), ["16385 tensors", "at most 16384"]),
+    "nested 65 deep": (lambda path: path.write_bytes(_architecture_file(_nested(63))), ["nested deeper than 64"]),
+    "nested 100,000 deep": (lambda path: path.write_bytes(_architecture_file(_nested(100_000))),
+                            ["nested deeper than 64"]),
+}
+
+
+@pytest.mark.parametrize("case", list(HOSTILE_HEADERS))
+def test_a_hostile_header_is_refused_in_milliseconds_within_a_small_multiple_of_its_size(tmp_path, case):
+    make, words = HOSTILE_HEADERS[case]
+    path = tmp_path / "hostile.dsc"
+    make(path)
+    error, seconds, peak = _timed_refusal(path)
+    for word in [str(path), *words]:
+        assert word in str(error), f"{word!r} not in: {error}"
+    assert seconds < 0.25, f"{seconds:.3f} s to refuse {case}"  # 1-50 ms unloaded: room for a busy machine
+    read = min(path.stat().st_size, 8 * 2**20 + 16)  # the most of a file read before it is refused
+    # a header that is parsed becomes Python objects (~10x its text); one refused by its size is never parsed
+    assert peak < 16 * read + 1_000_000, f"{peak} bytes allocated for {case}"
+
+
+def test_the_caps_are_the_documented_ones():
+    from descend import io
+
+    assert (io.MAX_HEADER_BYTES, io.MAX_HEADER_VALUES, io.MAX_TENSORS, io.MAX_MODULES, io.MAX_DEPTH, io.MAX_DIGITS) == \
+           (8 * 2**20, 500_000, 16_384, 4_096, 64, 50)
+
+
+def test_a_model_as_large_as_the_caps_allow_still_loads(tmp_path):
+    path = tmp_path / "wide.dsc"
+    path.write_bytes(_architecture_file(json.dumps(_dropouts(4_095))))  # 4,096 modules with the Sequential
+    assert len(dc.load(path).layers) == 4_095
+    path.write_bytes(_architecture_file(_nested(62)))  # 64 levels: a dict, its config, 62 lists (a seed of none)
+    assert isinstance(dc.load(path), nn.Dropout)
+
+
+NUMBERS = {
+    "Infinity in a shape": (("shape", 0), "Infinity", ["Infinity", "finite"]),
+    "-Infinity in a shape": (("shape", 0), "-Infinity", ["-Infinity", "finite"]),
+    "NaN in an offset": (("data_offsets", 1), "NaN", ["NaN", "finite"]),
+    "1e999 in a shape": (("shape", 0), "1e999", ["malformed header entry"]),
+    "1.5 in an offset": (("data_offsets", 0), "1.5", ["malformed header entry"]),
+    "true in a shape": (("shape", 0), "true", ["malformed header entry"]),
+    "5,000 digits in a shape": (("shape", 0), "9" * 5000, ["integer of 5000 digits", "at most 50"]),
+    "5,000 digits in an offset": (("data_offsets", 1), "-" + "9" * 5000, ["integer of 5000 digits"]),
+}
+
+
+@pytest.mark.parametrize("case", list(NUMBERS))
+def test_non_finite_or_enormous_numbers_in_the_tensor_table_are_model_file_errors(tmp_path, case):
+    (key, index), text, words = NUMBERS[case]
+    raw = dc.save(_model(), tmp_path / "m.dsc").read_bytes()
+    header, data = _split(raw)
+    name = sorted(entry for entry in header if entry != "__metadata__")[0]
+    header[name][key][index] = 123456789  # a marker, then replaced by the text json cannot write
+    blob = json.dumps(header).encode().replace(b"123456789", text.encode())
+    path = tmp_path / "m.dsc"
+    path.write_bytes(struct.pack("<Q", len(blob)) + blob + data)
+    error, seconds, _ = _timed_refusal(path)
+    for word in words:
+        assert word in str(error), f"{word!r} not in: {error}"
+    assert seconds < 0.25
+
+
+def test_an_enormous_integer_in_the_architecture_is_a_model_file_error(tmp_path):
+    spec = dc.nn.module_spec(nn.Linear(2, 3, rng=0))
+    text = json.dumps(spec).replace('"in_features": 2', '"in_features": ' + "9" * 5000)
+    (tmp_path / "m.dsc").write_bytes(_architecture_file(text))
+    error, _, _ = _timed_refusal(tmp_path / "m.dsc")
+    assert "architecture holds an integer of 5000 digits" in str(error)
+
+
+def test_a_changed_tensor_table_is_caught_by_the_checksum(tmp_path):
+    """The old checksum covered the tensors' bytes and the metadata: a transposed shape or a renamed tensor
+    loaded, or failed later with another error. Now the table is covered too."""
+    raw = dc.save(nn.MLP([5, 4, 3], rng=0), tmp_path / "m.dsc").read_bytes()
+    for change in (b'"shape":[5,4]', b'"shape":[4,5]'), (b'layers.0.bias"', b'layers.0.biaz"'):
+        assert change[0] in raw
+        (tmp_path / "m.dsc").write_bytes(raw.replace(*change))
+        with pytest.raises(ModelFileError, match="damaged: its contents do not match the SHA-256"):
+            dc.load(tmp_path / "m.dsc")
+
+
+def test_a_file_whose_checksum_does_not_cover_the_table_still_loads(tmp_path):
+    """As descend 0.1.0 wrote them (before the table was covered): they load."""
+    model = _model()
+    header, data = _split(dc.save(model, tmp_path / "m.dsc").read_bytes())
+    del header["__metadata__"]["sha256_covers"]
+    (tmp_path / "m.dsc").write_bytes(_with_valid_checksum(header, data, covers_table=False))
+    np.testing.assert_array_equal(dc.load(tmp_path / "m.dsc").flat_buffer().data, model.flat_buffer().data)
+
+
+@pytest.mark.parametrize("name, dtype, words", [
+    ("model/network.layers.0.weight", np.int32, ["has dtype I32", "expected F32", "not cast"]),
+    ("model/network.layers.0.weight", np.bool_, ["has dtype BOOL", "expected F32"]),
+    ("model/network.layers.0.weight", np.float64, ["has dtype F64", "expected F32"]),
+    ("optimizer/exp_avg", np.int64, ["has dtype I64", "expected F32 or F64"]),
+    ("other/thing", np.float32, ["belongs to nothing", "model/"]),
+])
+def test_tensors_of_another_dtype_are_refused_not_cast(tmp_path, name, dtype, words):
+    from descend.io import write_file
+
+    model = _model()
+    optimizer = optim.Adam(model.parameters(), lr=0.1)
+    header, _ = _split(dc.save(model, tmp_path / "m.dsc", optimizer=optimizer).read_bytes())
+    tensors = {f"model/{key}": value for key, value in model.state_dict().items()}
+    tensors.update({f"optimizer/{key}": value for key, value in optimizer.state_dict()["arrays"].items()})
+    tensors[name] = np.ones(tensors.get(name, np.zeros(2)).shape, dtype)
+    metadata = {key: header["__metadata__"][key] for key in ("architecture", "dtype", "optimizer")}
+    path = write_file(tmp_path / "m.dsc", tensors, metadata)
+    for load in (dc.load, lambda path: dc.load_optimizer_state(path, optimizer)):
+        with pytest.raises(ModelFileError) as raised:
+            load(path)
+        for word in words:
+            assert word in str(raised.value), f"{word!r} not in: {raised.value}"
+
+
+def test_weights_that_are_nan_load_with_a_warning_that_names_them_at_the_caller_s_line(tmp_path):
+    import sys
+    import warnings
+
+    from descend.errors import ModelFileWarning
+
+    model = _model()
+    model.network.layers[3].weight.data[...] = np.nan
+    dc.save(model, tmp_path / "m.dsc")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        line = sys._getframe().f_lineno + 1
+        dc.load(tmp_path / "m.dsc")
+    [warning] = [w for w in caught if issubclass(w.category, ModelFileWarning)]
+    assert "network.layers.3.weight" in str(warning.message) and "NaN" in str(warning.message)
+    assert (warning.filename, warning.lineno) == (__file__, line)
+
+
+def test_a_folder_or_a_fifo_is_no_model_file_and_reading_it_does_not_wait(tmp_path):
+    os.mkfifo(tmp_path / "pipe.dsc")
+    for path in (tmp_path, tmp_path / "pipe.dsc"):
+        error, seconds, _ = _timed_refusal(path)
+        assert "not a regular file" in str(error) and seconds < 0.25
+
+
+# -- fuzzing numbers and the caps ------------------------------------------------------------------------------
+FUZZ_NUMBER_CASES = 150
+FUZZ_CAP_CASES = 60
+ODD_NUMBERS = ["9" * 5000, "-" + "9" * 60, "Infinity", "-Infinity", "NaN", "1e999", "-1e999", "1.5", "-1", "-0",
+               "0", "1e2", "18446744073709551616"]
+
+
+@settings(max_examples=FUZZ_NUMBER_CASES, derandomize=True, deadline=None)
+@given(st.data())
+def test_fuzzed_numbers_anywhere_in_a_header_load_or_are_refused_with_a_model_file_error(tmp_path_factory, data):
+    """Any number of the header's text (the tensor table's, or inside the architecture's or optimizer's JSON)
+    becomes an odd one: NaN, infinite, enormous, negative, fractional. The checksum is made valid where the
+    header still parses; whatever it is, the file loads or is refused with a ModelFileError."""
+    import re
+
+    raw = data.draw(st.sampled_from(VALID_FILES), label="file")
+    header, body = _split(raw)
+    text = json.dumps(header)
+    numbers = [match.span() for match in re.finditer(r"(?<![\w.\\])-?\d+(?:\.\d+)?(?:e-?\d+)?(?![\w.])", text)]
+    start, stop = data.draw(st.sampled_from(numbers), label="number")
+    text = text[:start] + data.draw(st.sampled_from(ODD_NUMBERS), label="odd number") + text[stop:]
+    try:
+        payload = _with_valid_checksum(json.loads(text), body)
+    except ValueError:  # json cannot hold the number where it stands (5,000 digits in the table): no checksum
+        payload = struct.pack("<Q", len(text.encode())) + text.encode() + body
+    _load_or_refuse(tmp_path_factory.mktemp("fuzz"), payload)
+
+
+def _depth(value) -> int:
+    if isinstance(value, dict):
+        return 1 + max((_depth(item) for item in value.values()), default=0)
+    if isinstance(value, list):
+        return 1 + max((_depth(item) for item in value), default=0)
+    return 0
+
+
+def _nested_model(levels: int) -> nn.Module:
+    model = nn.Linear(1, 1, rng=0)
+    for _ in range(levels):
+        model = nn.Sequential(model)
+    return model
+
+
+@settings(max_examples=FUZZ_CAP_CASES, derandomize=True, deadline=None)
+@given(st.data())
+def test_fuzzed_sizes_around_each_cap_load_within_it_and_are_refused_beyond_it(tmp_path_factory, data):
+    """Each cap set just below, at or just above what a real file needs (the caps lowered, so files stay small):
+    the file loads exactly when it fits, and a refusal names the cap."""
+    from unittest import mock
+
+    from descend import io
+
+    cap = data.draw(st.sampled_from(["MAX_MODULES", "MAX_TENSORS", "MAX_DEPTH", "MAX_HEADER_BYTES",
+                                     "MAX_HEADER_VALUES"]), label="cap")
+    layers = data.draw(st.integers(1, 12), label="layers")
+    model = _nested_model(layers) if cap == "MAX_DEPTH" else nn.MLP([2] * (layers + 1), rng=0)
+    path = dc.save(model, tmp_path_factory.mktemp("caps") / "m.dsc")
+    header, _ = _split(path.read_bytes())
+    header_bytes = path.read_bytes()[8 : 8 + struct.unpack("<Q", path.read_bytes()[:8])[0]]
+    architecture = json.loads(header["__metadata__"]["architecture"])
+    needed = {
+        "MAX_MODULES": header["__metadata__"]["architecture"].count('"class"'),
+        "MAX_TENSORS": len(header) - 1,
+        "MAX_DEPTH": max(_depth(architecture), _depth(header)),
+        "MAX_HEADER_BYTES": len(header_bytes),
+        "MAX_HEADER_VALUES": sum(header_bytes.count(mark) for mark in (b",", b"[", b"{")),
+    }[cap]
+    limit = needed + data.draw(st.integers(-2, 2), label="cap minus need")
+    with mock.patch.object(io, cap, limit):
+        if needed <= limit:
+            np.testing.assert_array_equal(dc.load(path).flat_buffer().data, model.flat_buffer().data)
+        else:
+            with pytest.raises(ModelFileError, match=f"at most {limit}|deeper than {limit}"):
+                dc.load(path)
+
+
+def test_tensors_that_overlap_or_leave_a_gap_are_refused_even_with_a_valid_checksum(tmp_path):
+    header, data = _split(dc.save(_model(), tmp_path / "m.dsc").read_bytes())
+    first, second = sorted((entry for entry in header if entry != "__metadata__"),
+                           key=lambda name: header[name]["data_offsets"])[:2]
+    overlapping = json.loads(json.dumps(header))
+    overlapping[second]["data_offsets"] = [0, header[second]["data_offsets"][1] - header[second]["data_offsets"][0]]
+    gap = json.loads(json.dumps(header))
+    size = header[first]["data_offsets"][1]
+    gap[first] = {"dtype": "F32", "shape": [0], "data_offsets": [size, size]}
+    for crafted in (overlapping, gap):
+        (tmp_path / "m.dsc").write_bytes(_with_valid_checksum(crafted, data))
+        with pytest.raises(ModelFileError, match="the tensors must tile it"):
+            dc.load(tmp_path / "m.dsc")

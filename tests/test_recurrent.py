@@ -207,3 +207,21 @@ def test_truncated_bptt_carries_the_state_across_batches_in_fit():
                      batch_size=4, shuffle=False, callbacks=[Watch()], progress=False)
     assert history["loss"][-1] < history["loss"][0]
     assert all(not np.allclose(a, 0) for a in seen[1:3])  # each batch started from the previous one's state
+
+
+@pytest.mark.parametrize("layer", ["RNN", "LSTM", "GRU"])
+def test_a_stack_that_cannot_fit_the_limit_is_refused_before_its_first_layer_is_built(layer, monkeypatch):
+    """The stack's whole count is checked against the limit first: exactly its parameters fit, one fewer does not,
+    and a billion layers are refused without drawing a single weight."""
+    from descend.errors import SizeLimitError
+    from descend.nn import init
+
+    cls = getattr(nn, layer)
+    exact = cls(3, 5, num_layers=2, bidirectional=True, rng=0).parameter_count()
+    with init.values_limit(exact):
+        cls(3, 5, num_layers=2, bidirectional=True, rng=0)
+    with init.values_limit(exact - 1), pytest.raises(SizeLimitError, match=f"{layer} of 2 layers of 5 asks for {exact}"):
+        cls(3, 5, num_layers=2, bidirectional=True, rng=0)
+    monkeypatch.setattr(init, "uniform", lambda *args: pytest.fail("a weight was drawn"))
+    with init.values_limit(10**9), pytest.raises(SizeLimitError, match="of 1000000000 layers"):
+        cls(3, 5, num_layers=10**9, rng=0)

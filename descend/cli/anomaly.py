@@ -8,9 +8,10 @@ from pathlib import Path
 import click
 import numpy as np
 
-from descend.cli.options import FiniteRange, digit_list
+from descend.cli.options import SEED, FiniteRange, digit_list, within_memory
 from descend.cli.report import Report, plot_run
 from descend.data import load_mnist
+from descend.files import write_text
 from descend.io import save
 from descend.nn import Autoencoder, MSELoss
 from descend.optim import Adam
@@ -27,7 +28,7 @@ from descend.training import fit, predict
 @click.option("--contamination", type=FiniteRange(0, 0.5, min_open=True), default=0.01, show_default=True,
               help="Fraction of normal training rows the threshold flags.")
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="Train on the first N normal images only.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=SEED, default=0, show_default=True)
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default="runs/anomaly-mnist", show_default=True)
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
@@ -47,11 +48,12 @@ def anomaly(data_name: str, normal: list[int], anomalous: list[int], code_size: 
 
     if set(normal) & set(anomalous):
         raise click.UsageError(f"digits {sorted(set(normal) & set(anomalous))} are both normal and anomalous")
+    model = within_memory(lambda: Autoencoder([784, 256, code_size], activation="relu", output="sigmoid", rng=seed),
+                          "--code")
     train_set, test_set = load_mnist()
     normal_train = train_set[np.isin(train_set.y, normal)]
     normal_train = normal_train[:limit] if limit else normal_train
     test_set = test_set[np.isin(test_set.y, normal + anomalous)]
-    model = Autoencoder([784, 256, code_size], activation="relu", output="sigmoid", rng=seed)
     run = Path(out_dir)
     run.mkdir(parents=True, exist_ok=True)
     history = fit(model, MSELoss(), Adam(model.parameters(), lr=1e-3), normal_train, epochs=epochs,
@@ -70,7 +72,7 @@ def anomaly(data_name: str, normal: list[int], anomalous: list[int], code_size: 
         "false_alarm_rate": float(flagged[~is_anomaly].mean()),
     }
     save(model, run / "model.dsc")
-    (run / "metrics.json").write_text(json.dumps(metrics) + "\n")
+    write_text(run / "metrics.json", json.dumps(metrics) + "\n")
     plot_score_histogram(scores[~is_anomaly], scores[is_anomaly], run / "scores.png", detector.threshold_,
                          f"Digits {','.join(map(str, normal))} normal, {','.join(map(str, anomalous))} anomalous")
     worst = np.argsort(-scores)[:10]

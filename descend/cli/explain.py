@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import click
 
 from descend.cli.options import named_values
 from descend.errors import DescendError
+from descend.files import write_text
 
 
 @click.command()
@@ -32,7 +32,7 @@ def explain(formula: str, values: dict[str, float], html_path: str | None, as_js
     except DescendError as error:  # a formula that cannot be read is bad usage, not a failure
         raise click.UsageError(str(error)) from None
     if html_path:
-        Path(html_path).write_text(f"<!doctype html><meta charset='utf-8'>{explanation._repr_html_()}\n")
+        write_text(html_path, f"<!doctype html><meta charset='utf-8'>{explanation._repr_html_()}\n", name="--html")
     if as_json:
         click.echo(json.dumps({"forward": explanation.forward_rows, "reverse": explanation.reverse_rows,
                                "summary": explanation.summary_lines()}))

@@ -9,8 +9,9 @@ from typing import Any
 import click
 import numpy as np
 
-from descend.cli.options import count_list, lock_list
+from descend.cli.options import SEED, count_list, lock_list
 from descend.data import make_low_rank_matrix, make_sparse_classification
+from descend.files import write_text
 
 
 @click.command()
@@ -25,7 +26,7 @@ from descend.data import make_low_rank_matrix, make_sparse_classification
 @click.option("--features", type=click.IntRange(min=10), default=100_000, show_default=True, help="Sparse features.")
 @click.option("--nnz", type=click.IntRange(min=1), default=20, show_default=True, help="Active features per row.")
 @click.option("--epochs", type=click.IntRange(min=1), default=5, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=SEED, default=0, show_default=True)
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default="runs/hogwild", show_default=True)
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @click.option("--json", "as_json", is_flag=True, help="Print the runs as JSON.")
@@ -60,7 +61,7 @@ def hogwild(data_name: str, worker_counts: list[int], locks: list[str], rows: in
     bar.close()
     run = Path(out_dir)
     run.mkdir(parents=True, exist_ok=True)
-    (run / "runs.json").write_text(json.dumps([r.as_dict() for r in runs], indent=1) + "\n")
+    write_text(run / "runs.json", json.dumps([r.as_dict() for r in runs], indent=1) + "\n")
     plot = plot_speedup(runs, run / "speedup.png", f"HOGWILD! on {data_name} data: speed-up over serial SGD")
     if as_json:
         click.echo(json.dumps([r.as_dict() for r in runs]))

@@ -8,7 +8,8 @@ from pathlib import Path
 import click
 
 from descend.cli.datasets import DATASETS, check_fits, load_splits
-from descend.cli.options import CLASSIFIERS, FiniteRange, hidden_sizes
+from descend.cli.options import CLASSIFIERS, SEED, FiniteRange, hidden_sizes, within_memory
+from descend.files import write_text
 from descend.nn import presets
 from descend.optim import SGD
 
@@ -23,7 +24,7 @@ from descend.optim import SGD
               help="Minibatch steps of the ramp.")
 @click.option("--start-lr", type=FiniteRange(min=0, min_open=True), default=1e-6, show_default=True)
 @click.option("--end-lr", type=FiniteRange(min=0, min_open=True), default=10.0, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=SEED, default=0, show_default=True)
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default="runs/lr-find", show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print the readings as JSON.")
 def lr_find(model_name: str, data_name: str, hidden: tuple[int, ...] | None, momentum: float, batch_size: int,
@@ -39,7 +40,8 @@ def lr_find(model_name: str, data_name: str, hidden: tuple[int, ...] | None, mom
 
     check_fits(model_name, data_name)
     train_set = load_splits(data_name, images=model_name in presets.IMAGE_MODELS)[0]
-    model = presets.model(model_name, train_set, hidden=hidden, dropout=0.0, seed=seed)
+    model = within_memory(lambda: presets.model(model_name, train_set, hidden=hidden, dropout=0.0, seed=seed),
+                          "--hidden")
     optimizer = SGD(model.parameters(), lr=start_lr, momentum=momentum)  # no schedule: the test sets each rate
     found = range_test(model, presets.loss_for(model), optimizer, train_set, start_lr=start_lr, end_lr=end_lr,
                        steps=steps, batch_size=batch_size, seed=seed)
@@ -47,7 +49,7 @@ def lr_find(model_name: str, data_name: str, hidden: tuple[int, ...] | None, mom
     readings = {"suggestion": found.suggestion, "steepest": found.steepest, "tenth_of_lowest": found.tenth_of_lowest,
                 "learning_rates": found.learning_rates.tolist(), "losses": found.losses.tolist()}
     run.mkdir(parents=True, exist_ok=True)
-    (run / "lr_find.json").write_text(json.dumps(readings) + "\n")
+    write_text(run / "lr_find.json", json.dumps(readings) + "\n")
     plot = plot_lr_find(found, run / "lr_find.png", f"Learning-rate range test: {model_name} on {data_name}")
     if as_json:
         click.echo(json.dumps({name: readings[name] for name in ("suggestion", "steepest", "tenth_of_lowest")}))

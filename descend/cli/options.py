@@ -7,14 +7,17 @@ library takes, or raises click.BadParameter, which click reports as bad usage (e
 from __future__ import annotations
 
 import importlib
+import os
 from collections.abc import Callable
 from typing import Any
 
 import click
 import numpy as np
 
-from descend.errors import DescendError
+from descend.errors import DescendError, SizeLimitError
 from descend.nn import presets
+from descend.nn.init import values_limit
+from descend.nn.module import Module
 from descend.training import ENGINES
 from descend.training.step import check_every
 
@@ -22,6 +25,10 @@ from descend.training.step import check_every
 MODELS = click.Choice(presets.NAMES)
 CLASSIFIERS = click.Choice(presets.CLASSIFIERS)
 ENGINE = click.Choice(tuple(ENGINES))
+#: a seed for NumPy's generators: an integer >= 0
+SEED = click.IntRange(min=0)
+#: bytes each starting value of a model costs in training: the float32 weight, its gradient, two optimizer moments
+BYTES_PER_VALUE = 16
 
 
 class FiniteRange(click.FloatRange):
@@ -105,7 +112,17 @@ def _worker_counts(parts: list[str]) -> list[int]:
     counts = _integers(parts)
     if not counts or min(counts) < 1:
         raise ValueError("worker counts must be positive")
+    most = most_workers()
+    if max(counts) > most:
+        raise ValueError(f"worker counts must be at most {most} (8 per core on this {os.cpu_count()}-core machine)")
     return counts
+
+
+def most_workers() -> int:
+    """The most HOGWILD! workers the library allows on this machine (descend.hogwild.workers.max_workers)."""
+    from descend.hogwild.workers import max_workers  # here: descend.hogwild loads numba and scikit-learn
+
+    return max_workers()
 
 
 def _lock_modes(parts: list[str]) -> list[str]:
@@ -144,14 +161,38 @@ def checkpoint_every(context: click.Context, parameter: click.Parameter, value: 
 
 
 def named_values(context: click.Context, parameter: click.Parameter, values: tuple[str, ...]) -> dict[str, float]:
-    """NAME=NUMBER arguments -> {name: number}."""
+    """NAME=NUMBER arguments -> {name: number}; a name given twice is refused (which value would it be?)."""
     inputs = {}
     for item in values:
         name, equals, number = item.partition("=")
         try:
             if not equals or not name.strip():
                 raise ValueError
-            inputs[name.strip()] = float(number)
+            value = float(number)
         except ValueError:
             raise click.BadParameter(f"expected NAME=NUMBER such as x1=2; got {item!r}") from None
+        if name.strip() in inputs:
+            raise click.BadParameter(f"{name.strip()} is given twice ({name.strip()}={inputs[name.strip()]:g} and "
+                                     f"{item!r}); give each variable once")
+        inputs[name.strip()] = value
     return inputs
+
+
+def within_memory(build: Callable[[], Module], options: str) -> Module:
+    """`build()`, a model, under the library's cap on starting values (descend.nn.init.values_limit): at most
+    what this machine's memory holds in training. A bigger model is bad usage naming `options` (e.g.
+    "--hidden"), refused at the first layer past the cap before that layer is allocated: an absurd width
+    at once, a deep stack of moderate layers once those before it fill the cap."""
+    try:
+        memory = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):  # the system does not say: no cap
+        return build()
+    allowed = memory // BYTES_PER_VALUE
+    try:
+        with values_limit(allowed):
+            return build()
+    except SizeLimitError as error:
+        raise click.UsageError(
+            f"{options} ask for a model too big to train on this machine, whose {memory / 2**30:.1f} GiB hold "
+            f"{allowed} values at {BYTES_PER_VALUE} bytes each in training: {error}; choose smaller sizes"
+        ) from None

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from descend.files import write_atomically
+from descend.files import write_text
 from descend.training import Callback, History, TrainingState
 
 
@@ -20,7 +20,7 @@ class Report(Callback):
     def on_epoch_end(self, state: TrainingState, record: dict[str, float]) -> None:
         # the whole History each time, atomically: a resumed run's file never repeats or loses a line
         lines = "".join(json.dumps(epoch) + "\n" for epoch in state.history.epochs)
-        write_atomically(self.run / "metrics.jsonl", lambda stream: stream.write(lines.encode()))
+        write_text(self.run / "metrics.jsonl", lines)
         if self.as_json:
             click.echo(json.dumps(record))
         elif not self.quiet:

@@ -9,15 +9,16 @@ from typing import Any
 import click
 
 from descend.cli.datasets import DATASETS, TEXTS, load_splits
-from descend.cli.options import ENGINE, MODELS, SYNC, FiniteRange, checkpoint_every, hidden_sizes
+from descend.cli.options import ENGINE, MODELS, SEED, SYNC, FiniteRange, checkpoint_every, hidden_sizes, within_memory
 from descend.cli.report import Report, plot_run
+from descend.cli.run_folder import RunFolder, locked
 from descend.cli.train_options import TrainOptions, resumed
 from descend.data import Dataset, load_text
-from descend.files import write_atomically
+from descend.files import write_text
 from descend.io import save
 from descend.nn import presets
 from descend.nn.capsules import PERTURBATION_STEPS, CapsNet
-from descend.training import evaluate, fit
+from descend.training import Callback, TrainingState, evaluate, fit
 
 
 @click.command()
@@ -43,7 +44,7 @@ from descend.training import evaluate, fit
 @click.option("--weight-decay", type=FiniteRange(min=0), default=1e-4, show_default=True, help="L2 penalty.")
 @click.option("--decay", type=FiniteRange(min=0), default=1e-4, show_default=True,
               help="Inverse-time learning-rate decay per step.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=SEED, default=0, show_default=True)
 @click.option("--engine", type=ENGINE, default="local", show_default=True,
               help="local: this process; hogwild: lock-free worker processes on one shared buffer; "
                    "spark: data-parallel on a Spark cluster (mlp, logistic).")
@@ -61,10 +62,14 @@ from descend.training import evaluate, fit
 @click.option("--resume", "resume_dir", type=click.Path(exists=True, file_okay=False), default=None,
               help="Go on with the run in this folder from its newest good checkpoint, with the options it was "
                    "started with (only --epochs, to train longer, --quiet and --json may be given too).")
+@click.option("--overwrite", is_flag=True,
+              help="Replace the run already in the run folder (its checkpoints, model and metrics); without it, "
+                   "a folder that holds another run is refused.")
 @click.option("--quiet", is_flag=True, help="No progress bar or per-epoch lines.")
 @click.option("--json", "as_json", is_flag=True, help="Print each epoch's metrics as a JSON line.")
 @click.pass_context
-def train(context: click.Context, resume_dir: str | None, quiet: bool, as_json: bool, **given: Any) -> None:
+def train(context: click.Context, resume_dir: str | None, overwrite: bool, quiet: bool, as_json: bool,
+          **given: Any) -> None:
     """Train a model, validate each epoch, test once at the end; write the model and metrics to a run folder.
 
     The run folder gets run.json (the options), checkpoints/ (local engine),
@@ -73,28 +78,30 @@ def train(context: click.Context, resume_dir: str | None, quiet: bool, as_json: 
     drawn as PNGs; character models get a sample of generated text and their
     vocabulary (vocab.json) for `descend generate`. A run that was killed
     goes on with `descend train --resume RUN` and ends with the same model,
-    bit for bit, as if it had never stopped.
+    bit for bit, as if it had never stopped. A folder that holds another
+    run is refused unless --overwrite is given, and one run at a time holds
+    a folder (RUN/.lock): a second is refused before it touches anything.
 
     Example: descend train --model mlp --data mnist --epochs 5
     """
     options = TrainOptions(**given)
-    if resume_dir is not None:
-        options = resumed(context, Path(resume_dir), options)
-    options.check()
-    run = Path(resume_dir) if resume_dir is not None else options.folder()
-    run.mkdir(parents=True, exist_ok=True)
-    if resume_dir is None:  # a new run in an old run's folder replaces it, its checkpoints too
-        for old in (run / "checkpoints").glob("checkpoint-*.dsc"):
-            old.unlink()
-    record = {"command": "train", "options": options.record()}
-    write_atomically(run / "run.json", lambda stream: stream.write((json.dumps(record, indent=1) + "\n").encode()))
-    report = Report(run, options.epochs, quiet, as_json)
-    settings: dict[str, Any] = {"callbacks": [report], "progress": not (quiet or as_json)}
-    if options.engine == "local":
-        settings.update(checkpoint=run / "checkpoints", checkpoint_every=options.checkpoint_every,
-                        resume=resume_dir is not None)
-    trainer = train_char_model if options.char_model else train_classifier
-    summary = trainer(options, run, settings)
+    if resume_dir is not None and overwrite:
+        raise click.UsageError("--resume goes on with the run in its folder and --overwrite replaces it: give one")
+    if resume_dir is None:
+        options.check()  # before the folder is made
+    with locked(Path(resume_dir) if resume_dir is not None else options.folder()) as folder:
+        if resume_dir is not None:  # read under the lock: the run.json no other run is writing
+            options = resumed(context, folder.path, options)
+            options.check()
+        else:
+            folder.make_way(overwrite)
+        callbacks = [RunRecord(folder, options), Report(folder.path, options.epochs, quiet, as_json)]
+        settings: dict[str, Any] = {"callbacks": callbacks, "progress": not (quiet or as_json)}
+        if options.engine == "local":
+            settings.update(checkpoint=folder.path / "checkpoints", checkpoint_every=options.checkpoint_every,
+                            resume=resume_dir is not None)
+        trainer = train_char_model if options.char_model else train_classifier
+        summary = trainer(options, folder.path, settings)
     if as_json:
         click.echo(json.dumps({key: value for key, value in summary.items() if key != "lines"}))
     else:
@@ -102,12 +109,26 @@ def train(context: click.Context, resume_dir: str | None, quiet: bool, as_json: 
             click.echo(line)
 
 
+class RunRecord(Callback):
+    """Writes RUN/run.json, the options `--resume` reads back, once training begins: only a run that passed
+    every check (the command line's, the folder's and fit's) leaves a record, and a refused one never
+    rewrites another run's. The folder is the run's to keep from then on."""
+
+    def __init__(self, folder: RunFolder, options: TrainOptions):
+        self.folder, self.options = folder, options
+
+    def on_train_begin(self, state: TrainingState) -> None:
+        text = json.dumps({"command": "train", "options": self.options.record()}, indent=1) + "\n"
+        write_text(self.folder.path / "run.json", text)
+        self.folder.started = True
+
+
 def train_classifier(options: TrainOptions, run: Path, settings: dict[str, Any]) -> dict[str, Any]:
     """Train a classifier preset with `settings` for fit, test it, and draw its pictures; the summary to print."""
     train_set, validation_set, test_set = load_splits(options.source, images=options.model_name in presets.IMAGE_MODELS)
     train_set = train_set[: options.limit] if options.limit else train_set
-    model = presets.model(options.model_name, train_set, hidden=options.hidden, dropout=options.dropout,
-                          seed=options.seed)
+    model = within_memory(lambda: presets.model(options.model_name, train_set, hidden=options.hidden,
+                                                dropout=options.dropout, seed=options.seed), "--hidden")
     loss_fn = presets.loss_for(model)
     optimizer = presets.optimizer_for(model, options.lr, options.momentum, options.weight_decay, options.decay)
     if options.engine == "spark":
@@ -125,7 +146,7 @@ def train_classifier(options: TrainOptions, run: Path, settings: dict[str, Any])
     model_path = save(model, run / "model.dsc", optimizer=optimizer)
     plot_run(history, run, f"{options.model_name} on {options.source} ({options.engine} engine)")
     test = {f"test_{name}": value for name, value in evaluate(model, loss_fn, test_set).items()}
-    (run / "test.json").write_text(json.dumps(test) + "\n")
+    write_text(run / "test.json", json.dumps(test) + "\n")
     pictures = []
     if options.model_name == "capsnet":
         pictures = capsule_pictures(model, test_set, run)
@@ -159,17 +180,18 @@ def train_char_model(options: TrainOptions, run: Path, settings: dict[str, Any])
     train_set = train_set[:limit] if limit else train_set
     validation_set = text.sequences(options.seq_length, split="validation")
     validation_set = validation_set[: max(1, limit // 10)] if limit else validation_set
-    model = presets.model(options.model_name, text, hidden=options.hidden, dropout=options.dropout,
-                          layers=options.layers, embed=options.embed, seed=options.seed)
+    model = within_memory(lambda: presets.model(options.model_name, text, hidden=options.hidden,
+                                                dropout=options.dropout, layers=options.layers, embed=options.embed,
+                                                seed=options.seed), "--hidden, --embed and --layers")
     optimizer = presets.optimizer_for(model, options.lr)
     history = fit(model, presets.loss_for(model), optimizer, train_set, epochs=options.epochs,
                   batch_size=options.batch, validation=validation_set, seed=options.seed, clip_grad_norm=5.0,
                   **settings)
     model_path = save(model, run / "model.dsc", optimizer=optimizer)
     plot_run(history, run, f"{options.model_name} on {options.source}")
-    (run / "vocab.json").write_text(json.dumps({"source": str(options.source), "vocab": text.vocab}) + "\n")
+    write_text(run / "vocab.json", json.dumps({"source": str(options.source), "vocab": text.vocab}) + "\n")
     prompt = next((p for p in ("ROMEO:", "\n") if all(ch in text.vocab for ch in p)), text.vocab[0])
     sample = model.generate(text, prompt=prompt, length=200, temperature=0.8, seed=options.seed)
-    (run / "sample.txt").write_text(sample + "\n")
+    write_text(run / "sample.txt", sample + "\n")
     written = f"model written to {model_path}; metrics.jsonl; curves.png; vocab.json; sample.txt"
     return {"sample": sample, "lines": ["sample:", sample, written]}

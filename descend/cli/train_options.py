@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,7 @@ import click
 from click.core import ParameterSource
 
 from descend.cli.datasets import TEXTS, check_fits
+from descend.cli.options import most_workers
 from descend.nn import presets
 
 
@@ -84,6 +86,9 @@ class TrainOptions:
                                    "learn from text (shakespeare or --text), the others from mnist or digits")
         if self.workers is not None and self.engine != "hogwild":
             raise click.UsageError("--workers is for --engine hogwild")
+        if self.workers is not None and self.workers > most_workers():
+            raise click.UsageError(f"--workers {self.workers} is too many: at most {most_workers()} "
+                                   f"(8 per core on this {os.cpu_count()}-core machine)")
         if self.char_model and self.engine != "local":
             raise click.UsageError("char models carry their state from batch to batch; train them with --engine local")
         if self.engine == "spark" and self.model_name in presets.IMAGE_MODELS:

@@ -23,7 +23,6 @@ import subprocess
 import sys
 import tempfile
 import urllib.request
-import warnings
 import zipfile
 import zlib
 from collections.abc import Callable
@@ -32,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from descend.data.dataset import Dataset
-from descend.errors import DataError, DescendTypeError, DescendValueError
+from descend.errors import DataError, DescendTypeError, DescendValueError, warn
 from descend.files import write_atomically
 
 CACHE_FILE = "mnist.npz"
@@ -187,10 +186,10 @@ def _write_cache(path: Path, arrays: dict[str, np.ndarray]) -> None:
     """Write the cache atomically: a reader never sees half a file."""
     try:
         write_atomically(path, lambda stream: np.savez_compressed(stream, **arrays))
-    except OSError as error:
+    except (OSError, DescendValueError) as error:  # an unwritable place, or one the writer refuses
         # the data itself is fine, so the caller still gets it; only the next load pays again
-        warnings.warn(
-            f"could not write the MNIST cache {path} ({error}); the next load will fetch MNIST again", stacklevel=3
+        warn(
+            f"could not write the MNIST cache {path} ({error}); the next load will fetch MNIST again", UserWarning
         )
 
 

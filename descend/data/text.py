@@ -24,7 +24,6 @@ import subprocess
 import sys
 import tarfile
 import tempfile
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +32,7 @@ import numpy as np
 from descend.checks import check_integer, check_real
 from descend.data.dataset import Dataset
 from descend.data.mnist import check_sha256
-from descend.errors import DataError, DescendTypeError, DescendValueError, ShapeError
+from descend.errors import DataError, DescendTypeError, DescendValueError, ShapeError, warn
 from descend.files import write_atomically
 
 CACHE_FILE = "shakespeare.txt"
@@ -301,10 +300,10 @@ def _write_cache(path: Path, text: str) -> None:
     """Write the cache atomically: a reader never sees half a file."""
     try:
         write_atomically(path, lambda stream: stream.write(text.encode("utf-8")))
-    except OSError as error:
+    except (OSError, DescendValueError) as error:  # an unwritable place, or one the writer refuses
         # the text itself is fine, so the caller still gets it; only the next load pays again
-        warnings.warn(
-            f"could not write the Shakespeare cache {path} ({error}); the next load will fetch it again", stacklevel=4
+        warn(
+            f"could not write the Shakespeare cache {path} ({error}); the next load will fetch it again", UserWarning
         )
 
 

@@ -43,6 +43,15 @@ def values_limit(values: int) -> Iterator[None]:
         _limit.remaining, _limit.allowed = previous
 
 
+def check_room(values: int, what: str) -> None:
+    """Refuse at once, before its first layer is built, a stack of layers whose `values` starting values in all
+    cannot fit in what the limit has left (the layers then claim theirs one by one); counts nothing itself."""
+    remaining = getattr(_limit, "remaining", None)
+    if remaining is not None and values > remaining:
+        raise SizeLimitError(f"{what} asks for {values} starting values; {remaining} of the {_limit.allowed} "
+                             "allowed are left")
+
+
 def _claim(shape: tuple[int, ...]) -> tuple[int, ...]:
     """Count `shape`'s values against the limit, if one is set, before anything is allocated."""
     shape = tuple(int(side) for side in shape)

@@ -50,6 +50,10 @@ class _Recurrent(Module):
         rng = np.random.default_rng(rng)
         width = GATES[self.kind] * hidden_size
         self.directions = 2 if bidirectional else 1
+        per_input = width * self.directions  # each direction's weight_ih row, for one input feature
+        per_layer = (hidden_size + 2 * self.bias) * per_input  # weight_hh and the biases of both directions
+        init.check_room(input_size * per_input + (num_layers - 1) * hidden_size * self.directions * per_input
+                   + num_layers * per_layer, f"{type(self).__name__} of {num_layers} layers of {hidden_size}")
         for layer in range(num_layers):
             layer_input = input_size if layer == 0 else hidden_size * self.directions
             for suffix in self._suffixes(layer):

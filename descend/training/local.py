@@ -53,7 +53,7 @@ def run(job: TrainingJob) -> History:
                 )
     training.begin()
     if saved_callbacks is not None:
-        restore_callbacks(job.callbacks, saved_callbacks)
+        restore_callbacks(job.callbacks, saved_callbacks, path=checkpoints.last)
     model.train()
     tally = training.tally
     for epoch in range(tally.epoch + 1 if tally.epoch_done else tally.epoch, job.epochs + 1):

@@ -115,6 +115,8 @@ class EarlyStopping(Callback):
     def on_train_begin(self, state: TrainingState) -> None:
         """Forget any earlier run: no best score yet, no epochs waited."""
         self.best, self.best_epoch, self.best_weights, self.waited = -np.inf, -1, None, 0
+        weights = state.model.flat_buffer().data
+        self.weights_layout = (weights.dtype, weights.shape)  # what a checkpoint's best weights must be
 
     def on_epoch_end(self, state: TrainingState, record: dict[str, float]) -> None:
         """Keep the best score (and weights); set `state.stop` after `patience` epochs without improvement."""
@@ -144,10 +146,21 @@ class EarlyStopping(Callback):
         return {"scalars": scalars, "arrays": {} if self.best_weights is None else {"best_weights": self.best_weights}}
 
     def load_state_dict(self, state: dict[str, dict[str, Any]]) -> None:
-        """Take back the best score, epoch, weights and the epochs waited."""
-        scalars = state["scalars"]
+        """Take back the best score, epoch, weights and the epochs waited (after on_train_begin: the weights must
+        be the model's); a state of other types or ranges is a DescendValueError."""
+        scalars, best_weights = state["scalars"], state["arrays"].get("best_weights")
+        fits = (set(scalars) == {"best", "best_epoch", "waited"}
+                and type(scalars["best"]) in (int, float) and not math.isnan(scalars["best"])
+                and type(scalars["best_epoch"]) is int and scalars["best_epoch"] >= -1
+                and type(scalars["waited"]) is int and scalars["waited"] >= 0)
+        if not fits:
+            raise DescendValueError(f"EarlyStopping's state {scalars!r:.200} is not {{'best': a number, "
+                                    "'best_epoch': a whole number >= -1, 'waited': a whole number >= 0}")
+        if best_weights is not None and (best_weights.dtype, best_weights.shape) != self.weights_layout:
+            raise DescendValueError(f"EarlyStopping's best weights are {best_weights.dtype} {best_weights.shape}; "
+                                    f"the model's are {self.weights_layout[0]} {self.weights_layout[1]}")
         self.best, self.best_epoch, self.waited = scalars["best"], scalars["best_epoch"], scalars["waited"]
-        self.best_weights = state["arrays"].get("best_weights")
+        self.best_weights = best_weights
 
 
 @dataclass

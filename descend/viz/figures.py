@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from descend.errors import ShapeError
+from descend.files import checked_path, write_atomically
 from descend.tensor import array_of
 
 if TYPE_CHECKING:
@@ -32,11 +33,15 @@ def new_figure(width: float, height: float) -> Figure:
 
 
 def save_figure(figure: Figure, path: str | os.PathLike) -> Path:
-    """Write `figure` as a PNG at `path`, trimmed to what is drawn, making its folder if needed; returns the path."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, bbox_inches="tight")
-    return path
+    """Write `figure` at `path`, trimmed to what is drawn, making its folder if needed; returns the path.
+
+    A PNG, or the format the path's suffix names (".svg", ".pdf"). Written
+    atomically by descend.files' rules: a file is replaced whole, a link
+    followed, /dev/null written through, anything else refused.
+    """
+    checked = checked_path("path", path)
+    image_format = checked.suffix[1:].lower() or "png"
+    return write_atomically(checked, lambda stream: figure.savefig(stream, format=image_format, bbox_inches="tight"))
 
 
 def grid_shape(count: int) -> tuple[int, int]:
