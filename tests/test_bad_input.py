@@ -1016,6 +1016,8 @@ TRAINING = [
     case("fit_callback_not_a_callback", lambda: fit_small(callbacks=[print]), DescendTypeError, "callbacks[0]",
          "Callback", "builtin_function_or_method"),
     case("fit_shuffle_string", lambda: fit_small(shuffle="no"), DescendTypeError, "shuffle", "True or False", "'no'"),
+    case("fit_resume_number", lambda: fit_small(checkpoint="unused", resume=1), DescendTypeError, "resume",
+         "True or False", "int 1"),
     case("fit_progress_unknown", lambda: fit_small(progress="sometimes"), DescendValueError, "progress", "'auto'",
          "'sometimes'"),
     case("fit_features_beyond_float32", lambda: fit_small(train=(np.array([[1.0, 2.0], [1e39, 0.0]]),

@@ -357,8 +357,10 @@ class TrainingJob:
         self.epochs = check_integer("epochs", self.epochs, low=1)
         self.batch_size = check_integer("batch_size", self.batch_size, low=1)
         self.seed = check_seed(self.seed)
-        if not isinstance(self.shuffle, (bool, np.bool_)):
-            raise DescendTypeError(f"shuffle must be True or False; got {type(self.shuffle).__name__} {self.shuffle!r}")
+        for name in ("shuffle", "resume"):
+            flag = getattr(self, name)
+            if not isinstance(flag, (bool, np.bool_)):
+                raise DescendTypeError(f"{name} must be True or False; got {type(flag).__name__} {flag!r}")
         if not (isinstance(self.progress, (bool, np.bool_)) or self.progress == "auto"):
             raise DescendValueError(f"progress must be True, False or 'auto'; got {self.progress!r}")
         self.callbacks = checked_callbacks(self.callbacks)
