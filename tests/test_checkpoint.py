@@ -400,14 +400,15 @@ def _tiny_checkpoint() -> tuple[dict, dict]:
 
     from descend.io import read_header, read_tensors
 
-    folder = Path(tempfile.mkdtemp())
-    with pytest.raises(KeyboardInterrupt):
-        _tiny_run(folder, interrupt_at=7)
-    path = folder / "checkpoint-000000006.dsc"
-    header, raw = read_header(path)
-    metadata = {key: value for key, value in header["__metadata__"].items() if key in ("architecture", "dtype")}
-    metadata.update({key: json.loads(header["__metadata__"][key]) for key in ("training", "optimizer")})
-    return read_tensors(path, raw), metadata
+    with tempfile.TemporaryDirectory() as name:
+        folder = Path(name)
+        with pytest.raises(KeyboardInterrupt):
+            _tiny_run(folder, interrupt_at=7)
+        path = folder / "checkpoint-000000006.dsc"
+        header, raw = read_header(path)
+        metadata = {key: value for key, value in header["__metadata__"].items() if key in ("architecture", "dtype")}
+        metadata.update({key: json.loads(header["__metadata__"][key]) for key in ("training", "optimizer")})
+        return read_tensors(path, raw), metadata
 
 
 TINY_CHECKPOINT = _tiny_checkpoint()

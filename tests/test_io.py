@@ -270,12 +270,11 @@ FUZZ_HEADER_CASES = 300
 def _valid_files() -> list[bytes]:
     import tempfile
 
-    folder = Path(tempfile.mkdtemp())
     models = [nn.MLP([5, 4, 3], dropout=0.1, rng=0), nn.SimpleCNN(3, image_size=8, hidden=4, rng=0),
               nn.CharRNN(6, embed=3, hidden=4, cell="lstm", rng=0), nn.Autoencoder([6, 3, 2], tied=True, rng=0)]
-    files = [dc.save(model, folder / f"{index}.dsc", optimizer=optim.Adam(model.parameters(), lr=1e-3)).read_bytes()
-             for index, model in enumerate(models)]
-    return files
+    with tempfile.TemporaryDirectory() as folder:
+        return [dc.save(model, Path(folder) / f"{index}.dsc", optimizer=optim.Adam(model.parameters(), lr=1e-3))
+                .read_bytes() for index, model in enumerate(models)]
 
 
 VALID_FILES = _valid_files()
