@@ -66,6 +66,14 @@ def fingerprint(x: np.ndarray, y: np.ndarray) -> str:
     return digest.hexdigest()[:16]
 
 
+def checkpoint_files(folder: Path) -> list[Path]:
+    """The checkpoint files (checkpoint-<step>.dsc) in `folder`, by step, oldest first; none if it is no folder."""
+    if not folder.is_dir():
+        return []
+    found = [(int(match.group(1)), path) for path in folder.iterdir() if (match := _FILE.fullmatch(path.name))]
+    return [path for _, path in sorted(found)]
+
+
 class Checkpoints:
     """The checkpoints of one run in one folder: when they are due, writing them, and finding the newest good one.
 
@@ -89,10 +97,7 @@ class Checkpoints:
 
     def files(self) -> list[Path]:
         """The folder's checkpoint files, oldest first."""
-        if not self.folder.is_dir():
-            return []
-        found = [(int(match.group(1)), path) for path in self.folder.iterdir() if (match := _FILE.fullmatch(path.name))]
-        return [path for _, path in sorted(found)]
+        return checkpoint_files(self.folder)
 
     def due(self, step: int) -> bool:
         """Whether a checkpoint is due after the run's `step`-th step (with a number of steps as `every`)."""
@@ -303,6 +308,8 @@ def read_checkpoint(path: Path) -> Checkpoint:
 RECORD = ("progress", "step", "stop", "rng", "module_generators", "history", "callbacks", "settings")
 #: the bit generators whose states a checkpoint may hold (NumPy's)
 BIT_GENERATORS = ("PCG64", "PCG64DXSM", "MT19937", "Philox", "SFC64")
+#: the run's shuffling generator is always np.random.default_rng's: a state of another kind cannot be its
+RUN_GENERATOR = type(np.random.default_rng().bit_generator).__name__
 _CALLBACK_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\.[0-9]{1,6}")
 _SCALARS = (str, int, float, bool, type(None))
 
@@ -329,11 +336,13 @@ def _check_record(path: Path, run: Any) -> None:
     _check(path, "progress.seen", tally["seen"], tally["seen"] >= tally["batch"],
            f"at least progress.batch ({tally['batch']}): a minibatch has rows")
     _check(path, "progress.epoch_rng", tally["epoch_rng"], tally["epoch_rng"] is None and tally["epoch_done"]
-           or _generator(tally["epoch_rng"]), f"a generator's state ({', '.join(BIT_GENERATORS)}), or null "
+           or _generator(tally["epoch_rng"], RUN_GENERATOR), f"a {RUN_GENERATOR} generator's state, or null "
            "once the epoch is done: an epoch in progress draws its minibatches again from it")
+    _check(path, "progress.epoch", tally["epoch"], tally["epoch_done"] or tally["epoch"] >= 1,
+           "at least 1 while an epoch is in progress (epochs count from 1)")
     _check(path, "step", run["step"], _whole(run["step"]), "a whole number >= 0")
     _check(path, "stop", run["stop"], type(run["stop"]) is bool, "true or false")
-    _check(path, "rng", run["rng"], _generator(run["rng"]), f"a generator's state ({', '.join(BIT_GENERATORS)})")
+    _check(path, "rng", run["rng"], _generator(run["rng"], RUN_GENERATOR), f"a {RUN_GENERATOR} generator's state")
     generators = run["module_generators"]
     _check(path, "module_generators", generators, isinstance(generators, dict) and all(
         re.fullmatch("[0-9]{1,6}", index) and _generator(state) for index, state in generators.items()),
@@ -371,9 +380,10 @@ def _real(value: Any) -> bool:
     return type(value) in (int, float)
 
 
-def _generator(state: Any) -> bool:
-    """Whether `state` is a bit generator's state that NumPy takes back (checked on a scratch generator)."""
-    if not (isinstance(state, dict) and state.get("bit_generator") in BIT_GENERATORS):
+def _generator(state: Any, kind: str | None = None) -> bool:
+    """Whether `state` is a bit generator's state (of `kind`, when named) that NumPy takes back (checked on a
+    scratch generator)."""
+    if not (isinstance(state, dict) and state.get("bit_generator") in ((kind,) if kind else BIT_GENERATORS)):
         return False
     try:
         getattr(np.random, state["bit_generator"])().state = state

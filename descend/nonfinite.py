@@ -17,6 +17,7 @@ that goes well pays nothing for it.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -74,8 +75,10 @@ def locate(model: Module, loss_fn: Module, x: np.ndarray, y: np.ndarray, penalti
     layers: dict[int, str] = {}  # id(op) -> the innermost layer running when the op was made
     running: list[str] = []  # the layers whose forward is running, innermost last
 
+    replaying = threading.get_ident()
+
     def label(op: Function) -> None:
-        if running:
+        if running and threading.get_ident() == replaying:  # another thread's ops are not this step's
             layers[id(op)] = running[-1]
 
     wrapped = [*model._named_modules(), ("loss", loss_fn)]

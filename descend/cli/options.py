@@ -15,6 +15,7 @@ import click
 import numpy as np
 
 from descend.errors import DescendError, SizeLimitError
+from descend.memory import physical_memory
 from descend.nn import presets
 from descend.nn.init import values_limit
 from descend.nn.module import Module
@@ -22,8 +23,8 @@ from descend.training import ENGINES
 from descend.training.step import check_every
 
 #: option types over the library's names
-MODELS = click.Choice(presets.NAMES)
-CLASSIFIERS = click.Choice(presets.CLASSIFIERS)
+MODEL_CHOICE = click.Choice(presets.NAMES)
+CLASSIFIER_CHOICE = click.Choice(presets.CLASSIFIERS)
 ENGINE = click.Choice(tuple(ENGINES))
 #: a seed for NumPy's generators: an integer >= 0
 SEED = click.IntRange(min=0)
@@ -183,9 +184,8 @@ def within_memory(build: Callable[[], Module], options: str) -> Module:
     what this machine's memory holds in training. A bigger model is bad usage naming `options` (e.g.
     "--hidden"), refused at the first layer past the cap before that layer is allocated: an absurd width
     at once, a deep stack of moderate layers once those before it fill the cap."""
-    try:
-        memory = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (AttributeError, ValueError, OSError):  # the system does not say: no cap
+    memory = physical_memory()
+    if memory is None:  # the system does not say: no cap
         return build()
     allowed = memory // BYTES_PER_VALUE
     try:

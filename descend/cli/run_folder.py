@@ -18,7 +18,7 @@ from pathlib import Path
 
 import click
 
-from descend.checkpoint import Checkpoints
+from descend.checkpoint import checkpoint_files
 
 #: the lock file inside a run folder
 LOCK = ".lock"
@@ -37,7 +37,7 @@ class RunFolder:
 
     def checkpoints(self) -> list[Path]:
         """The checkpoint files in RUN/checkpoints, oldest first, by the library's own naming."""
-        return Checkpoints(self.path / "checkpoints", "epoch", {}).files()
+        return checkpoint_files(self.path / "checkpoints")
 
     def another_run(self) -> list[str]:
         """What of another run this folder holds: its files and checkpoints by name (empty if none)."""

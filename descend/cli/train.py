@@ -9,7 +9,9 @@ from typing import Any
 import click
 
 from descend.cli.datasets import DATASETS, TEXTS, load_splits
-from descend.cli.options import ENGINE, MODELS, SEED, SYNC, FiniteRange, checkpoint_every, hidden_sizes, within_memory
+from descend.cli.options import (
+    ENGINE, MODEL_CHOICE, SEED, SYNC, FiniteRange, checkpoint_every, hidden_sizes, within_memory,
+)
 from descend.cli.report import Report, plot_run
 from descend.cli.run_folder import RunFolder, locked
 from descend.cli.train_options import TrainOptions, resumed
@@ -22,7 +24,7 @@ from descend.training import Callback, TrainingState, evaluate, fit
 
 
 @click.command()
-@click.option("--model", "model_name", type=MODELS, default="mlp", show_default=True, help="What to train.")
+@click.option("--model", "model_name", type=MODEL_CHOICE, default="mlp", show_default=True, help="What to train.")
 @click.option("--data", "data_name", type=click.Choice(DATASETS + TEXTS), default=None,
               help="Data set [mnist; shakespeare for char models].")
 @click.option("--text", "text_path", type=click.Path(exists=True, dir_okay=False), default=None,

@@ -30,7 +30,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +41,7 @@ from descend.hogwild.workers import Span, check_workers
 from descend.nn.module import Module, module_spec
 from descend.training.evaluate import evaluate
 from descend.training.loop import History, Run, TrainingState, progress_bar
-from descend.training.step import ModelSnapshot, TrainingJob, job_arrays
+from descend.training.step import ModelSnapshot, TrainingJob, job_arrays, run_seed
 
 _POLL_SECONDS = 0.1  # how often the parent looks at the workers' step counters while it waits
 _START_SECONDS = 120.0  # a worker that has not started by then (imports, shared memory) is reported
@@ -74,8 +73,7 @@ def run(job: TrainingJob) -> History:
     model, loss_fn, optimizer = job.model, job.loss_fn, job.optimizer
     x, y, validation = job_arrays(job)
     workers = check_workers(job.options["workers"])
-    # the workers must cut the same permutation: one seed for them all, keyed by how far training has come
-    seed = int(np.random.default_rng().integers(2**62)) if job.seed is None else job.seed + optimizer.iterations
+    seed = run_seed(job.seed, optimizer.iterations)  # the workers must cut the same permutation: one seed for all
     buffer = model.flat_buffer()
     bounds = [len(x) * k // workers for k in range(workers + 1)]
     steps_per_epoch = sum(-(-(stop - start) // job.batch_size) for start, stop in zip(bounds[:-1], bounds[1:]))
@@ -84,7 +82,7 @@ def run(job: TrainingJob) -> History:
     state_names = sorted(optimizer.state)
     folder = _shared_folder()
     original_data = buffer.data
-    pool = None
+    pool = _Pool()
     try:
         # the parent's parameters become views of the shared buffer too: it validates on the live weights
         buffer.rebind(_share(folder, "params", buffer.data), buffer.grad)
@@ -100,7 +98,7 @@ def run(job: TrainingJob) -> History:
             "clip_grad_norm": job.clipping.max_norm, "clip_grad_value": job.clipping.max_value,
             "iterations": optimizer.iterations, "statistics": statistics(model),
         }
-        pool = _Pool(workers, 1, setup)
+        pool.start(workers, setup)
         pool.collect("ready", _START_SECONDS)
         training.begin()
         model.train()
@@ -120,9 +118,12 @@ def run(job: TrainingJob) -> History:
         for index, name in enumerate(state_names):  # one optimizer state for the parent: the workers' mean
             optimizer.state[name][...] = shared_state[:, index].mean(axis=0)
         training.end()
+    except BaseException:
+        pool.close(abort=True)  # the other workers stop writing into the buffer before it is copied back
+        raise
+    else:
+        pool.close()
     finally:
-        if pool is not None:
-            pool.close()
         trained = np.array(buffer.data)
         buffer.rebind(original_data, buffer.grad)
         buffer.data[...] = trained
@@ -133,17 +134,20 @@ def run(job: TrainingJob) -> History:
 class _Pool:
     """The worker processes, and the JSON lines to and from them (setup, commands, reports)."""
 
-    def __init__(self, workers: int, threads: int, setup: dict[str, Any]):
+    def __init__(self) -> None:
+        self.processes: list[subprocess.Popen] = []
+        self.selector = selectors.DefaultSelector()
+
+    def start(self, workers: int, setup: dict[str, Any]) -> None:
+        """Start `workers` processes, each with one BLAS thread (the workers are the parallelism), and send each
+        its setup; one that fails to start leaves the others to `close`."""
         environment = dict(os.environ)
         for variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):  # read when NumPy loads
-            environment[variable] = str(threads)
-        self.processes = [
-            subprocess.Popen([sys.executable, "-m", "descend.hogwild.worker"], stdin=subprocess.PIPE,
-                             stdout=subprocess.PIPE, env=environment, text=True, bufsize=1)
-            for _ in range(workers)
-        ]
-        self.selector = selectors.DefaultSelector()
-        for k, process in enumerate(self.processes):
+            environment[variable] = "1"
+        for k in range(workers):
+            process = subprocess.Popen([sys.executable, "-m", "descend.hogwild.worker"], stdin=subprocess.PIPE,
+                                       stdout=subprocess.PIPE, env=environment, text=True, bufsize=1)
+            self.processes.append(process)
             self.selector.register(process.stdout, selectors.EVENT_READ, k)
             process.stdin.write(json.dumps({**setup, "worker": k}) + "\n")
             process.stdin.flush()
@@ -179,14 +183,18 @@ class _Pool:
             while_waiting()
         return [received[k] for k in sorted(received)]
 
-    def close(self) -> None:
+    def close(self, abort: bool = False) -> None:
+        """Tell every worker to stop and wait for it; with `abort` (the run failed), kill them at once."""
         for process in self.processes:
             try:
-                process.stdin.write(json.dumps({"command": "stop"}) + "\n")
+                if not abort:
+                    process.stdin.write(json.dumps({"command": "stop"}) + "\n")
                 process.stdin.close()
             except (BrokenPipeError, OSError):
                 pass
         for process in self.processes:
+            if abort:
+                process.kill()
             try:
                 process.wait(timeout=10)
             except subprocess.TimeoutExpired:

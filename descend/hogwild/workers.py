@@ -13,6 +13,7 @@ import numpy as np
 from descend.checks import check_integer, check_real
 from descend.errors import DescendValueError, SizeLimitError
 from descend.hogwild.locks import LockState
+from descend.memory import physical_memory
 
 SCHEDULES = ("constant", "inverse-time")
 
@@ -40,14 +41,6 @@ def check_schedule(schedule: str, decay: float) -> float:
     return decay if schedule == "inverse-time" else 0.0
 
 
-def physical_memory() -> int | None:
-    """Bytes of memory this machine has, or None where the system does not say."""
-    try:
-        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (AttributeError, ValueError, OSError):
-        return None
-
-
 def check_memory(what: str, n_bytes: int, fix: str) -> None:
     """Refuse, before allocating, `n_bytes` of arrays that exceed this machine's memory; `what` names them."""
     memory = physical_memory()
@@ -58,7 +51,8 @@ def check_memory(what: str, n_bytes: int, fix: str) -> None:
 
 @dataclass(frozen=True)
 class Span:
-    """When one worker's kernel ran during one epoch, in time.perf_counter() seconds."""
+    """When one worker ran during one epoch: time.perf_counter() seconds for the sparse models' threads,
+    time.monotonic() seconds for the dense engine's processes (a clock every process shares)."""
 
     worker: int
     start: float

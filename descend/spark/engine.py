@@ -27,14 +27,14 @@ import numpy as np
 
 from descend.checks import check_integer, naming_arguments
 from descend.data import batches
-from descend.errors import DescendValueError
+from descend.errors import DescendTypeError, DescendValueError
 from descend.nn.module import Module
 from descend.optim.optimizer import Optimizer
 from descend.spark.blocks import Blocks, make_blocks
 from descend.training.loop import Callback, History, Run, TrainingState, progress_bar
 from descend.training.step import (
-    Clipping, StepFunction, TrainingJob, check_optimizer_holds, count_correct, make_step, seed_module_generators,
-    train_on_batch,
+    Clipping, StepFunction, TrainingJob, check_optimizer_holds, count_correct, make_step, run_seed,
+    seed_module_generators, train_on_batch,
 )
 
 SYNCS = ("gradient", "average")
@@ -119,6 +119,9 @@ def run(job: TrainingJob) -> History:
     from descend.nn.module import module_spec
 
     model, loss_fn, optimizer, df = job.model, job.loss_fn, job.optimizer, job.train
+    if not hasattr(df, "sparkSession"):
+        raise DescendTypeError(f"the Spark engine trains on a Spark DataFrame; got train of type {type(df).__name__} "
+                               "(descend.spark.to_dataframe makes one from arrays; engine='local' trains on them)")
     options = {"features": "features", "label": "label", "sync": "average", "sync_every": 50, "task_hook": None,
                **job.options}
     check_spark_version(df.sparkSession.version)
@@ -127,7 +130,6 @@ def run(job: TrainingJob) -> History:
         raise DescendValueError(f"sync must be one of {', '.join(map(repr, SYNCS))}; got {sync!r}")
     sync_every = check_integer("sync_every", options["sync_every"], low=1)
     check_optimizer_holds(model, optimizer, "fit_spark")
-    seed = 0 if job.seed is None else job.seed
     features, classes = options["features"], _classes(model, loss_fn)
     label = None if model.target_is_input else options["label"]
     width = input_width(model)
@@ -135,23 +137,21 @@ def run(job: TrainingJob) -> History:
         raise DescendValueError(f"fit_spark trains models whose first layer is dense (a row's features as one "
                                 f"vector); this {type(model).__name__} begins with another layer")
     blocks = make_blocks(df, features, label, width, classes)
-    try:
-        held_out = None if job.validation is None else make_blocks(job.validation, features, label, width, classes,
-                                                                   argument="validation")
-    except Exception:
-        blocks.release()  # no block files left behind by a run that never started
-        raise
-    buffer = model.flat_buffer()
-    setup = {"key": blocks.key, "model": json.dumps(module_spec(model)), "loss": json.dumps(module_spec(loss_fn)),
-             "dtype": buffer.dtype.str}
-    context = df.sparkSession.sparkContext
-    state = TrainingState(model, loss_fn, optimizer, History())
-    if sync == "gradient":
-        epoch_of = _GradientEpochs(context, blocks, setup, job, options["task_hook"])
-    else:
-        epoch_of = _AveragingEpochs(context, blocks, setup, job, sync_every, seed, options["task_hook"])
-    training = Run(state, job.callbacks, progress_bar(job.progress, epoch_of.steps_per_epoch(), job.epochs))
-    try:
+    held_out = None
+    try:  # from here on, the blocks are released whatever happens
+        if job.validation is not None:
+            held_out = make_blocks(job.validation, features, label, width, classes, argument="validation")
+        buffer = model.flat_buffer()
+        setup = {"key": blocks.key, "model": json.dumps(module_spec(model)),
+                 "loss": json.dumps(module_spec(loss_fn)), "dtype": buffer.dtype.str}
+        context = df.sparkSession.sparkContext
+        state = TrainingState(model, loss_fn, optimizer, History())
+        if sync == "gradient":
+            epoch_of = _GradientEpochs(context, blocks, setup, job, options["task_hook"])
+        else:
+            epoch_of = _AveragingEpochs(context, blocks, setup, job, sync_every,
+                                        run_seed(job.seed, optimizer.iterations), options["task_hook"])
+        training = Run(state, job.callbacks, progress_bar(job.progress, epoch_of.steps_per_epoch(), job.epochs))
         training.begin()
         for epoch in range(1, job.epochs + 1):
             training.start_epoch(epoch)
@@ -194,8 +194,8 @@ def output_width(model: Any) -> int:
 def input_width(model: Module) -> int | None:
     """The features a model of flat inputs takes: its first weight's fan-in ((in, out) layout); None when its
     first layer is not dense (the Spark front carries each row's features as one flat vector)."""
-    first = next(p for name, p in model.named_parameters() if name.endswith("weight"))
-    return int(first.shape[0]) if first.ndim == 2 else None
+    first = next((p for name, p in model.named_parameters() if name.endswith("weight")), None)
+    return int(first.shape[0]) if first is not None and first.ndim == 2 else None
 
 
 class _GradientEpochs:
@@ -205,7 +205,7 @@ class _GradientEpochs:
                  hook: Callable[[TaskInfo], None] | None):
         self.context, self.blocks, self.setup, self.job, self.hook = context, blocks, setup, job, hook
         # the local engine's order of minibatches: a generator keyed by the seed and the step count
-        self.rng = np.random.default_rng([0 if job.seed is None else job.seed, job.optimizer.iterations])
+        self.rng = np.random.default_rng(None if job.seed is None else [job.seed, job.optimizer.iterations])
 
     def steps_per_epoch(self) -> int:
         """Minibatches per epoch."""

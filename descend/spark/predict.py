@@ -23,8 +23,9 @@ def predict_spark(model: Any, df: Any, features: str = "features", output: str =
     as logits), the output itself otherwise (double for one output, else array<float>);
     `probability`: softmax probabilities (array<double>) of a classifier, when named;
     `score`: an autoencoder's reconstruction error (double, higher is more anomalous), when named.
-    The features are checked first, in one Spark SQL pass (nulls, NaN or infinity, rows of the wrong
-    length): bad data is a DataError here, not a failed task when the result is read.
+    The features of a DataFrame that is not a stream are checked first, in one Spark SQL pass (nulls,
+    NaN or infinity, rows of the wrong length): bad data is a DataError here, not a failed task when
+    the result is read.
     """
     from pyspark.ml.functions import vector_to_array
     from pyspark.sql import functions, types
@@ -41,7 +42,8 @@ def predict_spark(model: Any, df: Any, features: str = "features", output: str =
     if kind == "number":
         raise DescendTypeError(f"features column {features!r} holds single numbers; expected a vector or an array "
                                "per row (assemble one with pyspark.ml.feature.VectorAssembler)")
-    _check_features(df, features, kind, input_width(model))
+    if not df.isStreaming:  # a stream has no end to check before it runs: its tasks check each batch
+        _check_features(df, features, kind, input_width(model))
     spec, dtype = json.dumps(module_spec(model)), model.flat_buffer().dtype.str
     weights = df.sparkSession.sparkContext.broadcast(model.flat_buffer().data.copy())
     width = output_width(model)

@@ -29,7 +29,7 @@ ENGINES: dict[str, str] = {
 
 def find_engine(name: str) -> Callable[[TrainingJob], History]:
     """The engine called `name` (one of ENGINES), imported now."""
-    if name not in ENGINES:
+    if not isinstance(name, str) or name not in ENGINES:
         raise DescendValueError(f"fit: unknown engine {name!r}; available engines: {', '.join(ENGINES)}")
     module, function = ENGINES[name].split(":")
     return getattr(importlib.import_module(module), function)

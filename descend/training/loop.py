@@ -79,7 +79,12 @@ class Callback:
         """Called once, before the first epoch."""
 
     def on_batch_end(self, state: TrainingState, loss: float) -> None:
-        """Called after each optimizer step, with that minibatch's loss."""
+        """Called after each optimizer step, with that minibatch's loss.
+
+        Where the steps run in other processes (HOGWILD!'s workers, Spark's model averaging), the calls
+        come, one per step and in order, when those steps report back: at the end of the epoch or the round,
+        with the model already past them.
+        """
 
     def on_epoch_end(self, state: TrainingState, record: dict[str, float]) -> None:
         """Called after each epoch (and its validation) with its History record; may set `state.stop`."""

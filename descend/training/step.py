@@ -17,8 +17,8 @@ import numpy as np
 
 from descend.checks import check_integer, check_real, check_seed
 from descend.data import Dataset, as_dataset
-from descend.memory import reuse_freed_memory
 from descend.errors import DescendTypeError, DescendValueError, NonFiniteError
+from descend.memory import reuse_freed_memory
 from descend.nn.losses import BCEWithLogitsLoss, CrossEntropyLoss, MarginLoss
 from descend.nn.module import Module, check_finite, is_random, random_modules
 from descend.nonfinite import Origin, locate
@@ -172,6 +172,15 @@ class Clipping:
             clip_grad_value(grads, self.max_value)
         if self.max_norm is not None:
             clip_grad_norm(grads, self.max_norm)
+
+
+def run_seed(seed: int | None, iterations: int) -> int:
+    """One integer seed for a run that begins after `iterations` optimizer steps, for the engines that key their
+    workers' and tasks' randomness by an integer: the same seed and step count give the same run, another step
+    count another (a second fit goes on, it does not replay the first); None draws a fresh one."""
+    if seed is None:
+        return int(np.random.default_rng().integers(2**62))
+    return int(np.random.SeedSequence([seed, iterations]).generate_state(1, np.uint64)[0] >> 2)
 
 
 def seed_module_generators(model: Module, key: list[int]) -> None:
@@ -331,7 +340,8 @@ class TrainingJob:
 
     `train` and `validation` are what the engine takes: Datasets or (x, y)
     pairs for the local and HOGWILD! engines, DataFrames for Spark.
-    `seed` None draws a fresh seed. `options` holds the engine's own
+    `seed` None draws a fresh seed; with a seed, the same seed, data and
+    step count repeat a run (HOGWILD!'s races aside). `options` holds the engine's own
     settings (HOGWILD!'s workers; Spark's columns, sync mode, task hook).
     """
 
@@ -352,8 +362,13 @@ class TrainingJob:
     resume: bool = False
     options: dict[str, Any] = field(default_factory=dict)
 
-
     def __post_init__(self) -> None:
+        if not isinstance(self.model, Module):
+            raise DescendTypeError(f"model must be a descend Module (a layer or a model from descend.nn); got "
+                                   f"{type(self.model).__name__} {self.model!r:.80}")
+        if not callable(self.loss_fn):
+            raise DescendTypeError(f"loss_fn must be a loss (nn.CrossEntropyLoss(), nn.MSELoss(), ...); got "
+                                   f"{type(self.loss_fn).__name__} {self.loss_fn!r:.80}")
         self.epochs = check_integer("epochs", self.epochs, low=1)
         self.batch_size = check_integer("batch_size", self.batch_size, low=1)
         self.seed = check_seed(self.seed)
@@ -376,7 +391,7 @@ def checked_callbacks(callbacks: Any) -> list[Callback]:
     callbacks = list(callbacks)
     for index, callback in enumerate(callbacks):
         if not isinstance(callback, Callback):
-            hint = " (pass an instance: EarlyStopping(), not EarlyStopping)" if isinstance(callback, type) else ""
+            hint = f" (pass an instance: {callback.__name__}(), not {callback.__name__})" if isinstance(callback, type) else ""
             raise DescendTypeError(f"callbacks[{index}] must be a descend Callback; got {type(callback).__name__} "
                                    f"{callback!r:.80}{hint}")
     return callbacks

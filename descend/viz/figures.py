@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from descend.errors import ShapeError
-from descend.files import checked_path, write_atomically
+from descend.errors import DescendValueError, ShapeError
+from descend.files import writable_target, write_atomically
 from descend.tensor import array_of
 
 if TYPE_CHECKING:
@@ -35,12 +35,17 @@ def new_figure(width: float, height: float) -> Figure:
 def save_figure(figure: Figure, path: str | os.PathLike) -> Path:
     """Write `figure` at `path`, trimmed to what is drawn, making its folder if needed; returns the path.
 
-    A PNG, or the format the path's suffix names (".svg", ".pdf"). Written
+    A PNG, or the format the path's suffix names (".svg", ".pdf", any that
+    matplotlib writes; another suffix is a DescendValueError). Written
     atomically by descend.files' rules: a file is replaced whole, a link
     followed, /dev/null written through, anything else refused.
     """
-    checked = checked_path("path", path)
+    checked = writable_target("path", path).given  # what is at the path first: a FIFO is refused as one
     image_format = checked.suffix[1:].lower() or "png"
+    formats = figure.canvas.get_supported_filetypes()
+    if image_format not in formats:
+        raise DescendValueError(f"path {str(checked)!r} names a .{image_format} file; a figure is written as "
+                                f"{', '.join('.' + name for name in sorted(formats))}")
     return write_atomically(checked, lambda stream: figure.savefig(stream, format=image_format, bbox_inches="tight"))
 
 
