@@ -16,6 +16,8 @@ import ctypes.util
 import functools
 import os
 
+from descend.errors import SizeLimitError
+
 _M_TRIM_THRESHOLD = -1
 _M_MMAP_THRESHOLD = -3
 _KEEP_BYTES = 1 << 30  # blocks up to 1 GiB come from the heap and stay there when freed
@@ -41,3 +43,11 @@ def physical_memory() -> int | None:
         return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
     except (AttributeError, ValueError, OSError):
         return None
+
+
+def check_memory(what: str, n_bytes: int, fix: str) -> None:
+    """Refuse, before allocating, `n_bytes` of arrays that exceed this machine's memory; `what` names them."""
+    memory = physical_memory()
+    if memory is not None and n_bytes > memory:
+        raise SizeLimitError(f"{what} would need {n_bytes / 1e9:,.1f} GB; this machine has "
+                             f"{memory / 1e9:,.1f} GB of memory. {fix}")

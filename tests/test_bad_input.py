@@ -1216,6 +1216,13 @@ def factorization(rows: Any = (0, 1, 2), cols: Any = (0, 1, 0), values: Any = (1
 
 
 CALLER_DATA_AND_KERNELS = [
+    case("sparse_maker_beyond_memory", lambda: dc.data.make_sparse_classification(n_rows=10**9, n_features=100),
+         SizeLimitError, "1000000000 x 20 nonzeros", "GB of memory", "fewer rows"),
+    case("sparse_maker_beyond_int32_features", lambda: dc.data.make_sparse_classification(n_rows=2, n_features=2**31,
+                                                                                         nnz_per_row=1),
+         DescendValueError, "n_features", "2147483647", "2147483648"),
+    case("low_rank_maker_beyond_memory", lambda: dc.data.make_low_rank_matrix(n_rows=10**6, n_cols=10**6),
+         SizeLimitError, "observed entries", "GB of memory", "smaller matrix"),
     case("hogwild_sgd_column_index_beyond_n_features", lambda: sgd_fit(tampered_csr(indices=[0, 2, 1, 70, 0, 3])),
          DescendValueError, "X has a column index 70 at row 1", "n_features=4"),
     case("hogwild_sgd_huge_column_index", lambda: sgd_fit(tampered_csr(indices=np.array([0, 2, 1, 3, 0, 10**10]))),

@@ -13,7 +13,10 @@ import numpy as np
 import pytest
 from helpers import skip_outside_ci
 
-from descend.data import Dataset, as_dataset, batches, load_digits, load_mnist, make_blobs, make_line, make_moons, mnist
+from descend.data import (
+    Dataset, as_dataset, batches, load_digits, load_mnist, make_blobs, make_line, make_moons, make_sparse_classification,
+    mnist,
+)
 from descend.errors import DataError, DescendTypeError, DescendValueError, ShapeError
 
 # --- Dataset -------------------------------------------------------------------------------
@@ -493,3 +496,13 @@ def test_transactions_reject_bad_arguments(arguments, error, words):
         make_transactions(**arguments)
     for word in words:
         assert word in str(raised.value)
+
+
+def test_sparse_rows_as_dense_as_their_width_have_distinct_columns_without_endless_redraws():
+    """Redrawing a row until its columns are distinct would take ~30^30 tries for 30 of 30: dense rows are drawn as
+    permutations instead; every row holds exactly its nonzeros, each column once."""
+    for n_features, per_row in ((30, 30), (40, 25), (1000, 20)):
+        X, _ = make_sparse_classification(n_rows=50, n_features=n_features, nnz_per_row=per_row, seed=1)
+        assert X.nnz == 50 * per_row
+        assert ((X.toarray() != 0).sum(axis=1) == per_row).all()
+        assert all((np.diff(X.indices[X.indptr[r] : X.indptr[r + 1]]) > 0).all() for r in range(50))

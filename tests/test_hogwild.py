@@ -10,6 +10,7 @@ from descend import hogwild, nn, optim
 from descend.errors import (
     DescendError, DescendTypeError, DescendValueError, NonFiniteError, ShapeError, SizeLimitError,
 )
+from descend import memory
 from descend.hogwild import factorization, kernels, linear, workers
 
 scipy_sparse = pytest.importorskip("scipy.sparse")
@@ -329,7 +330,7 @@ def test_sgd_classifier_checks_labels_and_seed_before_its_kernel_runs(unreachabl
 
 
 def test_sgd_classifier_refuses_more_features_than_memory_before_allocating(unreachable_kernels, monkeypatch):
-    monkeypatch.setattr(workers, "physical_memory", lambda: 10**9)
+    monkeypatch.setattr(memory, "physical_memory", lambda: 10**9)
     wide = scipy_sparse.csr_matrix((2, 10**8), dtype=np.float32)  # 16 bytes a feature: 1.6 GB
     with pytest.raises(SizeLimitError, match="100000000 features"):
         hogwild.SGDClassifier().fit(wide, [0, 1])

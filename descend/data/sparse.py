@@ -12,6 +12,7 @@ import numpy as np
 
 from descend.checks import check_fraction, check_integer, check_real, check_seed
 from descend.errors import DescendValueError
+from descend.memory import check_memory
 
 
 def _scipy_sparse() -> Any:
@@ -24,6 +25,8 @@ def _scipy_sparse() -> Any:
 
 def _distinct_columns(rng: np.random.Generator, n_rows: int, n_columns: int, per_row: int) -> np.ndarray:
     """(n_rows, per_row) column indices, sorted and distinct within each row, uniform over [0, n_columns)."""
+    if 2 * per_row > n_columns:  # dense rows: redrawing until distinct could take ~n^n tries; take a permutation
+        return np.sort(np.argsort(rng.random((n_rows, n_columns)), axis=1)[:, :per_row], axis=1)
     columns = rng.integers(0, n_columns, size=(n_rows, per_row))
     columns.sort(axis=1)
     repeated = np.zeros(columns.shape, dtype=bool)
@@ -68,6 +71,14 @@ def make_sparse_classification(
             f"nnz_per_row must be at most n_features = {n_features} (distinct features per row); got {nnz_per_row}"
         )
     label_noise = check_real("label_noise", label_noise, low=0.0, high=0.5, high_open=True)
+    if n_features > np.iinfo(np.int32).max:
+        raise DescendValueError(f"n_features must be at most {np.iinfo(np.int32).max} (int32 column indices); "
+                                f"got {n_features}")
+    # per value drawn: an int64 column (or, for dense rows, a float64 key and its int64 rank), the int32 index
+    # and float32 value kept, a flag; per feature: the hidden rule
+    drawn_per_row = n_features if 2 * nnz_per_row > n_features else nnz_per_row
+    check_memory(f"make_sparse_classification's {n_rows} x {nnz_per_row} nonzeros and {n_features} features",
+                 17 * n_rows * drawn_per_row + 8 * n_features, "Choose fewer rows, features or nonzeros per row.")
     rng = np.random.default_rng(check_seed(seed))
     hidden_rule = rng.standard_normal(n_features)
     columns = _distinct_columns(rng, n_rows, n_features, nnz_per_row)
@@ -120,11 +131,14 @@ def make_low_rank_matrix(
     density = check_real("density", density, low=0.0, high=1.0, low_open=True)
     noise = check_real("noise", noise, low=0.0)
     test_fraction = check_fraction("test_fraction", test_fraction)
+    observed = max(1, round(density * n_rows * n_cols))
+    # per observed entry: its index, row, column, value and the factors' rows gathered for it; the factors
+    check_memory(f"make_low_rank_matrix's {observed} observed entries of rank {rank}",
+                 observed * (40 + 16 * rank) + 8 * rank * (n_rows + n_cols), "Choose a smaller matrix or density.")
     rng = np.random.default_rng(check_seed(seed))
     scale = 1.0 / np.sqrt(np.sqrt(rank))
     left = rng.normal(0.0, scale, (n_rows, rank))
     right = rng.normal(0.0, scale, (n_cols, rank))
-    observed = max(1, round(density * n_rows * n_cols))
     flat = rng.choice(n_rows * n_cols, size=observed, replace=False)
     rows, cols = np.divmod(flat, n_cols)
     values = np.einsum("kr,kr->k", left[rows], right[cols]) + noise * rng.standard_normal(observed)

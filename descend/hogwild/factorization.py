@@ -20,7 +20,8 @@ from descend.checks import check_integer, check_real, check_seed
 from descend.errors import DescendTypeError, DescendValueError, ShapeError
 from descend.hogwild.kernels import factorization_pass
 from descend.hogwild.locks import LockState, lock_code
-from descend.hogwild.workers import check_memory, check_schedule, check_workers, train_epochs
+from descend.hogwild.workers import check_schedule, check_workers, train_epochs
+from descend.memory import check_memory
 
 
 def _indices(name: str, values: Any) -> np.ndarray:

@@ -11,9 +11,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from descend.checks import check_integer, check_real
-from descend.errors import DescendValueError, SizeLimitError
+from descend.errors import DescendValueError
 from descend.hogwild.locks import LockState
-from descend.memory import physical_memory
 
 SCHEDULES = ("constant", "inverse-time")
 
@@ -39,14 +38,6 @@ def check_schedule(schedule: str, decay: float) -> float:
         raise DescendValueError(f"schedule must be one of {', '.join(map(repr, SCHEDULES))}; got {schedule!r}")
     decay = check_real("decay", decay, low=0.0)
     return decay if schedule == "inverse-time" else 0.0
-
-
-def check_memory(what: str, n_bytes: int, fix: str) -> None:
-    """Refuse, before allocating, `n_bytes` of arrays that exceed this machine's memory; `what` names them."""
-    memory = physical_memory()
-    if memory is not None and n_bytes > memory:
-        raise SizeLimitError(f"{what} would need {n_bytes / 1e9:,.1f} GB; this machine has "
-                             f"{memory / 1e9:,.1f} GB of memory. {fix}")
 
 
 @dataclass(frozen=True)
