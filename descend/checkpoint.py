@@ -295,7 +295,7 @@ def read_checkpoint(path: Path) -> Checkpoint:
            and _whole(optimizer.get("iterations")) and isinstance(optimizer.get("hyperparameters"), dict)
            and (optimizer.get("schedule") is None or isinstance(optimizer.get("schedule"), dict)),
            "{'class': a name, 'iterations': a whole number >= 0, 'hyperparameters': {...}, 'schedule': null or {...}}")
-    tensors = read_tensors(path, raw)
+    tensors = read_tensors(header, raw)
     bad = [name for name, value in tensors.items() if name.startswith(("model/", "optimizer/", "module/"))
            and not np.isfinite(value).all()]
     if bad:

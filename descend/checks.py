@@ -9,6 +9,8 @@ import numbers
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
+
 from descend.errors import DescendTypeError, DescendValueError, IndexOutOfRangeError
 
 
@@ -104,3 +106,13 @@ def check_seed(seed: Any, name: str = "seed") -> int | None:
     if seed < 0:
         raise DescendValueError(f"{name} must be an integer >= 0 or None; got {seed!r}")
     return int(seed)
+
+
+def as_array(value: Any, name: str, expected: str) -> np.ndarray:
+    """np.asarray(value); where NumPy cannot make one (ragged nested lists), a DescendTypeError saying `name`
+    must be `expected` ("a 1-D array of labels")."""
+    try:
+        return np.asarray(value)
+    except (TypeError, ValueError) as error:
+        raise DescendTypeError(f"{name} must be {expected}; could not make one from {type(value).__name__}: "
+                               f"{error}") from None

@@ -420,7 +420,7 @@ def build_model(path: str | os.PathLike, header: dict[str, Any], raw: bytes) -> 
     except Exception as error:  # the file is the input: whatever its architecture breaks, the file is at fault
         raise ModelFileError(f"{path}: cannot rebuild the model: {type(error).__name__}: {error}") from None
     model.astype(np.dtype(metadata.get("dtype", "float32")))
-    weights = under(read_tensors(path, raw), "model/")
+    weights = under(read_tensors(header, raw), "model/")
     try:
         model.load_state_dict(weights)
     except DescendValueError as error:
@@ -451,14 +451,17 @@ def read_architecture(path: str | os.PathLike, metadata: dict[str, str]) -> dict
     return spec
 
 
-def read_tensors(path: str | os.PathLike, raw: bytes) -> dict[str, np.ndarray]:
-    """Every array of a checked file (its `raw` bytes, from read_header), by name: copies in native byte order."""
-    header_size = struct.unpack("<Q", raw[:8])[0]
-    _, entries = _parse_header(Path(path), raw[8 : 8 + header_size], len(raw) - 8 - header_size)
-    base = 8 + header_size
-    return {name: np.frombuffer(raw, np.dtype(_DTYPES[entry.code]), entry.values, base + entry.start)
-            .reshape(entry.shape).astype(np.dtype(_DTYPES[entry.code]).newbyteorder("="))
-            for name, entry in entries.items()}
+def read_tensors(header: dict[str, Any], raw: bytes) -> dict[str, np.ndarray]:
+    """Every array of a checked file (its `header` and `raw` bytes, from read_header), by name: copies in native
+    byte order. The tensor table was checked against the file when it was read; it is not parsed again."""
+    base = 8 + struct.unpack("<Q", raw[:8])[0]
+    tensors = {}
+    for name, entry in header.items():
+        if name != "__metadata__":
+            dtype = np.dtype(_DTYPES[entry["dtype"]])
+            tensors[name] = (np.frombuffer(raw, dtype, entry["values"], base + entry["data_offsets"][0])
+                             .reshape(entry["shape"]).astype(dtype.newbyteorder("=")))
+    return tensors
 
 
 def under(tensors: dict[str, np.ndarray], prefix: str) -> dict[str, np.ndarray]:
@@ -473,4 +476,4 @@ def load_optimizer_state(path: str | os.PathLike, optimizer: Any) -> None:
     if "optimizer" not in header["__metadata__"]:
         raise ModelFileError(f"{path} holds no optimizer state; save with save(model, path, optimizer=opt)")
     scalars = parse_json(path, header["__metadata__"]["optimizer"], "optimizer state")
-    optimizer.load_state_dict({"arrays": under(read_tensors(path, raw), "optimizer/"), "scalars": scalars})
+    optimizer.load_state_dict({"arrays": under(read_tensors(header, raw), "optimizer/"), "scalars": scalars})

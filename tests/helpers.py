@@ -6,6 +6,7 @@ this folder on the import path under any import mode.
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
 import os
 import sys
@@ -29,6 +30,14 @@ def skip_outside_ci(reason: str) -> None:
     if os.environ.get("CI") == "true":
         pytest.fail(f"in CI this must not happen: {reason}", pytrace=False)
     pytest.skip(reason, allow_module_level=True)
+
+
+def imported(name: str) -> ModuleType:
+    """The module `name`, imported; where it is missing, skip_outside_ci (make test installs every one)."""
+    try:
+        return importlib.import_module(name)
+    except ImportError:
+        skip_outside_ci(f"{name} is not installed (make test installs it)")
 
 
 def numeric_gradient(f: Callable[..., float], arrays: Sequence[np.ndarray], index: int,

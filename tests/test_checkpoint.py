@@ -408,7 +408,7 @@ def _tiny_checkpoint() -> tuple[dict, dict]:
         header, raw = read_header(path)
         metadata = {key: value for key, value in header["__metadata__"].items() if key in ("architecture", "dtype")}
         metadata.update({key: json.loads(header["__metadata__"][key]) for key in ("training", "optimizer")})
-        return read_tensors(path, raw), metadata
+        return read_tensors(header, raw), metadata
 
 
 TINY_CHECKPOINT = _tiny_checkpoint()

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import imported, skip_outside_ci
 
 import descend as dc
 from descend import nn
@@ -43,7 +44,7 @@ def _save_figure(path: Path) -> object:
 
 
 def _export_onnx(path: Path) -> object:
-    pytest.importorskip("onnx")
+    imported("onnx")
     return dc.onnx.export(_model(), path, np.zeros((2, 3)))
 
 
@@ -62,7 +63,7 @@ def _device(path: Path, kind: int, major: int, minor: int) -> Path:
     try:
         os.mknod(path, kind | 0o666, os.makedev(major, minor))
     except PermissionError:
-        pytest.skip("making a device node needs root")
+        skip_outside_ci("making a device node needs root (CI runs as root)")
     return path
 
 

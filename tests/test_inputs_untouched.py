@@ -16,12 +16,13 @@ from typing import Any, NamedTuple
 
 import numpy as np
 import pytest
+from helpers import imported
 
 import descend as dc
 from descend import anomaly, hogwild, nn, optim
 from descend.data import Dataset, as_dataset, batches, make_blobs
 
-scipy_sparse = pytest.importorskip("scipy.sparse")
+scipy_sparse = imported("scipy.sparse")
 
 
 # -- the inputs: small, fresh for every call ----------------------------------------------------------------
@@ -323,7 +324,7 @@ def test_every_entry_point_has_a_unique_name():
 @pytest.mark.parametrize("row", ENTRY_POINTS, ids=[row.name for row in ENTRY_POINTS])
 def test_an_entry_point_leaves_the_callers_arrays_bit_identical(row: Entry, read_only: bool, tmp_path):
     if row.name == "onnx_export":
-        pytest.importorskip("onnx")
+        imported("onnx")
     inputs = row.inputs()
     before = [(where, array.copy()) for where, array in arrays_in(inputs, "inputs")]
     assert before, f"{row.name} hands over no array"

@@ -87,9 +87,9 @@ def test_model_averaging_trains_and_only_parameters_reach_the_driver(spark, digi
     assert history["val_accuracy"][-1] > 0.8
     parameter_bytes = model.flat_buffer().data.nbytes
     momentum_bytes = optimizer.state["momentum_buffer"].nbytes
-    # each partition holds 200 rows: rounds of 4 and 3 minibatches, each step's loss, right answers and rows
-    # (float64) coming back beside the weights so that the callbacks see every step of the averaged model
-    step_sums_bytes = [3 * 8 * steps for steps in (4, 3)]
+    # each partition holds 200 rows: rounds of 4 and 3 minibatches, each step's loss and right answers (float64)
+    # coming back beside the weights so that the callbacks see every step of the averaged model
+    step_sums_bytes = [2 * 8 * steps for steps in (4, 3)]
     assert history.driver_bytes == [sum(2 * (parameter_bytes + momentum_bytes + sums) for sums in step_sums_bytes)] * 10
 
 

@@ -182,8 +182,8 @@ def named_values(context: click.Context, parameter: click.Parameter, values: tup
 def within_memory(build: Callable[[], Module], options: str) -> Module:
     """`build()`, a model, under the library's cap on starting values (descend.nn.init.values_limit): at most
     what this machine's memory holds in training. A bigger model is bad usage naming `options` (e.g.
-    "--hidden"), refused at the first layer past the cap before that layer is allocated: an absurd width
-    at once, a deep stack of moderate layers once those before it fill the cap."""
+    "--hidden"), refused before the layer that passes the cap is allocated: an absurd width at once, a
+    recurrent stack as a whole before its first layer (descend.nn.init.check_room)."""
     memory = physical_memory()
     if memory is None:  # the system does not say: no cap
         return build()

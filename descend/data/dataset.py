@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from descend.checks import check_fraction, check_integer, check_seed
+from descend.checks import as_array, check_fraction, check_integer, check_seed
 from descend.errors import DataError, DescendTypeError, DescendValueError, IndexOutOfRangeError, ShapeError
 
 _NUMERIC_KINDS = "biuf"  # bool, signed and unsigned integers, floats: numpy's dtype.kind codes
@@ -132,12 +132,7 @@ class Dataset:
 
 
 def _as_array(value: Any, what: str) -> np.ndarray:
-    try:
-        array = np.asarray(value)
-    except (TypeError, ValueError) as error:  # ragged nested lists
-        raise DescendTypeError(
-            f"{what} must be a numeric array; could not make one from {type(value).__name__}: {error}"
-        ) from None
+    array = as_array(value, what, "a numeric array")
     if array.dtype.kind not in _NUMERIC_KINDS:
         raise DescendTypeError(f"{what} must be numeric (bool, integer or float); got dtype {array.dtype}")
     if array.ndim == 0:

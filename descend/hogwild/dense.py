@@ -108,8 +108,8 @@ def run(job: TrainingJob) -> History:
             pool.tell({"command": "epoch", "epoch": epoch})
             done = pool.collect("epoch", None, lambda: training.bar and training.bar.advance_to(int(counters.sum())))
             steps = sorted(step for message in done for step in message["steps"])
-            for _, loss, correct, rows, lr in steps:
-                training.step_done(loss, correct, rows, lr)
+            for iteration, loss, correct, rows in steps:  # a step's rate follows from its place in the run
+                training.step_done(loss, correct, rows, optimizer.lr_at(iteration))
             optimizer.iterations += len(steps)
             restore_statistics(model, done[0]["statistics"])  # running statistics: worker 0's
             state.history.worker_spans.append([Span(m["worker"], m["start"], m["stop"]) for m in done])

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from descend.checks import check_integer, check_real, check_seed
+from descend.checks import as_array, check_integer, check_real, check_seed
 from descend.errors import DescendTypeError, DescendValueError, ShapeError
 from descend.hogwild.kernels import factorization_pass
 from descend.hogwild.locks import LockState, lock_code
@@ -26,11 +26,7 @@ from descend.memory import check_memory
 
 def _indices(name: str, values: Any) -> np.ndarray:
     """`values` as 1-D int64 indices >= 0; float, bool or object indices are refused, not rounded."""
-    try:
-        array = np.asarray(values)
-    except (TypeError, ValueError) as error:  # ragged nested lists
-        raise DescendTypeError(f"{name} must be a 1-D array of integer indices; could not make one from "
-                               f"{type(values).__name__}: {error}") from None
+    array = as_array(values, name, "a 1-D array of integer indices")
     if array.ndim != 1 or array.dtype.kind not in "iu":
         raise DescendTypeError(f"{name} must be a 1-D array of integer indices; got shape {array.shape}, dtype {array.dtype}")
     if array.size and array.min() < 0:

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
 
-from descend.checks import check_integer, check_real, check_seed
+from descend.checks import as_array, check_integer, check_real, check_seed
 from descend.errors import DescendTypeError, DescendValueError, ShapeError
 from descend.hogwild.kernels import LOSSES, sparse_linear_pass
 from descend.hogwild.locks import LockState, lock_code
@@ -45,11 +45,7 @@ def as_csr(X: Any, argument: str = "X") -> Any:
     if scipy.sparse.issparse(X):
         matrix = _checked_sparse(X, argument)
     else:
-        try:
-            array = np.asarray(X)
-        except (TypeError, ValueError) as error:  # ragged nested lists
-            raise DescendTypeError(f"{argument} must be a 2-D numeric array or a scipy sparse matrix; could not "
-                                   f"make an array from {type(X).__name__}: {error}") from None
+        array = as_array(X, argument, "a 2-D numeric array or a scipy sparse matrix")
         if array.ndim != 2 or array.dtype.kind not in "biuf":
             raise DescendTypeError(
                 f"{argument} must be a 2-D numeric array or a scipy sparse matrix (CSR, CSC, COO, LIL, DOK, BSR, DIA); "
@@ -220,11 +216,7 @@ class SGDClassifier(ClassifierMixin, BaseEstimator):
 
     def _signed_labels(self, y: Any, n_rows: int) -> np.ndarray:
         """y as ±1 float64 (classes_[1] -> +1), after checking it has one label per row and two classes."""
-        try:
-            y = np.asarray(y)
-        except (TypeError, ValueError) as error:  # ragged nested lists
-            raise DescendTypeError(f"y must be a 1-D array of labels; could not make one from {type(y).__name__}: "
-                                   f"{error}") from None
+        y = as_array(y, "y", "a 1-D array of labels")
         if y.ndim != 1 or len(y) != n_rows:
             raise ShapeError(f"y must be 1-D with one label per row of X, ({n_rows},); got shape {y.shape}")
         if y.dtype.kind not in "biufUSO":

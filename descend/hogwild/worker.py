@@ -38,7 +38,7 @@ def send(reports: TextIO, message: dict[str, Any]) -> None:
 def serve(setup: dict[str, Any], commands: TextIO, reports: TextIO) -> None:
     """Rebuild the model on the shared buffer, then train one share per epoch command.
 
-    Each epoch's report lists the worker's steps as [iteration, loss, correct, rows, lr]: the parent
+    Each epoch's report lists the worker's steps as [iteration, loss, correct, rows]: the parent
     counts them in the order of the run's updates, as the local engine counts its own.
     """
     from descend.hogwild.dense import restore_statistics, statistics
@@ -86,7 +86,7 @@ def serve(setup: dict[str, Any], commands: TextIO, reports: TextIO) -> None:
             state.step = iteration - first_iteration  # the run's updates before this one: the error names the next
             result = train_on_batch(state, step, buffer.data, x[rows], y[rows], clipping)  # into the shared buffer
             optimizer.iterations += workers - 1  # the schedule follows the run's total number of updates
-            steps.append([iteration, result.loss, result.correct, len(rows), result.lr])
+            steps.append([iteration, result.loss, result.correct, len(rows)])
             shared["counters"][worker] = len(steps)
         send(reports, {"kind": "epoch", "worker": worker, "steps": steps, "start": start, "stop": time.monotonic(),
                        "statistics": statistics(model)})

@@ -89,3 +89,7 @@ class MarginLoss(Module):
             difference = output.reconstruct(labels) - pixels
             loss = loss + self.reconstruction_weight * (difference * difference).sum(axis=1).mean()
         return loss
+
+
+#: the losses whose targets are integer class labels, and whose answer is the output's largest entry
+CLASS_LABEL_LOSSES = (CrossEntropyLoss, MarginLoss)

@@ -28,6 +28,7 @@ import numpy as np
 from descend.checks import check_integer, naming_arguments
 from descend.data import batches
 from descend.errors import DescendTypeError, DescendValueError
+from descend.nn.losses import CLASS_LABEL_LOSSES
 from descend.nn.module import Module
 from descend.optim.optimizer import Optimizer
 from descend.spark.blocks import Blocks, make_blocks
@@ -180,9 +181,7 @@ def check_spark_version(version: str) -> None:
 
 def _classes(model: Module, loss_fn: Module) -> int | None:
     """The classifier's class count (its output width) for the losses that take class labels; None otherwise."""
-    from descend.nn.losses import CrossEntropyLoss, MarginLoss
-
-    return output_width(model) if isinstance(loss_fn, (CrossEntropyLoss, MarginLoss)) else None
+    return output_width(model) if isinstance(loss_fn, CLASS_LABEL_LOSSES) else None
 
 
 def output_width(model: Any) -> int:
@@ -265,14 +264,21 @@ class _AveragingEpochs:
         self.rows_per_round = sync_every * job.batch_size
         self.rounds = max(1, -(-max(blocks.rows) // self.rows_per_round))
 
-    def round_steps(self, round_in_epoch: int) -> int:
-        """Steps in a round: as many as its busiest partition's minibatches."""
-        return max(-(-min(max(count - round_in_epoch * self.rows_per_round, 0), self.rows_per_round)
-                     // self.job.batch_size) for count in self.blocks.rows)
+    def round_shares(self, round_in_epoch: int) -> list[int]:
+        """How many rows each partition trains on in a round (0 for one whose rows have run out)."""
+        return [min(max(count - round_in_epoch * self.rows_per_round, 0), self.rows_per_round)
+                for count in self.blocks.rows]
+
+    def step_rows(self, round_in_epoch: int) -> list[int]:
+        """The rows of each of a round's steps, over all partitions: the j-th step is every partition's j-th
+        minibatch, and there are as many steps as the busiest partition has minibatches."""
+        shares, batch_size = self.round_shares(round_in_epoch), self.job.batch_size
+        steps = max(-(-share // batch_size) for share in shares)
+        return [sum(min(batch_size, max(share - j * batch_size, 0)) for share in shares) for j in range(steps)]
 
     def steps_per_epoch(self) -> int:
         """The driver's steps per epoch: the rounds' steps added up."""
-        return sum(self.round_steps(round_in_epoch) for round_in_epoch in range(self.rounds))
+        return sum(len(self.step_rows(round_in_epoch)) for round_in_epoch in range(self.rounds))
 
     def run(self, epoch: int, training: Run) -> int:
         """Train one epoch, reporting each of the averaged model's steps to `training`; the bytes sent the driver."""
@@ -281,22 +287,23 @@ class _AveragingEpochs:
         state_names = sorted(optimizer.state)
         sent = 0
         for round_in_epoch in range(self.rounds):
-            steps = self.round_steps(round_in_epoch)
+            step_rows = self.step_rows(round_in_epoch)
+            busy = sum(share > 0 for share in self.round_shares(round_in_epoch))
             shared = self.context.broadcast((buffer.data, {name: optimizer.state[name] for name in state_names},
                                              optimizer.iterations, training.state.step))
             task = _averaging_task(self.setup, optimizer.describe(), state_names, shared, epoch,
                                    (epoch - 1) * self.rounds + round_in_epoch, round_in_epoch, self.rows_per_round,
-                                   steps, self.job.batch_size, self.job.clipping, self.seed, self.hook)
-            (weights_sum, states_sum, busy, loss_sums, correct, rows), received = self.blocks.total(task)
+                                   len(step_rows), self.job.batch_size, self.job.clipping, self.seed, self.hook)
+            (weights_sum, states_sum, loss_sums, correct), received = self.blocks.total(task)
             shared.destroy()
             sent += received
             buffer.data[...] = weights_sum / busy
             for name in state_names:
                 optimizer.state[name][...] = states_sum[name] / busy
             first = optimizer.iterations
-            optimizer.iterations += steps
-            for j in range(steps):  # the averaged model's j-th step: every partition's j-th minibatch
-                training.step_done(loss_sums[j] / rows[j], None if correct is None else correct[j], int(rows[j]),
+            optimizer.iterations += len(step_rows)
+            for j, rows in enumerate(step_rows):  # the averaged model's j-th step: every partition's j-th minibatch
+                training.step_done(loss_sums[j] / rows, None if correct is None else correct[j], rows,
                                    optimizer.lr_at(first + j))
         return sent
 
@@ -307,8 +314,9 @@ def _averaging_task(setup: dict[str, Any], description: dict[str, Any], state_na
                     ) -> Callable[[int, np.ndarray, Any], Any]:
     """The task of one averaging round: local steps on this partition's rows of the round, then its weights.
 
-    It returns per-step sums of length `steps` (loss × rows, right answers, rows), so the driver can
-    report the averaged model's steps one by one.
+    It returns its weights and optimizer state, and per-step sums of length `steps` (loss × rows, right
+    answers), so the driver can report the averaged model's steps one by one; the rows of each step the
+    driver knows from the partitions' sizes.
     """
 
     def task(partition: int, x: np.ndarray, y: Any) -> tuple[Any, ...]:
@@ -319,7 +327,7 @@ def _averaging_task(setup: dict[str, Any], description: dict[str, Any], state_na
         order = np.random.default_rng([seed, epoch, partition]).permutation(len(x))
         mine = order[round_in_epoch * rows_per_round : (round_in_epoch + 1) * rows_per_round]
         if mine.size == 0:  # this partition's rows ran out: it sits the round out
-            return None, None, 0, None, None, None
+            return None, None, None, None
         model_here, loss_here, step = _executor_model(setup)
         x, y = _inputs(x, y, model_here)
         weights, states, iterations, first_step = shared.value
@@ -331,20 +339,19 @@ def _averaging_task(setup: dict[str, Any], description: dict[str, Any], state_na
         local_optimizer.iterations = iterations
         seed_module_generators(model_here, [seed, round_index, partition])
         local = TrainingState(model_here, loss_here, local_optimizer, History(), epoch=epoch, step=first_step)
-        loss_sums, rows_taken = np.zeros(steps), np.zeros(steps)
+        loss_sums = np.zeros(steps)
         correct = np.zeros(steps)  # None once a step counts none: the loss is not a classification loss
         model_here.train()
         for j, begin in enumerate(range(0, len(mine), batch_size)):
             rows = np.sort(mine[begin : begin + batch_size])
             result = train_on_batch(local, step, here.data, x[rows], y[rows], clipping)
             local.step += 1
-            loss_sums[j], rows_taken[j] = result.loss * len(rows), len(rows)
+            loss_sums[j] = result.loss * len(rows)
             if result.correct is None:
                 correct = None
             elif correct is not None:
                 correct[j] = result.correct
-        return (here.data.copy(), {name: local_optimizer.state[name].copy() for name in state_names}, 1,
-                loss_sums, correct, rows_taken)
+        return here.data.copy(), {name: local_optimizer.state[name].copy() for name in state_names}, loss_sums, correct
 
     return task
 

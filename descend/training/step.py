@@ -19,7 +19,7 @@ from descend.checks import check_integer, check_real, check_seed
 from descend.data import Dataset, as_dataset
 from descend.errors import DescendTypeError, DescendValueError, NonFiniteError
 from descend.memory import reuse_freed_memory
-from descend.nn.losses import BCEWithLogitsLoss, CrossEntropyLoss, MarginLoss
+from descend.nn.losses import CLASS_LABEL_LOSSES, BCEWithLogitsLoss
 from descend.nn.module import Module, check_finite, is_random, random_modules
 from descend.nonfinite import Origin, locate
 from descend.optim.optimizer import Optimizer
@@ -35,7 +35,7 @@ def count_correct(output: np.ndarray, target: np.ndarray, loss_fn: Module) -> fl
     A row with several predictions (binary labels (N, k), a sequence's
     characters (N, T)) counts as the fraction of them that are right.
     """
-    if isinstance(loss_fn, (CrossEntropyLoss, MarginLoss)):  # the longest capsule is a CapsNet's answer
+    if isinstance(loss_fn, CLASS_LABEL_LOSSES):  # the longest capsule is a CapsNet's answer
         right = output.argmax(axis=-1) == target
     elif isinstance(loss_fn, BCEWithLogitsLoss):
         right = (output > 0) == (target > 0.5)
@@ -61,7 +61,7 @@ def inputs_and_targets(dataset: Dataset, model: Module, loss_fn: Module, argumen
         return x, x
     if dataset.y is None:
         raise DescendValueError(f"{argument} has no targets (y); fit needs (x, y) unless the model reconstructs x")
-    if isinstance(loss_fn, (CrossEntropyLoss, MarginLoss)) and dataset.y.dtype.kind not in "iu":
+    if isinstance(loss_fn, CLASS_LABEL_LOSSES) and dataset.y.dtype.kind not in "iu":
         raise DescendValueError(
             f"{argument}.y must hold integer class labels for {type(loss_fn).__name__}; got dtype {dataset.y.dtype}"
         )
@@ -78,16 +78,15 @@ def checked_cast(array: np.ndarray, dtype: np.dtype, argument: str) -> np.ndarra
     """
     with np.errstate(over="ignore"):
         cast = as_model_input(array, dtype)
-    if cast is not array and cast.dtype.kind == "f" and not np.isfinite(cast).all():
-        check_finite(array, argument)  # NaN or infinity already in the data: say so first
-        first = tuple(int(i) for i in np.argwhere(~np.isfinite(cast))[0])
-        raise DescendValueError(
-            f"{argument} holds {array[first].item()!r} at index {first} (row {first[0]}), beyond the range of the model's "
-            f"{cast.dtype} (±{np.finfo(cast.dtype).max:.3g}); scale the data, or train the model in float64 "
-            "(model.astype(np.float64))"
-        )
-    check_finite(cast, argument)
-    return cast
+    if cast.dtype.kind != "f" or np.isfinite(cast).all():  # one pass over the data when all is well
+        return cast
+    check_finite(array, argument)  # NaN or infinity already in the data: say so first
+    first = tuple(int(i) for i in np.argwhere(~np.isfinite(cast))[0])
+    raise DescendValueError(
+        f"{argument} holds {array[first].item()!r} at index {first} (row {first[0]}), beyond the range of the model's "
+        f"{cast.dtype} (±{np.finfo(cast.dtype).max:.3g}); scale the data, or train the model in float64 "
+        "(model.astype(np.float64))"
+    )
 
 
 def with_penalties(model: Module, loss: Tensor) -> Tensor:
