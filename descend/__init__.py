@@ -16,7 +16,7 @@ from descend.ops import (
     sigmoid, sin, softmax, softplus, split, sqrt, stack, sum, tanh, transpose, where,
 )
 
-from descend import data, nn, optim, training  # noqa: E402
+from descend import data, kernels, nn, optim, training  # noqa: E402
 from descend.explain import Explanation, explain  # noqa: E402
 from descend.io import load, load_optimizer_state, save  # noqa: E402
 from descend.training import (  # noqa: E402

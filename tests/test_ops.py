@@ -1,6 +1,7 @@
 """Generic op tests, one set per row of tests/op_table.py.
 
-Every row is checked for: the forward against NumPy (or PyTorch), float64
+Every row is checked, once on the compiled kernels and once on the NumPy
+reference (descend.kernels), for: the forward against NumPy (or PyTorch), float64
 central differences against descend's vector-Jacobian product (along random
 directions, and element by element), PyTorch's autograd as an oracle, float32
 staying float32, and the ops it really puts on the tape. Every primitive must
@@ -37,6 +38,13 @@ FULL_CHECK_MAX_SIZE = 200  # element-by-element differences up to this many diff
 DIRECTIONS = 3
 
 rows = pytest.mark.parametrize("row", ROWS, ids=[r.name for r in ROWS])
+
+
+@pytest.fixture(params=sorted(dc.kernels.BACKENDS), autouse=True)
+def kernel_backend(request):
+    """Every test of the table runs twice: on the compiled kernels and on the NumPy reference alone."""
+    with dc.kernels.using(request.param):
+        yield request.param
 
 
 # -- helpers -----------------------------------------------------------------------

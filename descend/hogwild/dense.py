@@ -139,10 +139,11 @@ class _Pool:
         self.selector = selectors.DefaultSelector()
 
     def start(self, workers: int, setup: dict[str, Any]) -> None:
-        """Start `workers` processes, each with one BLAS thread (the workers are the parallelism), and send each
-        its setup; one that fails to start leaves the others to `close`."""
+        """Start `workers` processes, each with one BLAS thread and one kernel thread (the workers are the
+        parallelism), and send each its setup; one that fails to start leaves the others to `close`."""
         environment = dict(os.environ)
-        for variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):  # read when NumPy loads
+        # read when NumPy and numba load: BLAS's threads, and the compiled kernels' (descend.kernels)
+        for variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
             environment[variable] = "1"
         for k in range(workers):
             process = subprocess.Popen([sys.executable, "-m", "descend.hogwild.worker"], stdin=subprocess.PIPE,

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+from descend import kernels
 from descend.checks import check_integer
 from descend.errors import DescendTypeError, DescendValueError, ShapeError
 from descend.ops.base import Function, shape_of
@@ -102,10 +103,14 @@ class Conv2d(Function):
             output_size(height, kh, self.stride[0], self.padding[0], self.dilation[0], "conv2d height"),
             output_size(width, kw, self.stride[1], self.padding[1], self.dilation[1], "conv2d width"),
         )
-        self.input_shape, self.kernel = x.shape, (kh, kw)
-        padded = pad(x, self.padding).transpose(1, 0, 2, 3)
-        cols = np.empty((channels, kh, kw, n, *self.out_hw), dtype=x.dtype)
-        np.copyto(cols, receptive_fields(padded, self.kernel, self.stride, self.dilation).transpose(0, 4, 5, 1, 2, 3))
+        self.input_shape, self.kernel, self.kernels = x.shape, (kh, kw), kernels.for_arrays(x, weight)
+        if self.kernels is not None:
+            cols = self.kernels.im2col(x, self.kernel, self.stride, self.padding, self.dilation, self.out_hw)
+        else:
+            padded = pad(x, self.padding).transpose(1, 0, 2, 3)
+            cols = np.empty((channels, kh, kw, n, *self.out_hw), dtype=x.dtype)
+            np.copyto(cols, receptive_fields(padded, self.kernel, self.stride, self.dilation)
+                      .transpose(0, 4, 5, 1, 2, 3))
         self.cols = cols.reshape(self.groups, group_channels * kh * kw, -1)
         self.weight = weight.reshape(self.groups, out_channels // self.groups, -1)
         out = np.matmul(self.weight, self.cols).reshape(out_channels, n, *self.out_hw)
@@ -129,6 +134,9 @@ class Conv2d(Function):
             grad_last = grad.transpose(1, 2, 3, 0).reshape(groups, group_out, -1)
             grad_cols = np.matmul(np.swapaxes(self.weight, 1, 2), grad_last)
             grad_cols = grad_cols.reshape(channels, *self.kernel, *self.out_hw, n)
+            if self.kernels is not None:
+                return self.kernels.col2im(grad_cols, self.input_shape, self.stride, self.padding,
+                                           self.dilation), grad_weight, grad_bias
             grad_padded = np.zeros(
                 (channels, height + 2 * self.padding[0], width + 2 * self.padding[1], n), dtype=grad.dtype
             )

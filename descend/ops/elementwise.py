@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from descend import kernels
 from descend.checks import check_real
 from descend.errors import DescendValueError, ShapeError
 from descend.ops.base import Function, shape_of
@@ -298,10 +299,16 @@ class Relu(Function):
     notation = "relu({0})"
 
     def forward(self, x):
+        self.kernels = kernels.for_arrays(x)
+        if self.kernels is not None:
+            out, self.positive = self.kernels.relu(x)
+            return out
         self.positive = x > 0
         return np.maximum(x, 0)
 
     def backward(self, grad):
+        if self.kernels is not None:
+            return (self.kernels.relu_backward(grad, self.positive),)
         return (grad * self.positive,)
 
 

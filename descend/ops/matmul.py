@@ -6,6 +6,7 @@ from typing import Any
 
 import numpy as np
 
+from descend import kernels
 from descend.errors import ShapeError
 from descend.ops.base import Function, shape_of
 from descend.ops.elementwise import add
@@ -75,16 +76,22 @@ class Linear(Function):
     notation = "{0} @ {1} + {2}"
 
     def forward(self, x, weight, bias):
-        self.x, self.weight = x, weight
+        self.x, self.weight, self.kernels = x, weight, kernels.for_arrays(x, weight, bias)
         out = x @ weight
-        out += bias
+        if self.kernels is not None:
+            self.kernels.add_bias(out, bias)
+        else:
+            out += bias
         return out
 
     def backward(self, grad):
+        grad_bias = None
+        if self.needs_input_grad[2]:
+            grad_bias = grad.sum(axis=0) if self.kernels is None else self.kernels.bias_grad(grad)
         return (
             grad @ self.weight.T if self.needs_input_grad[0] else None,
             self.x.T @ grad if self.needs_input_grad[1] else None,
-            grad.sum(axis=0) if self.needs_input_grad[2] else None,
+            grad_bias,
         )
 
 

@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from descend import kernels
 from descend.errors import ShapeError
 from descend.ops.base import Function, shape_of
 from descend.ops.conv import crop, offsets, output_size, pad, pair
@@ -22,13 +23,17 @@ _NO_DILATION = (1, 1)
 class _Pool2d(Function):
     """Shared by the pools: the windows of the padded input, one strided view per kernel offset."""
 
-    def _windows(self, x: np.ndarray, fill: float) -> list[np.ndarray]:
+    def _measure(self, x: np.ndarray) -> None:
+        """The input's shape and the output's (height, width), and the kernels this op runs on."""
         height, width = x.shape[2:]
         self.input_shape = x.shape
         self.out_hw = (
             output_size(height, self.kernel_size[0], self.stride[0], self.padding[0], 1, f"{self.name} height"),
             output_size(width, self.kernel_size[1], self.stride[1], self.padding[1], 1, f"{self.name} width"),
         )
+        self.kernels = kernels.for_arrays(x)
+
+    def _windows(self, x: np.ndarray, fill: float) -> list[np.ndarray]:
         self.padded = pad(x, self.padding, fill)
         return self._views()
 
@@ -67,6 +72,10 @@ class MaxPool2d(_Pool2d):
     name = "max_pool2d"
 
     def forward(self, x):
+        self._measure(x)
+        if self.kernels is not None:
+            self.out, self.where = self.kernels.max_pool2d(x, self.kernel_size, self.stride, self.padding, self.out_hw)
+            return self.out
         windows = self._windows(x, -np.inf)
         self.out = windows[0].copy(order="K") if len(windows) == 1 else np.maximum(windows[0], windows[1])
         for window in windows[2:]:
@@ -74,6 +83,9 @@ class MaxPool2d(_Pool2d):
         return self.out
 
     def backward(self, grad):
+        if self.kernels is not None:
+            return (self.kernels.max_pool2d_backward(grad, self.where, self.input_shape),)
+
         def parts():
             # `unclaimed` is the gradient no earlier position took, so on a tie the first maximum wins, as in PyTorch
             unclaimed = grad.copy(order="K")
@@ -99,6 +111,9 @@ class AvgPool2d(_Pool2d):
     name = "avg_pool2d"
 
     def forward(self, x):
+        self._measure(x)
+        if self.kernels is not None:
+            return self.kernels.avg_pool2d(x, self.kernel_size, self.stride, self.padding, self.out_hw)
         windows = self._windows(x, 0.0)
         total = windows[0].copy(order="K")
         for window in windows[1:]:
@@ -107,6 +122,9 @@ class AvgPool2d(_Pool2d):
         return total * self.scale
 
     def backward(self, grad):
+        if self.kernels is not None:
+            return (self.kernels.avg_pool2d_backward(grad, self.kernel_size, self.stride, self.padding,
+                                                     self.input_shape),)
         share = grad * self.scale
         return (self._scatter(share for _ in range(self.kernel_size[0] * self.kernel_size[1])),)
 

@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from descend import kernels
 from descend.errors import DescendValueError, ShapeError
 from descend.ops.base import Function, shape_of
 from descend.tensor import Tensor
@@ -60,6 +61,8 @@ def _check(x: Any, states: dict[str, Any], w_ih: Any, w_hh: Any, biases: dict[st
         raise ShapeError(
             f"{what}: x must be (T, N, {w_shape[0]}) for w_ih of shape {w_shape}; got x of shape {shape}"
         )
+    if shape[0] == 0 or shape[1] == 0:
+        raise ShapeError(f"{what}: x must hold at least one time step and one sequence; got x of shape {shape}")
     for name, state in states.items():
         state_shape = shape_of(state)
         if state_shape != (shape[1], size):
@@ -185,9 +188,15 @@ class LSTMLayer(_Recurrence):
             self.cell_from_hidden = np.empty((steps, *h0.shape), dtype=self.gates.dtype)
         tanh_cell = np.empty_like(h0, dtype=self.gates.dtype)
         product = np.empty_like(self.gates[:, 0])
+        self.kernels = kernels.for_arrays(self.gates, h0, c0)
         for k in range(steps):
             gates = self.gates[:, k]
             np.matmul(self.hidden[k], recurrent_weights, out=product)
+            if self.kernels is not None:  # the rest of the step in one fused pass
+                self.kernels.lstm_step(gates, product, bias, cells[k], cells[k + 1], self.hidden[k + 1],
+                                       self.slopes[:, k] if self.recording else None,
+                                       self.cell_from_hidden[k] if self.recording else None)
+                continue
             product += bias
             gates += product
             np.tanh(gates, out=gates)
@@ -242,6 +251,11 @@ class LSTMLayer(_Recurrence):
         d_h, d_c = grad_h_n.copy(), grad_c_n.copy()  # the final states' gradients start the sweep back in time
         recurrent_t = self._recurrent_transposed()
         for k in range(steps - 1, -1, -1):
+            if self.kernels is not None:
+                self.kernels.lstm_step_backward(d_h, grad_hidden[k], d_c, self.slopes[:, k], self.cell_from_hidden[k],
+                                                forget[k], d_gates[k])
+                np.matmul(d_gates[k], recurrent_t, out=d_h)
+                continue
             d_h += grad_hidden[k]
             d_c += d_h * self.cell_from_hidden[k]
             np.multiply(self.slopes[:3, k], d_c, out=d_by_gate[k, :3])
@@ -281,9 +295,13 @@ class GRULayer(_Recurrence):
         self.hidden_n = np.empty((steps, *h0.shape), dtype=self.gates.dtype)
         self.hidden = np.empty((steps + 1, *h0.shape), dtype=self.gates.dtype)
         self.hidden[0] = h0
+        self.kernels = kernels.for_arrays(self.gates, h0, w_hh, b_hh)
         for k in range(steps):
             gates, previous = self.gates[k], self.hidden[k]
             recurrent = previous @ w_hh
+            if self.kernels is not None:  # the rest of the step in one fused pass
+                self.kernels.gru_step(gates, recurrent, b_hh, previous, self.hidden_n[k], self.hidden[k + 1])
+                continue
             recurrent += b_hh
             gates[:, : 2 * size] += recurrent[:, : 2 * size]
             _sigmoid_(gates[:, : 2 * size])
@@ -298,25 +316,33 @@ class GRULayer(_Recurrence):
     def backward(self, grad):
         grad = _in_processing_order(grad, self.reverse)
         steps, size = grad.shape[0], self.w_hh.shape[0]
-        r, z, n = (self.gates[:, :, j * size : (j + 1) * size] for j in range(3))
-        previous = self.hidden[:-1]
-        # the step-independent factors, for all steps at once: dn = dh'·n_slope, dr = dn·r_slope, dz = dh'·z_slope
-        n_slope = (1 - z) * (1 - n * n)
-        r_slope = self.hidden_n * r * (1 - r)
-        z_slope = (previous - n) * z * (1 - z)
         d_inputs = np.empty_like(self.gates)
         d_hidden = np.empty_like(self.gates)
         d_h = np.zeros_like(grad[0])
         recurrent_t = self._recurrent_transposed()
-        for k in range(steps - 1, -1, -1):
-            d_h += grad[k]
-            d_in, d_hid = d_inputs[k], d_hidden[k]
-            d_n = np.multiply(d_h, n_slope[k], out=d_in[:, 2 * size :])
-            np.multiply(d_n, r_slope[k], out=d_in[:, :size])
-            np.multiply(d_h, z_slope[k], out=d_in[:, size : 2 * size])
-            d_hid[:, : 2 * size] = d_in[:, : 2 * size]
-            np.multiply(d_n, r[k], out=d_hid[:, 2 * size :])
-            d_h = d_h * z[k] + d_hid @ recurrent_t
+        if self.kernels is not None:  # each step's gate math in one fused pass
+            carried, product = np.empty_like(d_h), np.empty_like(d_h)
+            for k in range(steps - 1, -1, -1):
+                self.kernels.gru_step_backward(d_h, grad[k], self.gates[k], self.hidden_n[k], self.hidden[k],
+                                               d_inputs[k], d_hidden[k], carried)
+                np.matmul(d_hidden[k], recurrent_t, out=product)
+                np.add(carried, product, out=d_h)
+        else:
+            r, z, n = (self.gates[:, :, j * size : (j + 1) * size] for j in range(3))
+            previous = self.hidden[:-1]
+            # the step-independent factors, for all steps at once: dn = dh'·n_slope, dr = dn·r_slope, dz = dh'·z_slope
+            n_slope = (1 - z) * (1 - n * n)
+            r_slope = self.hidden_n * r * (1 - r)
+            z_slope = (previous - n) * z * (1 - z)
+            for k in range(steps - 1, -1, -1):
+                d_h += grad[k]
+                d_in, d_hid = d_inputs[k], d_hidden[k]
+                d_n = np.multiply(d_h, n_slope[k], out=d_in[:, 2 * size :])
+                np.multiply(d_n, r_slope[k], out=d_in[:, :size])
+                np.multiply(d_h, z_slope[k], out=d_in[:, size : 2 * size])
+                d_hid[:, : 2 * size] = d_in[:, : 2 * size]
+                np.multiply(d_n, r[k], out=d_hid[:, 2 * size :])
+                d_h = d_h * z[k] + d_hid @ recurrent_t
         d_x, d_w_ih, d_w_hh, d_b_ih, d_b_hh = self._parameter_grads(d_inputs, d_hidden)
         return d_x, d_h, d_w_ih, d_w_hh, d_b_ih, d_b_hh
 

@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from descend import kernels
 from descend.checks import check_axis
 from descend.errors import DescendTypeError, DescendValueError, ShapeError
 from descend.ops.base import Function, shape_of
@@ -68,12 +69,17 @@ class SoftmaxCrossEntropy(Function):
     notation = "cross_entropy({0}, {1})"
 
     def forward(self, logits, labels):
-        self.labels = labels
-        self.log_probs = _log_softmax(logits, axis=1)
+        self.labels, self.kernels = labels, kernels.for_arrays(logits)
+        if self.kernels is not None and logits.shape[1]:
+            self.log_probs = self.kernels.log_softmax_rows(logits)
+        else:
+            self.log_probs = _log_softmax(logits, axis=1)
         rows = np.arange(len(labels))
         return -self.log_probs[rows, labels].mean(dtype=logits.dtype).astype(logits.dtype)
 
     def backward(self, grad):
+        if self.kernels is not None and self.log_probs.shape[1]:
+            return self.kernels.softmax_cross_entropy_grad(self.log_probs, self.labels, grad / len(self.labels)), None
         grad_logits = np.exp(self.log_probs)
         grad_logits[np.arange(len(self.labels)), self.labels] -= 1
         grad_logits *= grad / len(self.labels)

@@ -73,6 +73,11 @@ class Adam(Optimizer):
         denominator += self.eps
         weights -= (lr / (1.0 - beta1**t)) * mean / denominator
 
+    def _update_compiled(self, compiled, lr):
+        compiled.adam(self.buffer.data, self.buffer.grad, self.state["exp_avg"], self.state["exp_avg_sq"], lr,
+                      self.betas, self.eps, self.weight_decay, self.iterations + 1)
+        return True
+
     def hyperparameters(self) -> dict[str, Any]:
         """The base hyperparameters plus betas and eps."""
         return {**super().hyperparameters(), "betas": list(self.betas), "eps": self.eps}
@@ -126,6 +131,11 @@ class RMSprop(Optimizer):
             velocity += scaled
             scaled = velocity
         weights -= lr * scaled
+
+    def _update_compiled(self, compiled, lr):
+        compiled.rmsprop(self.buffer.data, self.buffer.grad, self.state["square_avg"],
+                         self.state.get("momentum_buffer"), lr, self.alpha, self.eps, self.momentum, self.weight_decay)
+        return True
 
     def hyperparameters(self) -> dict[str, Any]:
         """The base hyperparameters plus alpha, eps and momentum."""

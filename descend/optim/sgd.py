@@ -80,6 +80,11 @@ class SGD(Optimizer):
             grad = grad + momentum * velocity if self.nesterov else velocity
         weights -= lr * grad
 
+    def _update_compiled(self, compiled, lr):
+        compiled.sgd(self.buffer.data, self.buffer.grad, self.state.get("momentum_buffer"), lr,
+                     self.current_momentum, self.nesterov, self.weight_decay, self.l1)
+        return True
+
     def hyperparameters(self) -> dict[str, Any]:
         """The base hyperparameters plus momentum (a MomentumRamp as its description), nesterov and l1."""
         momentum = self.momentum.describe() if isinstance(self.momentum, MomentumRamp) else self.momentum
