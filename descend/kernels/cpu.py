@@ -66,6 +66,17 @@ def _empty_in_order(shape: tuple[int, ...], order: tuple[int, ...], dtype: np.dt
     return np.empty([shape[axis] for axis in order], dtype=dtype).transpose(np.argsort(order))
 
 
+def _plane_order(x: np.ndarray) -> tuple[int, ...]:
+    """x's (N, C) axes in memory order, then H, W: the order in which x's (H, W) planes are read as one array."""
+    order = _dense_axes(x)
+    return order if order is not None and order[2:] == (2, 3) else (0, 1, 2, 3)
+
+
+def _planes(array: np.ndarray, order: tuple[int, ...]) -> np.ndarray:
+    """The (H, W) planes of an (N, C, H, W) array dense in `order`, as one (P, H, W) view."""
+    return array.transpose(order).reshape(-1, *array.shape[2:])
+
+
 def _flat(array: np.ndarray, order: tuple[int, ...]) -> np.ndarray:
     """The numbers of an array dense in `order`, flat in memory order (a view)."""
     return array.transpose(order).reshape(-1)
@@ -77,19 +88,37 @@ class CPUKernels(Kernels):
     def max_pool2d(self, x, kernel, stride, padding, out_hw):
         _check_floats("max_pool2d", x)
         _check_window("max_pool2d", x.shape, kernel, stride, padding, (1, 1), out_hw)
-        out = np.empty((*x.shape[:2], *out_hw), dtype=x.dtype)
-        where = np.empty(out.shape, dtype=np.intp)
-        pool.max_pool_forward(x, *kernel, *stride, *padding, out, where)
+        if x.shape[2] * x.shape[3] > np.iinfo(np.int32).max:
+            raise ShapeError(f"kernel max_pool2d: a plane of {x.shape[2]}x{x.shape[3]} has more positions than "
+                             "int32 counts")
+        if padding[0] >= kernel[0] or padding[1] >= kernel[1]:
+            raise ShapeError(f"kernel max_pool2d: padding {padding} must be smaller than the window {kernel}")
+        order = _plane_order(x)
+        planes = np.ascontiguousarray(x.transpose(order)).reshape(-1, *x.shape[2:])
+        out = _empty_in_order((*x.shape[:2], *out_hw), order, x.dtype)
+        where = _empty_in_order(out.shape, order, np.int32)
+        flat_out, flat_where = _planes(out, order), _planes(where, order)
+        if (kernel, stride, padding) == ((2, 2), (2, 2), (0, 0)):
+            pool.max_pool_2x2(planes, flat_out, flat_where)
+        else:
+            pool.max_pool_forward(planes, *kernel, *stride, *padding, flat_out, flat_where)
         return out, where
 
-    def max_pool2d_backward(self, grad, where, input_shape):
-        _check_floats("max_pool2d_backward", grad)
+    def max_pool2d_backward(self, grad, where, x, kernel, stride, padding):
+        _check_floats("max_pool2d_backward", grad, x)
         _check_shape("max_pool2d_backward", "where", where, grad.shape)
-        if where.dtype != np.intp or len(input_shape) != 4 or grad.shape[:2] != tuple(input_shape[:2]):
-            raise ShapeError(f"kernel max_pool2d_backward: where (intp) and grad {grad.shape} must come from "
-                             f"max_pool2d of an input of shape {input_shape}")
-        grad_x = np.zeros(input_shape, dtype=grad.dtype)
-        pool.max_pool_backward(grad, where, grad_x)
+        if where.dtype != np.int32 or x.ndim != 4 or grad.shape[:2] != x.shape[:2]:
+            raise ShapeError(f"kernel max_pool2d_backward: where (int32) and grad {grad.shape} must come from "
+                             f"max_pool2d of x, of shape {x.shape}")
+        order = _plane_order(x)
+        if _dense_axes(where) != order:
+            raise ShapeError("kernel max_pool2d_backward: where must be max_pool2d's own, in x's memory order")
+        grad_x = _empty_in_order(x.shape, order, x.dtype)  # x's layout: the backward of the op before reads it so
+        grad_planes = np.ascontiguousarray(grad.transpose(order)).reshape(-1, *grad.shape[2:])
+        _check_window("max_pool2d_backward", x.shape, kernel, stride, padding, (1, 1), grad.shape[2:])
+        two_by_two = (kernel, stride, padding) == ((2, 2), (2, 2), (0, 0))
+        backward = pool.max_pool_2x2_backward if two_by_two else pool.max_pool_backward
+        backward(grad_planes, _planes(where, order), _planes(grad_x, order))
         return grad_x
 
     def avg_pool2d(self, x, kernel, stride, padding, out_hw):

@@ -23,12 +23,15 @@ class Kernels:
     # -- pooling ------------------------------------------------------------
     def max_pool2d(self, x: np.ndarray, kernel: tuple[int, int], stride: tuple[int, int],
                    padding: tuple[int, int], out_hw: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
-        """Window maxima of x (N, C, H, W), padding −∞: (out (N, C, Ho, Wo), where (N, C, Ho, Wo) intp), where
-        = each maximum's first flat position in its (H, W) plane, or −1 for a NaN window (no gradient)."""
+        """Window maxima of x (N, C, H, W), padding −∞ (smaller than the window): (out (N, C, Ho, Wo), where
+        (N, C, Ho, Wo) int32), where = each maximum's first flat position in its (H, W) plane, or −1 for a NaN
+        window or one whose maximum is padding (no gradient)."""
         raise NotImplementedError
 
-    def max_pool2d_backward(self, grad: np.ndarray, where: np.ndarray, input_shape: tuple[int, ...]) -> np.ndarray:
-        """grad (N, C, Ho, Wo) put back at `where`: the gradient of x, of input_shape (N, C, H, W)."""
+    def max_pool2d_backward(self, grad: np.ndarray, where: np.ndarray, x: np.ndarray, kernel: tuple[int, int],
+                            stride: tuple[int, int], padding: tuple[int, int]) -> np.ndarray:
+        """grad (N, C, Ho, Wo) put back at `where` (max_pool2d's of x with this window): the gradient of x
+        (N, C, H, W), in x's memory layout."""
         raise NotImplementedError
 
     def avg_pool2d(self, x: np.ndarray, kernel: tuple[int, int], stride: tuple[int, int],

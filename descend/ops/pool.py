@@ -74,6 +74,7 @@ class MaxPool2d(_Pool2d):
     def forward(self, x):
         self._measure(x)
         if self.kernels is not None:
+            self.x = x
             self.out, self.where = self.kernels.max_pool2d(x, self.kernel_size, self.stride, self.padding, self.out_hw)
             return self.out
         windows = self._windows(x, -np.inf)
@@ -84,7 +85,8 @@ class MaxPool2d(_Pool2d):
 
     def backward(self, grad):
         if self.kernels is not None:
-            return (self.kernels.max_pool2d_backward(grad, self.where, self.input_shape),)
+            return (self.kernels.max_pool2d_backward(grad, self.where, self.x, self.kernel_size, self.stride,
+                                                     self.padding),)
 
         def parts():
             # `unclaimed` is the gradient no earlier position took, so on a tie the first maximum wins, as in PyTorch
