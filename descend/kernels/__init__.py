@@ -25,16 +25,11 @@ import importlib
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
-# Before anything starts numba's OpenMP threads: they sleep between kernels instead of spinning, so they never
-# hold a core that BLAS's threads need for the product that comes next (spinning made a CNN epoch 2.5x slower on
-# two cores). A value the user set stays.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+import numpy as np
 
-import numpy as np  # noqa: E402
-
-from descend.checks import check_integer  # noqa: E402
-from descend.errors import DescendValueError  # noqa: E402
-from descend.kernels.interface import Kernels  # noqa: E402
+from descend.checks import check_integer
+from descend.errors import DescendValueError
+from descend.kernels.interface import Kernels
 
 #: implementation name -> "module:class" (imported on first use); "numpy" is the ops' own reference code
 BACKENDS: dict[str, str | None] = {"numba": "descend.kernels.cpu:CPUKernels", "numpy": None}
@@ -109,6 +104,9 @@ def set_threads(threads: int) -> None:
 
     import numba
 
+    from descend.kernels.cpu import start_threads
+
+    start_threads()
     threadpool_limits(threads, user_api="blas")
     # numba's pool is made once per process with NUMBA_NUM_THREADS threads (the cores): it can only shrink
     numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))

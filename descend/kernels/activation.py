@@ -8,9 +8,11 @@ whatever the thread count.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import prange
 
-@njit(parallel=True, cache=True, nogil=True)
+from descend.kernels.compiler import kernel
+
+@kernel
 def relu_forward(x, out, positive):
     """out = max(x, 0) (NaN stays NaN, as np.maximum keeps it); positive = x > 0; all flat."""
     zero = out.dtype.type(0)
@@ -21,7 +23,7 @@ def relu_forward(x, out, positive):
         out[index] = value if above or value != value else zero
 
 
-@njit(parallel=True, cache=True, nogil=True)
+@kernel
 def relu_backward(grad, positive, grad_x):
     """grad_x = grad · positive (a NaN gradient stays NaN even where x ≤ 0, as the reference's product keeps it)."""
     one, zero = grad_x.dtype.type(1), grad_x.dtype.type(0)
@@ -29,7 +31,7 @@ def relu_backward(grad, positive, grad_x):
         grad_x[index] = grad[index] * (one if positive[index] else zero)
 
 
-@njit(parallel=True, cache=True, nogil=True)
+@kernel
 def add_bias(out, bias):
     """out (N, F) += bias (F,) on every row, in place."""
     for row in prange(out.shape[0]):
@@ -37,7 +39,7 @@ def add_bias(out, bias):
             out[row, feature] += bias[feature]
 
 
-@njit(parallel=True, cache=True, nogil=True)
+@kernel
 def bias_grad(grad, total):
     """total (F,) = Σ over the rows of grad (N, F), row after row for each feature (NumPy's order for a sum
     down a C-ordered array), the features split over threads."""

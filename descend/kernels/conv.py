@@ -8,10 +8,12 @@ reference's to the bit.
 
 from __future__ import annotations
 
-from numba import njit, prange
+from numba import prange
+
+from descend.kernels.compiler import kernel
 
 
-@njit(parallel=True, cache=True, nogil=True)
+@kernel
 def im2col(x, kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w, dilation_h, dilation_w, cols):
     """cols (C, kh, kw, N, Ho, Wo)[c, i, j, n, oy, ox] = x[n, c, oy·sh + i·dh − ph, ox·sw + j·dw − pw] (0 outside)."""
     samples, channels, height, width = x.shape
@@ -33,7 +35,7 @@ def im2col(x, kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w, dilation_h, 
                     cols[c, i, j, n, oy, ox] = x[n, c, y, column] if 0 <= column < width else zero
 
 
-@njit(parallel=True, cache=True, nogil=True)
+@kernel
 def col2im(grad_cols, stride_h, stride_w, pad_h, pad_w, dilation_h, dilation_w, grad_x):
     """grad_x (zeros, C, H, W, N) += every column of grad_cols (C, kh, kw, Ho, Wo, N) at the position it was read from."""
     channels, kernel_h, kernel_w, out_h, out_w, samples = grad_cols.shape

@@ -14,7 +14,9 @@ arrival. The same inputs give the same bits for any thread count.
 from __future__ import annotations
 
 import math
+import os
 
+import numba
 import numpy as np
 
 from descend.errors import DescendTypeError, ShapeError
@@ -22,6 +24,22 @@ from descend.kernels import activation, conv, pool, recurrent, rows, update
 from descend.kernels.interface import Kernels
 
 FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def start_threads() -> None:
+    """Start numba's thread pool (once per process) with its OpenMP threads waiting passively between kernels.
+
+    Spinning threads would hold a core that BLAS's threads need for the product that comes next (that made a
+    CNN epoch 2.5x slower on two cores). The policy is read once, when the pool's OpenMP library loads, so it is
+    set only for that moment: another library's OpenMP (torch's) keeps its own. A policy the user set stays.
+    """
+    previous = os.environ.get("OMP_WAIT_POLICY")
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    try:
+        numba.get_num_threads()  # launches the pool
+    finally:
+        if previous is None:
+            del os.environ["OMP_WAIT_POLICY"]
 
 
 def _check_floats(kernel: str, *arrays: np.ndarray) -> np.dtype:
@@ -37,6 +55,21 @@ def _check_floats(kernel: str, *arrays: np.ndarray) -> np.dtype:
 def _check_shape(kernel: str, name: str, array: np.ndarray, shape: tuple[int, ...]) -> None:
     if array.shape != tuple(shape):
         raise ShapeError(f"kernel {kernel}: {name} must have shape {tuple(shape)}; got {array.shape}")
+
+
+#: the arrays of a recurrent step that hold all G gates of a row, (N, G·H); the others are (N, H)
+_GATE_ROWS = {"gates", "product", "recurrent", "slopes", "d_gates", "d_inputs", "d_hidden"}
+
+
+def _check_rows(kernel: str, gate_count: int, state_shape: tuple[int, ...], **arrays: np.ndarray) -> None:
+    """A recurrent step's arrays: C-ordered rows, (N, G·H) for the gate rows and (N, H) for the states."""
+    if len(state_shape) != 2:
+        raise ShapeError(f"kernel {kernel}: states must be (N, H); got shape {state_shape}")
+    n, size = state_shape
+    for name, array in arrays.items():
+        _check_shape(kernel, name, array, (n, gate_count * size) if name in _GATE_ROWS else (n, size))
+        if not array.flags.c_contiguous:
+            raise ShapeError(f"kernel {kernel}: {name} must be C-ordered (its rows are read as contiguous numbers)")
 
 
 def _check_window(kernel: str, x_shape: tuple[int, ...], window: tuple[int, int], stride: tuple[int, int],
@@ -84,6 +117,9 @@ def _flat(array: np.ndarray, order: tuple[int, ...]) -> np.ndarray:
 
 class CPUKernels(Kernels):
     """The kernels on this machine's cores (numba; `descend.kernels.set_threads` sets how many)."""
+
+    def __init__(self):
+        start_threads()
 
     def max_pool2d(self, x, kernel, stride, padding, out_hw):
         _check_floats("max_pool2d", x)
@@ -195,49 +231,35 @@ class CPUKernels(Kernels):
         activation.bias_grad(grad, total)
         return total
 
-    def lstm_step(self, gates, product, bias, previous_cell, cell, hidden, slopes, cell_from_hidden):
+    def lstm_step(self, gates, product, previous_cell, cell, hidden, slopes, cell_from_hidden):
         recording = slopes is not None
-        arrays = (gates, product, bias, previous_cell, cell, hidden)
+        arrays = (gates, product, previous_cell, cell, hidden)
         _check_floats("lstm_step", *arrays, *((slopes, cell_from_hidden) if recording else ()))
-        four, n, size = gates.shape
-        for name, array, shape in (("gates", gates, (4, n, size)), ("product", product, (4, n, size)),
-                                   ("bias", bias, (4, 1, size)), ("previous_cell", previous_cell, (n, size)),
-                                   ("cell", cell, (n, size)), ("hidden", hidden, (n, size))):
-            _check_shape("lstm_step", name, array, shape)
-        if recording:
-            _check_shape("lstm_step", "slopes", slopes, (4, n, size))
-            _check_shape("lstm_step", "cell_from_hidden", cell_from_hidden, (n, size))
-        else:
+        _check_rows("lstm_step", 4, previous_cell.shape, gates=gates, product=product, previous_cell=previous_cell,
+                    cell=cell, hidden=hidden, **({"slopes": slopes, "cell_from_hidden": cell_from_hidden}
+                                                 if recording else {}))
+        if not recording:
             slopes, cell_from_hidden = gates, cell  # never written: the loop reads `recording` first
-        recurrent.lstm_step_forward(gates, product, bias, previous_cell, cell, hidden, slopes, cell_from_hidden,
+        recurrent.lstm_step_forward(gates, product, previous_cell, cell, hidden, slopes, cell_from_hidden,
                                     recording)
 
-    def lstm_step_backward(self, d_h, grad_hidden, d_c, slopes, cell_from_hidden, forget, d_gates):
-        _check_floats("lstm_step_backward", d_h, grad_hidden, d_c, slopes, cell_from_hidden, forget, d_gates)
-        n, size = d_c.shape
-        for name, array, shape in (("d_h", d_h, (n, size)), ("grad_hidden", grad_hidden, (n, size)),
-                                   ("slopes", slopes, (4, n, size)), ("cell_from_hidden", cell_from_hidden, (n, size)),
-                                   ("forget", forget, (n, size)), ("d_gates", d_gates, (n, 4 * size))):
-            _check_shape("lstm_step_backward", name, array, shape)
-        recurrent.lstm_step_backward(d_h, grad_hidden, d_c, slopes, cell_from_hidden, forget, d_gates)
+    def lstm_step_backward(self, d_h, grad_hidden, d_c, slopes, cell_from_hidden, gates, d_gates):
+        _check_floats("lstm_step_backward", d_h, grad_hidden, d_c, slopes, cell_from_hidden, gates, d_gates)
+        _check_rows("lstm_step_backward", 4, d_c.shape, d_h=d_h, grad_hidden=grad_hidden, d_c=d_c, slopes=slopes,
+                    cell_from_hidden=cell_from_hidden, gates=gates, d_gates=d_gates)
+        recurrent.lstm_step_backward(d_h, grad_hidden, d_c, slopes, cell_from_hidden, gates, d_gates)
 
     def gru_step(self, gates, recurrent_product, bias, previous, hidden_n, hidden):
         _check_floats("gru_step", gates, recurrent_product, bias, previous, hidden_n, hidden)
-        n, size = previous.shape
-        for name, array, shape in (("gates", gates, (n, 3 * size)), ("recurrent", recurrent_product, (n, 3 * size)),
-                                   ("bias", bias, (3 * size,)), ("hidden_n", hidden_n, (n, size)),
-                                   ("hidden", hidden, (n, size))):
-            _check_shape("gru_step", name, array, shape)
+        _check_rows("gru_step", 3, previous.shape, gates=gates, recurrent=recurrent_product, previous=previous,
+                    hidden_n=hidden_n, hidden=hidden)
+        _check_shape("gru_step", "bias", bias, (gates.shape[1],))
         recurrent.gru_step_forward(gates, recurrent_product, bias, previous, hidden_n, hidden)
 
     def gru_step_backward(self, d_h, grad_hidden, gates, hidden_n, previous, d_inputs, d_hidden, carried):
         _check_floats("gru_step_backward", d_h, grad_hidden, gates, hidden_n, previous, d_inputs, d_hidden, carried)
-        n, size = previous.shape
-        for name, array, shape in (("d_h", d_h, (n, size)), ("grad_hidden", grad_hidden, (n, size)),
-                                   ("gates", gates, (n, 3 * size)), ("hidden_n", hidden_n, (n, size)),
-                                   ("d_inputs", d_inputs, (n, 3 * size)), ("d_hidden", d_hidden, (n, 3 * size)),
-                                   ("carried", carried, (n, size))):
-            _check_shape("gru_step_backward", name, array, shape)
+        _check_rows("gru_step_backward", 3, previous.shape, d_h=d_h, grad_hidden=grad_hidden, gates=gates,
+                    hidden_n=hidden_n, previous=previous, d_inputs=d_inputs, d_hidden=d_hidden, carried=carried)
         recurrent.gru_step_backward(d_h, grad_hidden, gates, hidden_n, previous, d_inputs, d_hidden, carried)
 
     def sgd(self, weights, grads, velocity, lr, momentum, nesterov, weight_decay, l1):

@@ -73,14 +73,15 @@ class Kernels:
         raise NotImplementedError
 
     # -- recurrent cells ------------------------------------------------------------
-    def lstm_step(self, gates: np.ndarray, product: np.ndarray, bias: np.ndarray, previous_cell: np.ndarray,
-                  cell: np.ndarray, hidden: np.ndarray, slopes: np.ndarray | None,
-                  cell_from_hidden: np.ndarray | None) -> None:
-        """One LSTM step in place, gate-major (4, N, H): see descend.kernels.recurrent.lstm_step_forward."""
+    def lstm_step(self, gates: np.ndarray, product: np.ndarray, previous_cell: np.ndarray, cell: np.ndarray,
+                  hidden: np.ndarray, slopes: np.ndarray | None, cell_from_hidden: np.ndarray | None) -> None:
+        """One LSTM step in place on C-ordered rows: gates (N, 4H) (biases in), product = h W_hh (N, 4H); writes
+        the activations into gates, cell and hidden (N, H), and when recording the slopes (N, 4H) and
+        cell_from_hidden (N, H) the backward needs: see descend.kernels.recurrent.lstm_step_forward."""
         raise NotImplementedError
 
     def lstm_step_backward(self, d_h: np.ndarray, grad_hidden: np.ndarray, d_c: np.ndarray, slopes: np.ndarray,
-                           cell_from_hidden: np.ndarray, forget: np.ndarray, d_gates: np.ndarray) -> None:
+                           cell_from_hidden: np.ndarray, gates: np.ndarray, d_gates: np.ndarray) -> None:
         """One LSTM step back in place: d_gates (N, 4H) and the carried d_c (N, H)."""
         raise NotImplementedError
 

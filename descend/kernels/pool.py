@@ -17,13 +17,15 @@ same number.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import prange
+
+from descend.kernels.compiler import kernel
 
 #: where a window's maximum is NaN (or lies in the padding): the gradient goes nowhere, as in the reference
 NOWHERE = -1
 
 
-@njit(parallel=True, cache=True, nogil=True)
+@kernel
 def max_pool_forward(planes, kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w, out, where):
     """out (P, Ho, Wo) = each window's maximum over planes (P, H, W) (padding −∞); where = its first position in
     the plane, or NOWHERE.
@@ -54,7 +56,7 @@ def max_pool_forward(planes, kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_
                 where[plane, oy, ox] = position
 
 
-@njit(parallel=True, cache=True, nogil=True)
+@kernel
 def max_pool_2x2(planes, out, where):
     """max_pool_forward for the common window, 2x2 with stride 2 and no padding, its four reads written out."""
     width = planes.shape[2]
@@ -79,7 +81,7 @@ def max_pool_2x2(planes, out, where):
                 where[plane, oy, ox] = position
 
 
-@njit(parallel=True, cache=True, nogil=True)
+@kernel
 def max_pool_2x2_backward(grad, where, grad_x):
     """max_pool_backward for max_pool_2x2: the windows do not overlap, so each input number is written once,
     the gradient at the maximum and 0 beside it (and 0 in a last odd row or column that no window reads)."""
@@ -102,7 +104,7 @@ def max_pool_2x2_backward(grad, where, grad_x):
                 target[y + 1, column + 1] = value if position == (y + 1) * width + column + 1 else zero
 
 
-@njit(parallel=True, cache=True, nogil=True)
+@kernel
 def max_pool_backward(grad, where, grad_x):
     """grad_x (P, H, W), every number written: each output's gradient (P, Ho, Wo) added at its window's maximum,
     0 elsewhere."""
@@ -118,7 +120,7 @@ def max_pool_backward(grad, where, grad_x):
                     target[position // width, position % width] += grad[plane, oy, ox]
 
 
-@njit(parallel=True, cache=True, nogil=True)
+@kernel
 def avg_pool_forward(x, kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w, scale, out):
     """out = the window's sum, offset by offset (padding adds 0), times scale = 1 / (kernel_h · kernel_w)."""
     samples, channels, height, width = x.shape
@@ -140,7 +142,7 @@ def avg_pool_forward(x, kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w, sc
                 out[n, c, oy, ox] = total * scale
 
 
-@njit(parallel=True, cache=True, nogil=True)
+@kernel
 def avg_pool_backward(grad, kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w, scale, grad_x):
     """grad_x (zeros, N, C, H, W) += grad · scale at every position of each output's window."""
     samples, channels, height, width = grad_x.shape

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import math
 
-from numba import njit, prange
+from numba import prange
+
+from descend.kernels.compiler import kernel
 
 
-@njit(parallel=True, cache=True, nogil=True)
+@kernel
 def log_softmax_rows(logits, log_probs):
     """log_probs (N, C) = logits − max − log Σ e^(logits − max), row by row."""
     classes = logits.shape[1]
@@ -31,7 +33,7 @@ def log_softmax_rows(logits, log_probs):
             log_probs[row, column] = (logits[row, column] - largest) - shift
 
 
-@njit(parallel=True, cache=True, nogil=True)
+@kernel
 def softmax_cross_entropy_grad(log_probs, labels, scale, grad_logits):
     """grad_logits (N, C) = (softmax − onehot(labels)) · scale, scale = the upstream gradient / N."""
     one = grad_logits.dtype.type(1)
@@ -43,7 +45,7 @@ def softmax_cross_entropy_grad(log_probs, labels, scale, grad_logits):
             grad_logits[row, column] = probability * scale
 
 
-@njit(parallel=True, cache=True, nogil=True)
+@kernel
 def squash_rows(s, epsilon, out, scale, slope, recording):
     """Each row of s (M, D) squashed: out = c·s with n = |s|², c = n / ((1 + n)√(n + ε)); scale[row] = c and,
     when recording, slope[row] = (1 / (1 + n) − n / (2(n + ε))) / ((1 + n)√(n + ε))."""
@@ -62,7 +64,7 @@ def squash_rows(s, epsilon, out, scale, slope, recording):
             out[row, column] = factor * s[row, column]
 
 
-@njit(parallel=True, cache=True, nogil=True)
+@kernel
 def squash_rows_backward(grad, s, scale, slope, grad_s):
     """grad_s (M, D) = c·grad + 2·slope·(grad · s)·s, row by row."""
     two = s.dtype.type(2)

@@ -12,10 +12,12 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit, prange
+from numba import prange
+
+from descend.kernels.compiler import helper, kernel
 
 
-@njit(cache=True, nogil=True)
+@helper
 def _regularized(weight, grad, weight_decay, l1):
     """grad + weight_decay·w + l1·sign(w), each term only when its strength is not 0 (as the reference adds it)."""
     if weight_decay != 0:
@@ -25,7 +27,7 @@ def _regularized(weight, grad, weight_decay, l1):
     return grad
 
 
-@njit(parallel=True, cache=True, nogil=True)
+@kernel
 def sgd(weights, grads, velocity, lr, momentum, nesterov, weight_decay, l1):
     """w -= lr·g; with momentum (velocity.size > 0) v = μv + g and g = v, or g + μv when nesterov."""
     with_momentum = velocity.size > 0
@@ -38,7 +40,7 @@ def sgd(weights, grads, velocity, lr, momentum, nesterov, weight_decay, l1):
         weights[index] -= lr * grad
 
 
-@njit(parallel=True, cache=True, nogil=True)
+@kernel
 def adam(weights, grads, mean, square, lr_corrected, beta1, one_minus_beta1, beta2, one_minus_beta2,
          root_correction, eps, weight_decay):
     """m = β₁m + (1 − β₁)g; v = β₂v + (1 − β₂)g²; w -= lr_corrected·m / (√v / root_correction + eps)."""
@@ -51,7 +53,7 @@ def adam(weights, grads, mean, square, lr_corrected, beta1, one_minus_beta1, bet
         weights[index] -= lr_corrected * first / (math.sqrt(second) / root_correction + eps)
 
 
-@njit(parallel=True, cache=True, nogil=True)
+@kernel
 def rmsprop(weights, grads, square, velocity, lr, alpha, one_minus_alpha, eps, momentum, weight_decay):
     """s = αs + (1 − α)g²; step = g / (√s + eps); with momentum (velocity.size > 0) b = μb + step; w -= lr·step."""
     zero = weights.dtype.type(0)

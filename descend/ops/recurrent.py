@@ -174,6 +174,9 @@ class LSTMLayer(_Recurrence):
         # σ(x) = ½·tanh(½x) + ½: halving the sigmoid gates' columns of the weights and biases once, up front,
         # lets one tanh over all four gates do all four activations at every step
         half = np.where(np.arange(4 * size) // size == 2, 1.0, 0.5).astype(x.dtype)
+        self.kernels = kernels.for_arrays(x, h0, c0, w_ih, w_hh, b_ih, b_hh)
+        if self.kernels is not None:
+            return self._forward_compiled(h0, c0, w_ih * half, w_hh * half, (b_ih + b_hh) * half)
         # Gate-major (4, T, N, H): each gate of a step is one contiguous block, so every elementwise operation
         # below runs over contiguous memory (three times faster than over a gate's columns of an (N, 4H) row)
         self.gates = np.matmul(self.xs.reshape(steps * x.shape[1], -1), _by_gate(w_ih * half))
@@ -188,15 +191,9 @@ class LSTMLayer(_Recurrence):
             self.cell_from_hidden = np.empty((steps, *h0.shape), dtype=self.gates.dtype)
         tanh_cell = np.empty_like(h0, dtype=self.gates.dtype)
         product = np.empty_like(self.gates[:, 0])
-        self.kernels = kernels.for_arrays(self.gates, h0, c0)
         for k in range(steps):
             gates = self.gates[:, k]
             np.matmul(self.hidden[k], recurrent_weights, out=product)
-            if self.kernels is not None:  # the rest of the step in one fused pass
-                self.kernels.lstm_step(gates, product, bias, cells[k], cells[k + 1], self.hidden[k + 1],
-                                       self.slopes[:, k] if self.recording else None,
-                                       self.cell_from_hidden[k] if self.recording else None)
-                continue
             product += bias
             gates += product
             np.tanh(gates, out=gates)
@@ -212,6 +209,26 @@ class LSTMLayer(_Recurrence):
             if self.recording:
                 self._save_slopes(k, gates, cells[k], tanh_cell)
         # copies: an output the caller may change must not be the saved state, nor keep all the cells alive
+        outputs = _in_processing_order(self.hidden[1:], self.reverse).copy()
+        return outputs, self.hidden[steps].copy(), cells[steps].copy()
+
+    def _forward_compiled(self, h0: np.ndarray, c0: np.ndarray, w_ih: np.ndarray, w_hh: np.ndarray,
+                          bias: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The forward on the kernels, from the halved weights and bias: gates as rows (T, N, 4H), the biases in
+        the input projection, each step one product and one kernel call (descend.kernels.recurrent)."""
+        steps = self.xs.shape[0]
+        self.gates = _project(self.xs, w_ih, bias)
+        self.hidden = np.empty((steps + 1, *h0.shape), dtype=self.gates.dtype)
+        cells = np.empty_like(self.hidden)
+        self.hidden[0], cells[0] = h0, c0
+        self.slopes = np.empty_like(self.gates) if self.recording else None
+        self.cell_from_hidden = np.empty_like(self.hidden[1:]) if self.recording else None
+        product = np.empty_like(self.gates[0])
+        for k in range(steps):
+            np.matmul(self.hidden[k], w_hh, out=product)
+            self.kernels.lstm_step(self.gates[k], product, cells[k], cells[k + 1], self.hidden[k + 1],
+                                   self.slopes[k] if self.recording else None,
+                                   self.cell_from_hidden[k] if self.recording else None)
         outputs = _in_processing_order(self.hidden[1:], self.reverse).copy()
         return outputs, self.hidden[steps].copy(), cells[steps].copy()
 
@@ -244,6 +261,8 @@ class LSTMLayer(_Recurrence):
         steps = grad.shape[0]
         size = self.w_hh.shape[0]
         grad_hidden = _in_processing_order(grad, self.reverse)
+        if self.kernels is not None:
+            return self._backward_compiled(np.ascontiguousarray(grad_hidden), grad_h_n, grad_c_n)
         forget = self.gates[1]
         # d_gates is (T, N, 4H), the dense layout, for the products; seen gate-major it matches the slopes
         d_gates = np.empty((steps, grad.shape[1], 4 * size), dtype=self.gates.dtype)
@@ -251,16 +270,24 @@ class LSTMLayer(_Recurrence):
         d_h, d_c = grad_h_n.copy(), grad_c_n.copy()  # the final states' gradients start the sweep back in time
         recurrent_t = self._recurrent_transposed()
         for k in range(steps - 1, -1, -1):
-            if self.kernels is not None:
-                self.kernels.lstm_step_backward(d_h, grad_hidden[k], d_c, self.slopes[:, k], self.cell_from_hidden[k],
-                                                forget[k], d_gates[k])
-                np.matmul(d_gates[k], recurrent_t, out=d_h)
-                continue
             d_h += grad_hidden[k]
             d_c += d_h * self.cell_from_hidden[k]
             np.multiply(self.slopes[:3, k], d_c, out=d_by_gate[k, :3])
             np.multiply(self.slopes[3, k], d_h, out=d_by_gate[k, 3])
             d_c *= forget[k]
+            np.matmul(d_gates[k], recurrent_t, out=d_h)
+        d_x, d_w_ih, d_w_hh, d_b_ih, d_b_hh = self._parameter_grads(d_gates, d_gates)
+        return d_x, d_h, d_c, d_w_ih, d_w_hh, d_b_ih, d_b_hh
+
+    def _backward_compiled(self, grad_hidden: np.ndarray, grad_h_n: np.ndarray,
+                           grad_c_n: np.ndarray) -> tuple[np.ndarray | None, ...]:
+        """The backward on the kernels: each step one kernel call for the gate gradients, then one product."""
+        d_gates = np.empty_like(self.gates)
+        d_h, d_c = grad_h_n.copy(), grad_c_n.copy()
+        recurrent_t = self._recurrent_transposed()
+        for k in range(grad_hidden.shape[0] - 1, -1, -1):
+            self.kernels.lstm_step_backward(d_h, grad_hidden[k], d_c, self.slopes[k], self.cell_from_hidden[k],
+                                            self.gates[k], d_gates[k])
             np.matmul(d_gates[k], recurrent_t, out=d_h)
         d_x, d_w_ih, d_w_hh, d_b_ih, d_b_hh = self._parameter_grads(d_gates, d_gates)
         return d_x, d_h, d_c, d_w_ih, d_w_hh, d_b_ih, d_b_hh
@@ -321,6 +348,7 @@ class GRULayer(_Recurrence):
         d_h = np.zeros_like(grad[0])
         recurrent_t = self._recurrent_transposed()
         if self.kernels is not None:  # each step's gate math in one fused pass
+            grad = np.ascontiguousarray(grad)  # the kernel reads rows of contiguous numbers
             carried, product = np.empty_like(d_h), np.empty_like(d_h)
             for k in range(steps - 1, -1, -1):
                 self.kernels.gru_step_backward(d_h, grad[k], self.gates[k], self.hidden_n[k], self.hidden[k],
