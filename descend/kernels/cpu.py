@@ -176,22 +176,41 @@ class CPUKernels(Kernels):
         _check_floats("im2col", x)
         _check_window("im2col", x.shape, kernel, stride, padding, dilation, out_hw)
         n, channels = x.shape[:2]
+        order = _dense_axes(x)
+        if order is None:
+            x, order = np.ascontiguousarray(x), (0, 1, 2, 3)
         cols = np.empty((channels, *kernel, n, *out_hw), dtype=x.dtype)
-        conv.im2col(x, *kernel, *stride, *padding, *dilation, cols)
+        strides = tuple(step // x.itemsize for step in x.strides)  # in numbers, into the flat view
+        conv.im2col(cols, _flat(x, order), strides, *x.shape[2:], *stride, *padding, *dilation)
         return cols
 
     def col2im(self, grad_cols, input_shape, stride, padding, dilation):
         _check_floats("col2im", grad_cols)
         if grad_cols.ndim != 6 or len(input_shape) != 4:
-            raise ShapeError(f"kernel col2im: columns must be (C, kh, kw, Ho, Wo, N) and the input (N, C, H, W); "
+            raise ShapeError(f"kernel col2im: columns must be (C, kh, kw, N, Ho, Wo) and the input (N, C, H, W); "
                              f"got {grad_cols.shape} and {input_shape}")
-        channels, kh, kw, out_h, out_w, n = grad_cols.shape
+        channels, kh, kw, n, out_h, out_w = grad_cols.shape
         _check_window("col2im", tuple(input_shape), (kh, kw), stride, padding, dilation, (out_h, out_w))
         if (n, channels) != tuple(input_shape[:2]):
             raise ShapeError(f"kernel col2im: columns {grad_cols.shape} do not fit an input of shape {input_shape}")
-        grad_x = np.zeros((channels, *input_shape[2:], n), dtype=grad_cols.dtype)
+        grad_x = np.empty((channels, n, *input_shape[2:]), dtype=grad_cols.dtype)
         conv.col2im(grad_cols, *stride, *padding, *dilation, grad_x)
-        return grad_x.transpose(3, 0, 1, 2)
+        return grad_x.transpose(1, 0, 2, 3)
+
+    def add_channel_bias(self, out, bias):
+        _check_floats("add_channel_bias", out, bias)
+        if out.ndim != 2 or not out.flags.c_contiguous:
+            raise ShapeError(f"kernel add_channel_bias: out must be a C-ordered (O, M); got shape {out.shape}")
+        _check_shape("add_channel_bias", "bias", bias, out.shape[:1])
+        conv.add_channel_bias(out, bias)
+
+    def channel_sums(self, grad):
+        _check_floats("channel_sums", grad)
+        if grad.ndim != 2:
+            raise ShapeError(f"kernel channel_sums: grad must be (O, M); got shape {grad.shape}")
+        total = np.empty(grad.shape[0], dtype=grad.dtype)
+        conv.channel_sums(grad, total)
+        return total
 
     def relu(self, x):
         _check_floats("relu", x)

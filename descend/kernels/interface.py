@@ -52,7 +52,15 @@ class Kernels:
 
     def col2im(self, grad_cols: np.ndarray, input_shape: tuple[int, ...], stride: tuple[int, int],
                padding: tuple[int, int], dilation: tuple[int, int]) -> np.ndarray:
-        """Columns (C, kh, kw, Ho, Wo, N) added back where im2col read them: the gradient of x (N, C, H, W)."""
+        """Columns (C, kh, kw, N, Ho, Wo) added back where im2col read them: the gradient of x (N, C, H, W)."""
+        raise NotImplementedError
+
+    def add_channel_bias(self, out: np.ndarray, bias: np.ndarray) -> None:
+        """out (O, M) += bias (O,) along each row, in place (a convolution's output, channel-major)."""
+        raise NotImplementedError
+
+    def channel_sums(self, grad: np.ndarray) -> np.ndarray:
+        """Σ along each row of grad (O, M): (O,), a convolution's bias gradient."""
         raise NotImplementedError
 
     # -- dense layers and activations --------------------------------------------

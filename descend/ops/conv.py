@@ -103,7 +103,8 @@ class Conv2d(Function):
             output_size(height, kh, self.stride[0], self.padding[0], self.dilation[0], "conv2d height"),
             output_size(width, kw, self.stride[1], self.padding[1], self.dilation[1], "conv2d width"),
         )
-        self.input_shape, self.kernel, self.kernels = x.shape, (kh, kw), kernels.for_arrays(x, weight)
+        self.input_shape, self.kernel = x.shape, (kh, kw)
+        self.kernels = kernels.for_arrays(x, weight, *(() if bias is None else (bias,)))
         if self.kernels is not None:
             cols = self.kernels.im2col(x, self.kernel, self.stride, self.padding, self.dilation, self.out_hw)
         else:
@@ -114,7 +115,9 @@ class Conv2d(Function):
         self.cols = cols.reshape(self.groups, group_channels * kh * kw, -1)
         self.weight = weight.reshape(self.groups, out_channels // self.groups, -1)
         out = np.matmul(self.weight, self.cols).reshape(out_channels, n, *self.out_hw)
-        if bias is not None:
+        if bias is not None and self.kernels is not None:
+            self.kernels.add_channel_bias(out.reshape(out_channels, -1), bias)
+        elif bias is not None:
             out += bias.reshape(-1, 1, 1, 1)
         return out.transpose(1, 0, 2, 3)
 
@@ -127,16 +130,21 @@ class Conv2d(Function):
             grad_weight = np.matmul(grad_groups, np.swapaxes(self.cols, 1, 2))
             grad_weight = grad_weight.reshape(groups * group_out, channels // groups, *self.kernel)
         if len(self.needs_input_grad) > 2 and self.needs_input_grad[2]:
-            grad_bias = grad.sum(axis=(0, 2, 3))
-        if self.needs_input_grad[0]:
+            if self.kernels is not None:
+                grad_bias = self.kernels.channel_sums(grad_groups.reshape(groups * group_out, -1))
+            else:
+                grad_bias = grad.sum(axis=(0, 2, 3))
+        if self.needs_input_grad[0] and self.kernels is not None:
+            # the columns in im2col's own layout (C, kh, kw, N, Ho, Wo): no copy of grad to put the batch last
+            grad_cols = np.matmul(np.swapaxes(self.weight, 1, 2), grad_groups)
+            grad_x = self.kernels.col2im(grad_cols.reshape(channels, *self.kernel, n, *self.out_hw),
+                                         self.input_shape, self.stride, self.padding, self.dilation)
+        elif self.needs_input_grad[0]:
             # columns with the batch last, (C, kh, kw, Ho, Wo, N): each offset's add in col2im then runs over
             # rows of N contiguous numbers, not rows of Wo numbers a stride apart (4x faster for a strided 9x9)
             grad_last = grad.transpose(1, 2, 3, 0).reshape(groups, group_out, -1)
             grad_cols = np.matmul(np.swapaxes(self.weight, 1, 2), grad_last)
             grad_cols = grad_cols.reshape(channels, *self.kernel, *self.out_hw, n)
-            if self.kernels is not None:
-                return self.kernels.col2im(grad_cols, self.input_shape, self.stride, self.padding,
-                                           self.dilation), grad_weight, grad_bias
             grad_padded = np.zeros(
                 (channels, height + 2 * self.padding[0], width + 2 * self.padding[1], n), dtype=grad.dtype
             )
