@@ -31,10 +31,9 @@ train: setup
 test: setup-test
 	$(BIN)/python -m pytest tests descend --doctest-modules
 
-## Side-by-side benchmarks against PyTorch.
+## Side-by-side benchmarks against PyTorch: every workload, each side in its own process (a few minutes).
 bench: setup-test
-	$(BIN)/python benchmarks/mlp_mnist.py --regularized
-	$(BIN)/python benchmarks/cnn_mnist.py --long
+	$(BIN)/descend bench
 
 clean:
 	rm -rf $(VENV) runs

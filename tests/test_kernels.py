@@ -22,6 +22,7 @@ import pytest
 import descend as dc
 from descend import kernels, nn, ops, optim
 from descend.errors import DescendTypeError, DescendValueError, ShapeError
+from descend.kernels import compiler
 from descend.kernels.cpu import CPUKernels
 
 FLOATS = (np.float32, np.float64)
@@ -29,6 +30,13 @@ FLOATS = (np.float32, np.float64)
 #: array's largest magnitude (about 100 units in the last place of each dtype: a recurrent op's gradient gathers
 #: the tanh's rounding of every step)
 CLOSE = {np.float32: 1e-5, np.float64: 1e-13}
+
+
+@pytest.fixture(params=["threads", "one thread"], autouse=True)
+def kernel_builds(request, monkeypatch):
+    """Every test runs on both builds of each kernel: split over threads (whatever the size) and on one thread."""
+    monkeypatch.setattr(compiler, "PARALLEL_WORK", 0 if request.param == "threads" else 1 << 62)
+    return request.param
 
 
 def forward_and_backward(fn, arrays, seed: int = 1) -> list[np.ndarray]:
