@@ -1520,6 +1520,10 @@ COMMAND_LINES = [
     command("hogwild_unknown_lock", lambda tmp: ["hogwild", "--lock", "spin"], 2, "--lock", "'spin'", "mutex"),
     command("lr_find_too_few_steps", lambda tmp: ["lr-find", "--steps", "3"], 2, "--steps", "3", "x>=8"),
     command("bench_unknown_benchmark", lambda tmp: ["bench", "transformer"], 2, "transformer"),
+    command("zero_threads", lambda tmp: ["--threads", "0", "tour", "--sections", "1"], 2, "--threads", "0 is not",
+            "x>=1"),
+    command("unknown_kernels", lambda tmp: ["--kernels", "cuda", "tour", "--sections", "1"], 2, "--kernels",
+            "'cuda'", "numba", "numpy"),
     command("tour_section_not_a_number", lambda tmp: ["tour", "--sections", "one"], 2, "--sections", "'one'", "1,5,13"),
 ]
 

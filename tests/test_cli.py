@@ -367,3 +367,20 @@ def test_an_error_that_is_not_descend_s_is_still_one_line_and_debug_shows_the_tr
     assert result.output.startswith("error: TypeError: an unforeseen case (a bug in descend: run again with --debug")
     result = CliRunner().invoke(main, ["--debug", *arguments])
     assert isinstance(result.exception, TypeError)
+
+
+def test_the_threads_and_kernels_options_set_descend_s_kernels_for_the_command(monkeypatch):
+    import numba
+
+    from descend import kernels
+
+    chosen = []
+    monkeypatch.setattr(kernels, "set_threads", lambda threads: chosen.append(threads))
+    before = kernels.backend_name()
+    try:
+        result = CliRunner().invoke(main, ["--kernels", "numpy", "--threads", "1", "explain", "x*y", "x=2", "y=3"])
+        assert result.exit_code == 0, result.output
+        assert kernels.backend_name() == "numpy" and chosen == [1]
+    finally:
+        kernels.use(before)
+    assert numba.config.NUMBA_NUM_THREADS >= 1

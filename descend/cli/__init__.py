@@ -48,12 +48,24 @@ def one_line(error: Exception) -> str:
 
 @click.group(cls=Group)
 @click.option("--debug", is_flag=True, help="Show the full traceback when something fails.")
+@click.option("--threads", type=click.IntRange(min=1), default=None,
+              help="Threads for descend's compiled kernels and for BLAS [default: every core].")
+@click.option("--kernels", "kernel_backend", type=click.Choice(("numba", "numpy")), default=None,
+              help="numba: the compiled kernels; numpy: the NumPy reference alone [default: $DESCEND_KERNELS, "
+                   "else numba].")
 @click.version_option(__version__, prog_name="descend")
-def main(debug: bool) -> None:
+def main(debug: bool, threads: int | None, kernel_backend: str | None) -> None:
     """descend: deep learning from first principles.
 
     Example: descend train --model mlp --data mnist --epochs 5
+    (and: descend --threads 2 train ...)
     """
+    from descend import kernels
+
+    if kernel_backend is not None:
+        kernels.use(kernel_backend)
+    if threads is not None:
+        kernels.set_threads(threads)
 
 
 def read_config(context: click.Context, parameter: click.Parameter, value: str | None) -> None:
