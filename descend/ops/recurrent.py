@@ -323,12 +323,15 @@ class GRULayer(_Recurrence):
         self.hidden = np.empty((steps + 1, *h0.shape), dtype=self.gates.dtype)
         self.hidden[0] = h0
         self.kernels = kernels.for_arrays(self.gates, h0, w_hh, b_hh)
+        if self.kernels is not None:  # each step: one product into the same buffer, the rest in one kernel call
+            product = np.empty_like(self.gates[0])
+            for k in range(steps):
+                np.matmul(self.hidden[k], w_hh, out=product)
+                self.kernels.gru_step(self.gates[k], product, b_hh, self.hidden[k], self.hidden_n[k], self.hidden[k + 1])
+            return _in_processing_order(self.hidden[1:], self.reverse).copy()
         for k in range(steps):
             gates, previous = self.gates[k], self.hidden[k]
             recurrent = previous @ w_hh
-            if self.kernels is not None:  # the rest of the step in one fused pass
-                self.kernels.gru_step(gates, recurrent, b_hh, previous, self.hidden_n[k], self.hidden[k + 1])
-                continue
             recurrent += b_hh
             gates[:, : 2 * size] += recurrent[:, : 2 * size]
             _sigmoid_(gates[:, : 2 * size])
