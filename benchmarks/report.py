@@ -1,10 +1,12 @@
 """The benchmark suite's figures as a page: docs/benchmarks.md and docs/benchmark_ratios.png.
 
     python benchmarks/suite.py --full --json runs/bench.json
-    python benchmarks/report.py runs/bench.json [--out docs]
+    python benchmarks/report.py runs/bench.json [--out docs] [--notes benchmarks/notes.md]
 
-The page holds the suite's table, the machine, the date and the command that made the figures; the
-plot, one bar per workload, descend's time over torch's with each workload's target marked.
+The page holds the suite's table, the machine, the date and the command that made the figures, then the
+notes (what the figures owe to what, what was tried where a target is missed, runs outside the suite):
+written by hand, kept in benchmarks/notes.md so that a new table never loses them. The plot: one bar per
+workload, descend's time over torch's with each workload's target marked.
 """
 
 from __future__ import annotations
@@ -18,8 +20,12 @@ from typing import Any
 
 from suite import HEADERS, table_rows
 
+from descend.files import write_text
+
 #: docs/ of this checkout
 DOCS = Path(__file__).resolve().parents[1] / "docs"
+#: the page's hand-written part, beside this script
+NOTES = Path(__file__).resolve().parent / "notes.md"
 PAGE, PLOT = "benchmarks.md", "benchmark_ratios.png"
 
 
@@ -42,8 +48,8 @@ def markdown_table(results: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def page(results: Mapping[str, Any]) -> str:
-    """docs/benchmarks.md: the table, how to read it, the machine, the date and the command."""
+def page(results: Mapping[str, Any], notes: str = "") -> str:
+    """docs/benchmarks.md: the table, how to read it, the machine, the date and the command, then `notes`."""
     machine, settings = results["machine"], results["settings"]
     versions = ", ".join(f"{name} {version}" for name, version in machine["versions"].items() if version)
     fixed = [name for name, summary in results["workloads"].items()
@@ -70,6 +76,7 @@ def page(results: Mapping[str, Any]) -> str:
         f"- Python {machine['python']}; {versions}",
         f"- {machine['blas']}",
         "",
+        *([notes.strip(), ""] if notes.strip() else []),
     ])
 
 
@@ -99,11 +106,13 @@ def main(arguments: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("results", help="the file of `suite.py --json`")
     parser.add_argument("--out", default=str(DOCS), help="the folder of the page and the plot [default: docs/]")
+    parser.add_argument("--notes", default=str(NOTES), help="Markdown to end the page with [default: %(default)s]")
     args = parser.parse_args(arguments)
     results = json.loads(Path(args.results).read_text())
+    notes = Path(args.notes).read_text() if Path(args.notes).is_file() else ""
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / PAGE).write_text(page(results))
+    write_text(out / PAGE, page(results, notes))
     plot_ratios(results, out / PLOT)
     print(f"wrote {out / PAGE} and {out / PLOT}")
     return 0

@@ -238,8 +238,10 @@ def test_each_torch_twin_computes_what_descend_s_model_computes(name):
 def test_report_writes_the_page_with_every_ratio_and_the_plot(tmp_path):
     path = tmp_path / "bench.json"
     results, _ = run(suite.SuiteOptions(rounds=3, workloads=("mlp128", "lstm", "gru", "capsnet"), json_path=str(path)))
-    assert report.main([str(path), "--out", str(tmp_path / "docs")]) == 0
+    (tmp_path / "notes.md").write_text("## What the figures owe\n\nhand-written words\n")
+    assert report.main([str(path), "--out", str(tmp_path / "docs"), "--notes", str(tmp_path / "notes.md")]) == 0
     page = (tmp_path / "docs" / "benchmarks.md").read_text()
+    assert page.rstrip().endswith("## What the figures owe\n\nhand-written words")
     for name, ratio in (("mlp128", "0.50 (time"), ("lstm", "0.80 (chars/s"), ("gru", "0.80 (chars/s")):
         assert any(line.startswith(f"| {name} |") and ratio in line for line in page.splitlines()), name
     assert "| capsnet |" in page and "python benchmarks/suite.py --test" in page and results["date"] in page
