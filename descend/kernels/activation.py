@@ -7,10 +7,10 @@ whatever the thread count.
 
 from __future__ import annotations
 
+import numpy as np
 from numba import prange
 
 from descend.kernels.compiler import kernel
-
 
 @kernel
 def relu_forward(x, out, positive):

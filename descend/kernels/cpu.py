@@ -184,16 +184,18 @@ class CPUKernels(Kernels):
         conv.im2col(cols, _flat(x, order), strides, *x.shape[2:], *stride, *padding, *dilation)
         return cols
 
-    def col2im(self, grad_cols, grad_x, stride, padding, dilation):
-        _check_floats("col2im", grad_cols, grad_x)
-        if grad_cols.ndim != 6 or grad_x.ndim != 4:
-            raise ShapeError(f"kernel col2im: columns must be (C, kh, kw, N, Ho, Wo) and the gradient (C, N, H, W); "
-                             f"got {grad_cols.shape} and {grad_x.shape}")
+    def col2im(self, grad_cols, input_shape, stride, padding, dilation):
+        _check_floats("col2im", grad_cols)
+        if grad_cols.ndim != 6 or len(input_shape) != 4:
+            raise ShapeError(f"kernel col2im: columns must be (C, kh, kw, N, Ho, Wo) and the input (N, C, H, W); "
+                             f"got {grad_cols.shape} and {input_shape}")
         channels, kh, kw, n, out_h, out_w = grad_cols.shape
-        _check_window("col2im", (n, channels, *grad_x.shape[2:]), (kh, kw), stride, padding, dilation, (out_h, out_w))
-        if (channels, n) != grad_x.shape[:2]:
-            raise ShapeError(f"kernel col2im: columns {grad_cols.shape} do not fit a gradient of shape {grad_x.shape}")
+        _check_window("col2im", tuple(input_shape), (kh, kw), stride, padding, dilation, (out_h, out_w))
+        if (n, channels) != tuple(input_shape[:2]):
+            raise ShapeError(f"kernel col2im: columns {grad_cols.shape} do not fit an input of shape {input_shape}")
+        grad_x = np.empty((channels, n, *input_shape[2:]), dtype=grad_cols.dtype)
         conv.col2im(grad_cols, *stride, *padding, *dilation, grad_x)
+        return grad_x.transpose(1, 0, 2, 3)
 
     def add_channel_bias(self, out, bias):
         _check_floats("add_channel_bias", out, bias)

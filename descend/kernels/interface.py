@@ -50,10 +50,9 @@ class Kernels:
         """Every receptive field of x (N, C, H, W) as columns (C, kh, kw, N, Ho, Wo), zeros for the padding."""
         raise NotImplementedError
 
-    def col2im(self, grad_cols: np.ndarray, grad_x: np.ndarray, stride: tuple[int, int], padding: tuple[int, int],
-               dilation: tuple[int, int]) -> None:
-        """Columns (C, kh, kw, N, Ho, Wo) added back where im2col read them, into grad_x (C, N, H, W): every
-        number of grad_x is written (0 where no column reads)."""
+    def col2im(self, grad_cols: np.ndarray, input_shape: tuple[int, ...], stride: tuple[int, int],
+               padding: tuple[int, int], dilation: tuple[int, int]) -> np.ndarray:
+        """Columns (C, kh, kw, N, Ho, Wo) added back where im2col read them: the gradient of x (N, C, H, W)."""
         raise NotImplementedError
 
     def add_channel_bias(self, out: np.ndarray, bias: np.ndarray) -> None:

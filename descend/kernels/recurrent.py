@@ -14,6 +14,7 @@ from __future__ import annotations
 from numba import prange
 
 from descend.kernels.compiler import kernel
+
 from descend.kernels.tanh import tanh
 
 

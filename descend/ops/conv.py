@@ -80,11 +80,6 @@ def crop(x: np.ndarray, padding: tuple[int, int], size: tuple[int, int]) -> np.n
     return x[:, :, padding[0] : padding[0] + size[0], padding[1] : padding[1] + size[1]]
 
 
-#: bytes of im2col's columns per chunk of images on the kernels: small enough to stay in cache between
-#: the copy and the product that reads it
-COLUMN_CHUNK_BYTES = 1 << 21
-
-
 class Conv2d(Function):
     """Cross-correlation of x (N, C, H, W) with w (O, C/groups, kh, kw), plus b (O,): -> (N, O, Ho, Wo).
 
@@ -97,11 +92,6 @@ class Conv2d(Function):
     product lands as (O, N, Ho, Wo) and the output is that array seen
     through a transposed view: no copy. Elementwise ops keep the layout, and
     the next convolution reads its channel-major input without a copy either.
-
-    On the compiled kernels the same products run on chunks of images whose
-    columns fit in cache (COLUMN_CHUNK_BYTES): im2col writes a chunk and the
-    product reads it while it is still there, and the backward makes each
-    chunk's columns again rather than keeping the whole batch's.
     """
 
     notation = "conv2d({0}, {1})"
@@ -114,16 +104,20 @@ class Conv2d(Function):
             output_size(width, kw, self.stride[1], self.padding[1], self.dilation[1], "conv2d width"),
         )
         self.input_shape, self.kernel = x.shape, (kh, kw)
-        self.weight = weight.reshape(self.groups, out_channels // self.groups, -1)
         self.kernels = kernels.for_arrays(x, weight, *(() if bias is None else (bias,)))
         if self.kernels is not None:
-            return self._forward_compiled(x, bias)
-        padded = pad(x, self.padding).transpose(1, 0, 2, 3)
-        cols = np.empty((channels, kh, kw, n, *self.out_hw), dtype=x.dtype)
-        np.copyto(cols, receptive_fields(padded, self.kernel, self.stride, self.dilation).transpose(0, 4, 5, 1, 2, 3))
+            cols = self.kernels.im2col(x, self.kernel, self.stride, self.padding, self.dilation, self.out_hw)
+        else:
+            padded = pad(x, self.padding).transpose(1, 0, 2, 3)
+            cols = np.empty((channels, kh, kw, n, *self.out_hw), dtype=x.dtype)
+            np.copyto(cols, receptive_fields(padded, self.kernel, self.stride, self.dilation)
+                      .transpose(0, 4, 5, 1, 2, 3))
         self.cols = cols.reshape(self.groups, group_channels * kh * kw, -1)
+        self.weight = weight.reshape(self.groups, out_channels // self.groups, -1)
         out = np.matmul(self.weight, self.cols).reshape(out_channels, n, *self.out_hw)
-        if bias is not None:
+        if bias is not None and self.kernels is not None:
+            self.kernels.add_channel_bias(out.reshape(out_channels, -1), bias)
+        elif bias is not None:
             out += bias.reshape(-1, 1, 1, 1)
         return out.transpose(1, 0, 2, 3)
 
@@ -131,15 +125,21 @@ class Conv2d(Function):
         n, channels, height, width = self.input_shape
         groups, group_out = self.weight.shape[:2]
         grad_groups = grad.transpose(1, 0, 2, 3).reshape(groups, group_out, -1)
-        if self.kernels is not None:
-            return self._backward_compiled(grad_groups)
         grad_x = grad_weight = grad_bias = None
         if self.needs_input_grad[1]:
             grad_weight = np.matmul(grad_groups, np.swapaxes(self.cols, 1, 2))
             grad_weight = grad_weight.reshape(groups * group_out, channels // groups, *self.kernel)
         if len(self.needs_input_grad) > 2 and self.needs_input_grad[2]:
-            grad_bias = grad.sum(axis=(0, 2, 3))
-        if self.needs_input_grad[0]:
+            if self.kernels is not None:
+                grad_bias = self.kernels.channel_sums(grad_groups.reshape(groups * group_out, -1))
+            else:
+                grad_bias = grad.sum(axis=(0, 2, 3))
+        if self.needs_input_grad[0] and self.kernels is not None:
+            # the columns in im2col's own layout (C, kh, kw, N, Ho, Wo): no copy of grad to put the batch last
+            grad_cols = np.matmul(np.swapaxes(self.weight, 1, 2), grad_groups)
+            grad_x = self.kernels.col2im(grad_cols.reshape(channels, *self.kernel, n, *self.out_hw),
+                                         self.input_shape, self.stride, self.padding, self.dilation)
+        elif self.needs_input_grad[0]:
             # columns with the batch last, (C, kh, kw, Ho, Wo, N): each offset's add in col2im then runs over
             # rows of N contiguous numbers, not rows of Wo numbers a stride apart (4x faster for a strided 9x9)
             grad_last = grad.transpose(1, 2, 3, 0).reshape(groups, group_out, -1)
@@ -153,55 +153,6 @@ class Conv2d(Function):
             grad_x = grad_padded[:, self.padding[0] : self.padding[0] + height,
                                  self.padding[1] : self.padding[1] + width].transpose(3, 0, 1, 2)
         return grad_x, grad_weight, grad_bias
-
-    def _chunks(self) -> list[slice]:
-        """The images of the batch in chunks whose columns take about COLUMN_CHUNK_BYTES."""
-        n, channels = self.input_shape[:2]
-        per_image = channels * self.kernel[0] * self.kernel[1] * self.out_hw[0] * self.out_hw[1]
-        size = max(1, COLUMN_CHUNK_BYTES // max(1, per_image * self.weight.itemsize))
-        return [slice(start, min(n, start + size)) for start in range(0, n, size)]
-
-    def _columns(self, images: slice) -> np.ndarray:
-        """im2col of a chunk of images on the kernels, as (groups, C/groups·kh·kw, images·Ho·Wo)."""
-        cols = self.kernels.im2col(self.x[images], self.kernel, self.stride, self.padding, self.dilation, self.out_hw)
-        return cols.reshape(self.groups, self.weight.shape[2], -1)
-
-    def _forward_compiled(self, x: np.ndarray, bias: np.ndarray | None) -> np.ndarray:
-        self.x = x
-        groups, group_out = self.weight.shape[:2]
-        out = np.empty((groups * group_out, x.shape[0], *self.out_hw), dtype=x.dtype)
-        by_group = out.reshape(groups, group_out, x.shape[0], self.out_hw[0] * self.out_hw[1])
-        for images in self._chunks():
-            product = by_group[:, :, images].reshape(groups, group_out, -1)  # a view: rows of whole images
-            np.matmul(self.weight, self._columns(images), out=product)
-        if bias is not None:
-            self.kernels.add_channel_bias(out.reshape(groups * group_out, -1), bias)
-        return out.transpose(1, 0, 2, 3)
-
-    def _backward_compiled(self, grad_groups: np.ndarray) -> tuple[np.ndarray | None, ...]:
-        n, channels = self.input_shape[:2]
-        groups, group_out, columns = self.weight.shape
-        positions = self.out_hw[0] * self.out_hw[1]
-        by_image = grad_groups.reshape(groups, group_out, n, positions)
-        grad_x = grad_weight = grad_bias = None
-        if self.needs_input_grad[1]:
-            grad_weight = np.zeros_like(self.weight)
-        if self.needs_input_grad[0]:
-            grad_x = np.empty((channels, n, *self.input_shape[2:]), dtype=grad_groups.dtype)
-        if grad_weight is not None or grad_x is not None:
-            for images in self._chunks():
-                grad_chunk = by_image[:, :, images].reshape(groups, group_out, -1)
-                if grad_weight is not None:
-                    grad_weight += np.matmul(grad_chunk, np.swapaxes(self._columns(images), 1, 2))
-                if grad_x is not None:
-                    grad_cols = np.matmul(np.swapaxes(self.weight, 1, 2), grad_chunk)
-                    self.kernels.col2im(grad_cols.reshape(channels, *self.kernel, -1, *self.out_hw),
-                                        grad_x[:, images], self.stride, self.padding, self.dilation)
-        if grad_weight is not None:
-            grad_weight = grad_weight.reshape(groups * group_out, channels // groups, *self.kernel)
-        if len(self.needs_input_grad) > 2 and self.needs_input_grad[2]:
-            grad_bias = self.kernels.channel_sums(grad_groups.reshape(groups * group_out, -1))
-        return None if grad_x is None else grad_x.transpose(1, 0, 2, 3), grad_weight, grad_bias
 
 
 def conv2d(
