@@ -1,12 +1,12 @@
 """im2col, col2im and the channel bias, compiled: the work around a convolution's products, split over channels.
 
-The padding is never made: each kernel offset's range of outputs that read
-inside the image is worked out once (`_inside`), so the copies run without
-a test per number, and the rest is 0 (im2col) or skipped (col2im). Columns
-are (C, kh, kw, N, Ho, Wo) both ways. col2im adds the columns back kernel
-offset by kernel offset, the reference's order, so each input position's sum
-is the reference's to the bit. The bias gradient's sums run in lanes, not
-NumPy's pairwise order: they agree with the reference to rounding.
+The padding is never made: a position outside the image reads as 0 (im2col)
+or is skipped (col2im). col2im takes the columns with the batch last,
+(C, kh, kw, Ho, Wo, N), as the reference does: its adds then run over rows of
+N contiguous numbers. It adds them back kernel offset by kernel offset, the
+reference's order, so each input position's sum is the reference's to the bit.
+The bias gradient's sums run in lanes, not NumPy's pairwise order: they agree
+with the reference to rounding.
 """
 
 from __future__ import annotations
@@ -14,77 +14,48 @@ from __future__ import annotations
 import numpy as np
 from numba import prange
 
-from descend.kernels.compiler import helper, kernel
-
-
-@helper
-def _inside(out_size, stride, offset, size):
-    """The outputs o in [first, end) whose input position o·stride + offset lies in [0, size)."""
-    first = 0 if offset >= 0 else (-offset + stride - 1) // stride
-    end = 0 if offset >= size else min(out_size, (size - 1 - offset) // stride + 1)
-    return first, max(first, end)
+from descend.kernels.compiler import kernel
 
 
 @kernel
-def im2col(cols, x, x_strides, height, width, stride_h, stride_w, pad_h, pad_w, dilation_h, dilation_w):
-    """cols (C, kh, kw, N, Ho, Wo)[c, i, j, n, oy, ox] = x[n, c, oy·sh + i·dh − ph, ox·sw + j·dw − pw] (0 outside).
-
-    x is the input's numbers flat in memory order, `x_strides` its (N, C, H, W) strides in numbers, each
-    (height, width) plane inside it; cols is written flat. Flat offsets let a row with unit steps copy as one
-    contiguous run, which vectorises.
-    """
-    channels, kernel_h, kernel_w, samples, out_h, out_w = cols.shape
-    step_n, step_c, step_y, step_x = x_strides
-    flat = cols.reshape(-1)
-    zero = flat.dtype.type(0)
+def im2col(cols, x, kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w, dilation_h, dilation_w):
+    """cols (C, kh, kw, N, Ho, Wo)[c, i, j, n, oy, ox] = x[n, c, oy·sh + i·dh − ph, ox·sw + j·dw − pw] (0 outside)."""
+    samples, channels, height, width = x.shape
+    out_h, out_w = cols.shape[4], cols.shape[5]
+    zero = cols.dtype.type(0)
     for task in prange(channels * kernel_h * kernel_w):
         c = task // (kernel_h * kernel_w)
         i = task // kernel_w % kernel_h
         j = task % kernel_w
-        first_row, end_row = _inside(out_h, stride_h, i * dilation_h - pad_h, height)
-        first_column, end_column = _inside(out_w, stride_w, j * dilation_w - pad_w, width)
-        shift = j * dilation_w - pad_w
         for n in range(samples):
-            start = ((task * samples + n) * out_h) * out_w
             for oy in range(out_h):
-                row = start + oy * out_w
-                if oy < first_row or oy >= end_row:
+                y = oy * stride_h + i * dilation_h - pad_h
+                if y < 0 or y >= height:
                     for ox in range(out_w):
-                        flat[row + ox] = zero
+                        cols[c, i, j, n, oy, ox] = zero
                     continue
-                source = n * step_n + c * step_c + (oy * stride_h + i * dilation_h - pad_h) * step_y
-                for ox in range(first_column):
-                    flat[row + ox] = zero
-                if stride_w == 1 and step_x == 1:
-                    source += shift
-                    for ox in range(first_column, end_column):
-                        flat[row + ox] = x[source + ox]
-                else:
-                    for ox in range(first_column, end_column):
-                        flat[row + ox] = x[source + (ox * stride_w + shift) * step_x]
-                for ox in range(end_column, out_w):
-                    flat[row + ox] = zero
+                for ox in range(out_w):
+                    column = ox * stride_w + j * dilation_w - pad_w
+                    cols[c, i, j, n, oy, ox] = x[n, c, y, column] if 0 <= column < width else zero
+
+
 @kernel
 def col2im(grad_cols, stride_h, stride_w, pad_h, pad_w, dilation_h, dilation_w, grad_x):
-    """grad_x (C, N, H, W), every number written: the columns grad_cols (C, kh, kw, N, Ho, Wo) added back at the
-    positions im2col read them from, kernel offset by kernel offset (the reference's order), 0 where none was."""
-    channels, kernel_h, kernel_w, samples, out_h, out_w = grad_cols.shape
-    height, width = grad_x.shape[2], grad_x.shape[3]
-    zero = grad_x.dtype.type(0)
+    """grad_x (zeros, C, H, W, N) += each column of grad_cols (C, kh, kw, Ho, Wo, N) where im2col read it."""
+    channels, kernel_h, kernel_w, out_h, out_w, samples = grad_cols.shape
+    height, width = grad_x.shape[1], grad_x.shape[2]
     for c in prange(channels):
-        for n in range(samples):
-            for y in range(height):
-                for column in range(width):
-                    grad_x[c, n, y, column] = zero
         for i in range(kernel_h):
-            first_row, end_row = _inside(out_h, stride_h, i * dilation_h - pad_h, height)
             for j in range(kernel_w):
-                first_column, end_column = _inside(out_w, stride_w, j * dilation_w - pad_w, width)
-                for n in range(samples):
-                    for oy in range(first_row, end_row):
-                        y = oy * stride_h + i * dilation_h - pad_h
-                        for ox in range(first_column, end_column):
-                            grad_x[c, n, y, ox * stride_w + j * dilation_w - pad_w] += grad_cols[c, i, j, n, oy, ox]
+                for oy in range(out_h):
+                    y = oy * stride_h + i * dilation_h - pad_h
+                    if y < 0 or y >= height:
+                        continue
+                    for ox in range(out_w):
+                        column = ox * stride_w + j * dilation_w - pad_w
+                        if 0 <= column < width:
+                            for n in range(samples):
+                                grad_x[c, y, column, n] += grad_cols[c, i, j, oy, ox, n]
 
 
 @kernel

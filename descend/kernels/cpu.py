@@ -176,26 +176,22 @@ class CPUKernels(Kernels):
         _check_floats("im2col", x)
         _check_window("im2col", x.shape, kernel, stride, padding, dilation, out_hw)
         n, channels = x.shape[:2]
-        order = _dense_axes(x)
-        if order is None:
-            x, order = np.ascontiguousarray(x), (0, 1, 2, 3)
         cols = np.empty((channels, *kernel, n, *out_hw), dtype=x.dtype)
-        strides = tuple(step // x.itemsize for step in x.strides)  # in numbers, into the flat view
-        conv.im2col(cols, _flat(x, order), strides, *x.shape[2:], *stride, *padding, *dilation)
+        conv.im2col(cols, x, *kernel, *stride, *padding, *dilation)
         return cols
 
     def col2im(self, grad_cols, input_shape, stride, padding, dilation):
         _check_floats("col2im", grad_cols)
         if grad_cols.ndim != 6 or len(input_shape) != 4:
-            raise ShapeError(f"kernel col2im: columns must be (C, kh, kw, N, Ho, Wo) and the input (N, C, H, W); "
+            raise ShapeError(f"kernel col2im: columns must be (C, kh, kw, Ho, Wo, N) and the input (N, C, H, W); "
                              f"got {grad_cols.shape} and {input_shape}")
-        channels, kh, kw, n, out_h, out_w = grad_cols.shape
+        channels, kh, kw, out_h, out_w, n = grad_cols.shape
         _check_window("col2im", tuple(input_shape), (kh, kw), stride, padding, dilation, (out_h, out_w))
         if (n, channels) != tuple(input_shape[:2]):
             raise ShapeError(f"kernel col2im: columns {grad_cols.shape} do not fit an input of shape {input_shape}")
-        grad_x = np.empty((channels, n, *input_shape[2:]), dtype=grad_cols.dtype)
+        grad_x = np.zeros((channels, *input_shape[2:], n), dtype=grad_cols.dtype)
         conv.col2im(grad_cols, *stride, *padding, *dilation, grad_x)
-        return grad_x.transpose(1, 0, 2, 3)
+        return grad_x.transpose(3, 0, 1, 2)
 
     def add_channel_bias(self, out, bias):
         _check_floats("add_channel_bias", out, bias)

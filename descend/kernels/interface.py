@@ -52,7 +52,8 @@ class Kernels:
 
     def col2im(self, grad_cols: np.ndarray, input_shape: tuple[int, ...], stride: tuple[int, int],
                padding: tuple[int, int], dilation: tuple[int, int]) -> np.ndarray:
-        """Columns (C, kh, kw, N, Ho, Wo) added back where im2col read them: the gradient of x (N, C, H, W)."""
+        """Columns with the batch last (C, kh, kw, Ho, Wo, N) added back where im2col read them: the gradient
+        of x (N, C, H, W)."""
         raise NotImplementedError
 
     def add_channel_bias(self, out: np.ndarray, bias: np.ndarray) -> None:

@@ -134,17 +134,15 @@ class Conv2d(Function):
                 grad_bias = self.kernels.channel_sums(grad_groups.reshape(groups * group_out, -1))
             else:
                 grad_bias = grad.sum(axis=(0, 2, 3))
-        if self.needs_input_grad[0] and self.kernels is not None:
-            # the columns in im2col's own layout (C, kh, kw, N, Ho, Wo): no copy of grad to put the batch last
-            grad_cols = np.matmul(np.swapaxes(self.weight, 1, 2), grad_groups)
-            grad_x = self.kernels.col2im(grad_cols.reshape(channels, *self.kernel, n, *self.out_hw),
-                                         self.input_shape, self.stride, self.padding, self.dilation)
-        elif self.needs_input_grad[0]:
+        if self.needs_input_grad[0]:
             # columns with the batch last, (C, kh, kw, Ho, Wo, N): each offset's add in col2im then runs over
             # rows of N contiguous numbers, not rows of Wo numbers a stride apart (4x faster for a strided 9x9)
             grad_last = grad.transpose(1, 2, 3, 0).reshape(groups, group_out, -1)
             grad_cols = np.matmul(np.swapaxes(self.weight, 1, 2), grad_last)
             grad_cols = grad_cols.reshape(channels, *self.kernel, *self.out_hw, n)
+            if self.kernels is not None:
+                return self.kernels.col2im(grad_cols, self.input_shape, self.stride, self.padding,
+                                           self.dilation), grad_weight, grad_bias
             grad_padded = np.zeros(
                 (channels, height + 2 * self.padding[0], width + 2 * self.padding[1], n), dtype=grad.dtype
             )
