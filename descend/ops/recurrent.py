@@ -327,7 +327,8 @@ class GRULayer(_Recurrence):
             product = np.empty_like(self.gates[0])
             for k in range(steps):
                 np.matmul(self.hidden[k], w_hh, out=product)
-                self.kernels.gru_step(self.gates[k], product, b_hh, self.hidden[k], self.hidden_n[k], self.hidden[k + 1])
+                self.kernels.gru_step(self.gates[k], product, b_hh, self.hidden[k], self.hidden_n[k],
+                                      self.hidden[k + 1])
             return _in_processing_order(self.hidden[1:], self.reverse).copy()
         for k in range(steps):
             gates, previous = self.gates[k], self.hidden[k]
