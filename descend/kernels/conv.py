@@ -1,10 +1,12 @@
 """im2col, col2im and the channel bias, compiled: the work around a convolution's products, split over channels.
 
 The padding is never made: a position outside the image reads as 0 (im2col)
-or is skipped (col2im). col2im takes the columns with the batch last,
-(C, kh, kw, Ho, Wo, N), as the reference does: its adds then run over rows of
-N contiguous numbers. It adds them back kernel offset by kernel offset, the
-reference's order, so each input position's sum is the reference's to the bit.
+or is skipped (col2im). Columns have the batch last, (C, kh, kw, Ho, Wo, N),
+both ways, so the product lands as (O, Ho, Wo, N): a convolution's output on
+the kernels has the batch as its fastest axis, and every copy here runs over
+rows of N contiguous numbers. col2im adds the columns back kernel offset by
+kernel offset, the reference's order, so each input position's sum is the
+reference's to the bit.
 The bias gradient's sums run in lanes, not NumPy's pairwise order: they agree
 with the reference to rounding.
 """
@@ -19,24 +21,28 @@ from descend.kernels.compiler import kernel
 
 @kernel
 def im2col(cols, x, kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w, dilation_h, dilation_w):
-    """cols (C, kh, kw, N, Ho, Wo)[c, i, j, n, oy, ox] = x[n, c, oy·sh + i·dh − ph, ox·sw + j·dw − pw] (0 outside)."""
+    """cols (C, kh, kw, Ho, Wo, N)[c, i, j, oy, ox, n] = x[n, c, oy·sh + i·dh − ph, ox·sw + j·dw − pw] (0 outside).
+
+    The batch is the last axis: the innermost loop copies one position of every image, a contiguous run
+    when x has the batch last too (a convolution's output here does).
+    """
     samples, channels, height, width = x.shape
-    out_h, out_w = cols.shape[4], cols.shape[5]
+    out_h, out_w = cols.shape[3], cols.shape[4]
     zero = cols.dtype.type(0)
     for task in prange(channels * kernel_h * kernel_w):
         c = task // (kernel_h * kernel_w)
         i = task // kernel_w % kernel_h
         j = task % kernel_w
-        for n in range(samples):
-            for oy in range(out_h):
-                y = oy * stride_h + i * dilation_h - pad_h
-                if y < 0 or y >= height:
-                    for ox in range(out_w):
-                        cols[c, i, j, n, oy, ox] = zero
-                    continue
-                for ox in range(out_w):
-                    column = ox * stride_w + j * dilation_w - pad_w
-                    cols[c, i, j, n, oy, ox] = x[n, c, y, column] if 0 <= column < width else zero
+        for oy in range(out_h):
+            y = oy * stride_h + i * dilation_h - pad_h
+            for ox in range(out_w):
+                column = ox * stride_w + j * dilation_w - pad_w
+                if 0 <= y < height and 0 <= column < width:
+                    for n in range(samples):
+                        cols[c, i, j, oy, ox, n] = x[n, c, y, column]
+                else:
+                    for n in range(samples):
+                        cols[c, i, j, oy, ox, n] = zero
 
 
 @kernel

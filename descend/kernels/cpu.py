@@ -99,6 +99,10 @@ def _empty_in_order(shape: tuple[int, ...], order: tuple[int, ...], dtype: np.dt
     return np.empty([shape[axis] for axis in order], dtype=dtype).transpose(np.argsort(order))
 
 
+#: the memory order of a convolution's output on the kernels: (C, H, W, N), the batch fastest
+_BATCH_LAST = (1, 2, 3, 0)
+
+
 def _plane_order(x: np.ndarray) -> tuple[int, ...]:
     """x's (N, C) axes in memory order, then H, W: the order in which x's (H, W) planes are read as one array."""
     order = _dense_axes(x)
@@ -129,12 +133,18 @@ class CPUKernels(Kernels):
                              "int32 counts")
         if padding[0] >= kernel[0] or padding[1] >= kernel[1]:
             raise ShapeError(f"kernel max_pool2d: padding {padding} must be smaller than the window {kernel}")
+        two_by_two = (kernel, stride, padding) == ((2, 2), (2, 2), (0, 0))
+        if two_by_two and _dense_axes(x) == _BATCH_LAST:  # a convolution's output on the kernels
+            out = _empty_in_order((*x.shape[:2], *out_hw), _BATCH_LAST, x.dtype)
+            where = _empty_in_order(out.shape, _BATCH_LAST, np.int32)
+            pool.max_pool_2x2_batch_last(*(array.transpose(_BATCH_LAST) for array in (x, out, where)))
+            return out, where
         order = _plane_order(x)
         planes = np.ascontiguousarray(x.transpose(order)).reshape(-1, *x.shape[2:])
         out = _empty_in_order((*x.shape[:2], *out_hw), order, x.dtype)
         where = _empty_in_order(out.shape, order, np.int32)
         flat_out, flat_where = _planes(out, order), _planes(where, order)
-        if (kernel, stride, padding) == ((2, 2), (2, 2), (0, 0)):
+        if two_by_two:
             pool.max_pool_2x2(planes, flat_out, flat_where)
         else:
             pool.max_pool_forward(planes, *kernel, *stride, *padding, flat_out, flat_where)
@@ -146,13 +156,18 @@ class CPUKernels(Kernels):
         if where.dtype != np.int32 or x.ndim != 4 or grad.shape[:2] != x.shape[:2]:
             raise ShapeError(f"kernel max_pool2d_backward: where (int32) and grad {grad.shape} must come from "
                              f"max_pool2d of x, of shape {x.shape}")
+        _check_window("max_pool2d_backward", x.shape, kernel, stride, padding, (1, 1), grad.shape[2:])
+        two_by_two = (kernel, stride, padding) == ((2, 2), (2, 2), (0, 0))
+        if two_by_two and _dense_axes(x) == _BATCH_LAST and _dense_axes(where) == _BATCH_LAST:
+            grad_x = _empty_in_order(x.shape, _BATCH_LAST, x.dtype)
+            pool.max_pool_2x2_batch_last_backward(np.ascontiguousarray(grad.transpose(_BATCH_LAST)),
+                                                  where.transpose(_BATCH_LAST), grad_x.transpose(_BATCH_LAST))
+            return grad_x
         order = _plane_order(x)
         if _dense_axes(where) != order:
             raise ShapeError("kernel max_pool2d_backward: where must be max_pool2d's own, in x's memory order")
         grad_x = _empty_in_order(x.shape, order, x.dtype)  # x's layout: the backward of the op before reads it so
         grad_planes = np.ascontiguousarray(grad.transpose(order)).reshape(-1, *grad.shape[2:])
-        _check_window("max_pool2d_backward", x.shape, kernel, stride, padding, (1, 1), grad.shape[2:])
-        two_by_two = (kernel, stride, padding) == ((2, 2), (2, 2), (0, 0))
         backward = pool.max_pool_2x2_backward if two_by_two else pool.max_pool_backward
         backward(grad_planes, _planes(where, order), _planes(grad_x, order))
         return grad_x
@@ -176,7 +191,7 @@ class CPUKernels(Kernels):
         _check_floats("im2col", x)
         _check_window("im2col", x.shape, kernel, stride, padding, dilation, out_hw)
         n, channels = x.shape[:2]
-        cols = np.empty((channels, *kernel, n, *out_hw), dtype=x.dtype)
+        cols = np.empty((channels, *kernel, *out_hw, n), dtype=x.dtype)
         conv.im2col(cols, x, *kernel, *stride, *padding, *dilation)
         return cols
 

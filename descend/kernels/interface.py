@@ -47,7 +47,8 @@ class Kernels:
     # -- convolution ------------------------------------------------------------
     def im2col(self, x: np.ndarray, kernel: tuple[int, int], stride: tuple[int, int], padding: tuple[int, int],
                dilation: tuple[int, int], out_hw: tuple[int, int]) -> np.ndarray:
-        """Every receptive field of x (N, C, H, W) as columns (C, kh, kw, N, Ho, Wo), zeros for the padding."""
+        """Every receptive field of x (N, C, H, W) as columns with the batch last (C, kh, kw, Ho, Wo, N), zeros
+        for the padding."""
         raise NotImplementedError
 
     def col2im(self, grad_cols: np.ndarray, input_shape: tuple[int, ...], stride: tuple[int, int],

@@ -82,6 +82,59 @@ def max_pool_2x2(planes, out, where):
 
 
 @kernel
+def max_pool_2x2_batch_last(x, out, where):
+    """max_pool_2x2 for a batch-last layout: x (C, H, W, N), out and where (C, Ho, Wo, N); the innermost loop
+    runs over the batch, N contiguous numbers. where holds plane positions, as max_pool_forward's."""
+    width, samples = x.shape[2], x.shape[3]
+    for c in prange(x.shape[0]):
+        for oy in range(out.shape[1]):
+            y = 2 * oy
+            for ox in range(out.shape[2]):
+                column = 2 * ox
+                top_left, top_right = x[c, y, column], x[c, y, column + 1]
+                bottom_left, bottom_right = x[c, y + 1, column], x[c, y + 1, column + 1]
+                best, position = out[c, oy, ox], where[c, oy, ox]
+                for n in range(samples):
+                    a, b, d, e = top_left[n], top_right[n], bottom_left[n], bottom_right[n]
+                    value, at = a, y * width + column
+                    if b > value:
+                        value, at = b, y * width + column + 1
+                    if d > value:
+                        value, at = d, (y + 1) * width + column
+                    if e > value:
+                        value, at = e, (y + 1) * width + column + 1
+                    if a != a or b != b or d != d or e != e:
+                        value, at = a + b + d + e, NOWHERE  # NaN
+                    best[n], position[n] = value, at
+
+
+@kernel
+def max_pool_2x2_batch_last_backward(grad, where, grad_x):
+    """max_pool_2x2_backward for a batch-last layout: grad and where (C, Ho, Wo, N), grad_x (C, H, W, N)."""
+    height, width = grad_x.shape[1], grad_x.shape[2]
+    zero = grad_x.dtype.type(0)
+    for c in prange(grad_x.shape[0]):
+        if height % 2:
+            grad_x[c, height - 1] = zero
+        if width % 2:
+            grad_x[c, :, width - 1] = zero
+        for oy in range(grad.shape[1]):
+            y = 2 * oy
+            for ox in range(grad.shape[2]):
+                column = 2 * ox
+                gradient, position = grad[c, oy, ox], where[c, oy, ox]
+                top_left, top_right = grad_x[c, y, column], grad_x[c, y, column + 1]
+                bottom_left, bottom_right = grad_x[c, y + 1, column], grad_x[c, y + 1, column + 1]
+                first = y * width + column
+                for n in range(grad.shape[3]):
+                    value, at = gradient[n], position[n]
+                    top_left[n] = value if at == first else zero
+                    top_right[n] = value if at == first + 1 else zero
+                    bottom_left[n] = value if at == first + width else zero
+                    bottom_right[n] = value if at == first + width + 1 else zero
+
+
+@kernel
 def max_pool_2x2_backward(grad, where, grad_x):
     """max_pool_backward for max_pool_2x2: the windows do not overlap, so each input number is written once,
     the gradient at the maximum and 0 beside it (and 0 in a last odd row or column that no window reads)."""

@@ -92,6 +92,10 @@ class Conv2d(Function):
     product lands as (O, N, Ho, Wo) and the output is that array seen
     through a transposed view: no copy. Elementwise ops keep the layout, and
     the next convolution reads its channel-major input without a copy either.
+    On the compiled kernels the columns have the batch last, (C, kh, kw, Ho,
+    Wo, N), and so has the output, (O, Ho, Wo, N) in memory: every copy
+    around the products (im2col, col2im, pooling) then runs over rows of N
+    contiguous numbers, and the backward needs no copy to put the batch last.
     """
 
     notation = "conv2d({0}, {1})"
@@ -114,17 +118,22 @@ class Conv2d(Function):
                       .transpose(0, 4, 5, 1, 2, 3))
         self.cols = cols.reshape(self.groups, group_channels * kh * kw, -1)
         self.weight = weight.reshape(self.groups, out_channels // self.groups, -1)
-        out = np.matmul(self.weight, self.cols).reshape(out_channels, n, *self.out_hw)
-        if bias is not None and self.kernels is not None:
-            self.kernels.add_channel_bias(out.reshape(out_channels, -1), bias)
-        elif bias is not None:
+        out = np.matmul(self.weight, self.cols)
+        if self.kernels is not None:  # the kernels' columns have the batch last, and so has the output
+            if bias is not None:
+                self.kernels.add_channel_bias(out.reshape(out_channels, -1), bias)
+            return out.reshape(out_channels, *self.out_hw, n).transpose(3, 0, 1, 2)
+        out = out.reshape(out_channels, n, *self.out_hw)
+        if bias is not None:
             out += bias.reshape(-1, 1, 1, 1)
         return out.transpose(1, 0, 2, 3)
 
     def backward(self, grad):
         n, channels, height, width = self.input_shape
         groups, group_out = self.weight.shape[:2]
-        grad_groups = grad.transpose(1, 0, 2, 3).reshape(groups, group_out, -1)
+        # the output's positions in the columns' order: (N, Ho, Wo), or (Ho, Wo, N) on the kernels
+        positions = (1, 2, 3, 0) if self.kernels is not None else (1, 0, 2, 3)
+        grad_groups = grad.transpose(positions).reshape(groups, group_out, -1)
         grad_x = grad_weight = grad_bias = None
         if self.needs_input_grad[1]:
             grad_weight = np.matmul(grad_groups, np.swapaxes(self.cols, 1, 2))
