@@ -16,8 +16,10 @@ from descend.ops import (
     sigmoid, sin, softmax, softplus, split, sqrt, stack, sum, tanh, transpose, where,
 )
 
+from descend.ops.base import Function  # noqa: E402  (subclass it for an op of your own: see the README)
 from descend import data, kernels, nn, optim, training  # noqa: E402
 from descend.explain import Explanation, explain  # noqa: E402
+from descend.gradcheck import GradcheckError, gradcheck  # noqa: E402
 from descend.io import load, load_optimizer_state, save  # noqa: E402
 from descend.training import (  # noqa: E402
     Callback, EarlyStopping, History, ModelSnapshot, TrainingState, clip_grad_norm, clip_grad_value, evaluate, fit,

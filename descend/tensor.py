@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from descend.errors import DescendTypeError, DescendValueError
+from descend.errors import DescendTypeError, DescendValueError, ShapeError
 
 if TYPE_CHECKING:
     from descend.ops.base import Function
@@ -517,7 +517,7 @@ def _backward(
 ) -> list[tuple[Tensor, np.ndarray]]:
     """Run `creator`'s vector-Jacobian product and add each input's share into `adjoints`; the shares, by input."""
     contributions = []
-    input_grads = creator.backward(*output_grads)
+    input_grads = _checked_input_grads(creator, creator.backward(*output_grads))
     for parent, needed, parent_grad in zip(creator.inputs, creator.needs_input_grad, input_grads):
         if not needed or parent_grad is None:
             continue
@@ -527,6 +527,46 @@ def _backward(
         # never in place: an op may hand the same array to several inputs
         adjoints[key] = adjoints[key] + parent_grad if key in adjoints else parent_grad
     return contributions
+
+
+def _checked_input_grads(creator: Function, input_grads: Any) -> tuple[np.ndarray | None, ...]:
+    """What `creator.backward` returned, checked before it reaches any adjoint: one gradient (or None) per
+    input, each a float array of its input's shape or of a shape that shape broadcasts to (the engine sums
+    those back). A float of another precision is fine (inputs of mixed precision give one); an integer,
+    boolean or object array is not. A user's own op gets an error naming it and the input, not a silently
+    wrong gradient."""
+    name, inputs = type(creator).__name__, creator.inputs
+    if isinstance(input_grads, np.ndarray) or not isinstance(input_grads, (tuple, list)):
+        input_grads = (input_grads,) if len(inputs) == 1 and isinstance(input_grads, np.ndarray) else input_grads
+    if not isinstance(input_grads, (tuple, list)) or len(input_grads) != len(inputs):
+        got = f"{len(input_grads)} values" if isinstance(input_grads, (tuple, list)) else type(input_grads).__name__
+        raise DescendTypeError(
+            f"{name}.backward returned {got}; it must return a tuple of {len(inputs)} gradient(s), one per input "
+            "(None for an input that needs none)"
+        )
+    checked = []
+    for index, (parent, needed, grad) in enumerate(zip(inputs, creator.needs_input_grad, input_grads)):
+        if isinstance(grad, np.generic):  # NumPy hands back scalars from 0-d arithmetic
+            grad = np.asarray(grad)
+        checked.append(grad)
+        if not needed or grad is None:
+            continue
+        if not isinstance(grad, np.ndarray) or grad.dtype.kind != "f":
+            raise DescendTypeError(
+                f"{name}.backward returned a {type(grad).__name__}"
+                f"{f' of dtype {grad.dtype}' if isinstance(grad, np.ndarray) else ''} for input {index}; "
+                f"expected a float array (the input's dtype is {parent.dtype})"
+            )
+        try:
+            fits = np.broadcast_shapes(parent.shape, grad.shape) == grad.shape
+        except ValueError:
+            fits = False
+        if not fits:
+            raise ShapeError(
+                f"{name}.backward returned shape {grad.shape} for input {index}, of shape {parent.shape}; "
+                "a gradient has its input's shape (or a shape the input broadcasts to)"
+            )
+    return tuple(checked)
 
 
 from descend import ops  # noqa: E402  (last: every op module imports Tensor from this one)

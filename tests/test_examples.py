@@ -84,6 +84,8 @@ def check_backpropagation(output):
     checked, weights, difference, largest = numbers(
         r"^(\d+) of (\d+) weights checked: largest difference (\S+) \(gradients up to (\S+)\)$", output)
     assert (checked, weights) == (40, 610) and difference < 1e-8 and largest == approx(0.065, abs=0.005)
+    assert "softsign: [-0.75  -0.667 -0.5    0.     0.5    0.667  0.75 ]" in output  # an op of the learner's own
+    assert re.search(r"^gradcheck: True$", output, re.MULTILINE)
 
 
 def check_hidden_layers(output):

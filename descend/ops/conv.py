@@ -150,8 +150,8 @@ class Conv2d(Function):
             grad_cols = np.matmul(np.swapaxes(self.weight, 1, 2), grad_last)
             grad_cols = grad_cols.reshape(channels, *self.kernel, *self.out_hw, n)
             if self.kernels is not None:
-                return self.kernels.col2im(grad_cols, self.input_shape, self.stride, self.padding,
-                                           self.dilation), grad_weight, grad_bias
+                grad_x = self.kernels.col2im(grad_cols, self.input_shape, self.stride, self.padding, self.dilation)
+                return (grad_x, grad_weight, grad_bias)[: len(self.needs_input_grad)]  # no bias: two inputs
             grad_padded = np.zeros(
                 (channels, height + 2 * self.padding[0], width + 2 * self.padding[1], n), dtype=grad.dtype
             )
@@ -159,7 +159,7 @@ class Conv2d(Function):
                 grad_padded[:, rows, columns] += grad_cols[:, i, j]
             grad_x = grad_padded[:, self.padding[0] : self.padding[0] + height,
                                  self.padding[1] : self.padding[1] + width].transpose(3, 0, 1, 2)
-        return grad_x, grad_weight, grad_bias
+        return (grad_x, grad_weight, grad_bias)[: len(self.needs_input_grad)]  # no bias: two inputs
 
 
 def conv2d(
