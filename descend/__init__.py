@@ -10,6 +10,7 @@
 
 from descend import errors
 from descend.version import __version__
+from descend.seeding import manual_seed
 from descend.tensor import Tensor, no_grad, tensor  # first: the ops import it
 from descend.ops import (
     abs, clip, concat, cos, elu, exp, leaky_relu, log, log_softmax, matmul, max, maximum, mean, min, relu, reshape,

@@ -23,6 +23,7 @@ from descend.nn.module import Module, check_last_dim
 from descend.nn.parameter import Parameter
 from descend.ops.conv import pair
 from descend.tensor import Tensor
+from descend.seeding import generator
 
 OUTPUTS = ("sigmoid", "linear")
 
@@ -80,7 +81,7 @@ class Autoencoder(_EncoderDecoder):
         if output not in OUTPUTS:
             raise DescendValueError(f"{type(self).__name__}: output must be one of {', '.join(OUTPUTS)}; got {output!r}")
         activation_layer(activation)
-        rng = np.random.default_rng(rng)
+        rng = generator(rng)
         self.sizes = [check_integer("sizes", size, low=1) for size in sizes]
         encoders = [Linear(a, b, rng=rng) for a, b in zip(self.sizes[:-1], self.sizes[1:])]
         decoders = [TiedLinear(layer) if tied else Linear(layer.out_features, layer.in_features, rng=rng)
@@ -109,7 +110,7 @@ class DenoisingAutoencoder(Autoencoder):
         super().__init__(sizes, activation, output, tied, rng)
         self.noise = check_real("noise", noise, low=0.0)
         self.dropout = check_real("dropout", dropout, low=0.0, high=1.0, high_open=True)
-        self.rng = np.random.default_rng(rng)
+        self.rng = generator(rng)
 
     def forward(self, x: Tensor) -> Tensor:
         """The reconstruction of (corrupted, in training) x: (N, sizes[0]) -> (N, sizes[0])."""
@@ -154,7 +155,7 @@ class VariationalAutoencoder(_EncoderDecoder):
                  kl_weight: float | None = None, rng: Any = None):
         if len(sizes) < 3:
             raise DescendValueError(f"VariationalAutoencoder: sizes needs [in, hidden..., code]; got {list(sizes)!r}")
-        rng = np.random.default_rng(rng)
+        rng = generator(rng)
         self.sizes = [check_integer("sizes", size, low=1) for size in sizes]
         hidden = self.sizes[:-1]
         self.encoder = Sequential(*_interleave([Linear(a, b, rng=rng) for a, b in zip(hidden[:-1], hidden[1:])],
@@ -199,7 +200,7 @@ class ConvAutoencoder(_EncoderDecoder):
     """
 
     def __init__(self, in_channels: int = 1, channels: Sequence[int] = (16, 32), rng: Any = None):
-        rng = np.random.default_rng(rng)
+        rng = generator(rng)
         widths = [check_integer("in_channels", in_channels, low=1), *[check_integer("channels", c, low=1) for c in channels]]
         if len(widths) < 2:
             raise DescendValueError(f"ConvAutoencoder: channels needs at least one width; got {list(channels)!r}")

@@ -27,6 +27,7 @@ from descend.nn.layers import Linear, ReLU, Sequential, Sigmoid
 from descend.nn.module import Module
 from descend.nn.parameter import Parameter
 from descend.tensor import Tensor, array_of, as_tensor, no_grad
+from descend.seeding import generator
 
 #: the paper's perturbations of a capsule's dimensions: -0.25 to 0.25 in steps of 0.05
 PERTURBATION_STEPS = np.round(np.arange(-0.25, 0.2501, 0.05), 2)
@@ -69,7 +70,7 @@ class DigitCapsules(Module):
         self.out_capsules = check_integer("out_capsules", out_capsules, low=1)
         self.out_dim = check_integer("out_dim", out_dim, low=1)
         self.routing_iters = check_integer("routing_iters", routing_iters, low=1)
-        rng = np.random.default_rng(rng)
+        rng = generator(rng)
         # small, as in the paper's published code: the first votes must not saturate the squash
         shape = (in_capsules, in_dim, out_capsules * out_dim)
         self.weight = Parameter(0.01 * init.standard_normal(rng, shape), fan_in_axes=(1,))
@@ -127,7 +128,7 @@ class CapsNet(Module):
     def __init__(self, conv_channels: int = 256, primary_caps: int = 32, primary_dim: int = 8, digit_dim: int = 16,
                  routing_iters: int = 3, reconstruction: bool = True, n_classes: int = 10, in_channels: int = 1,
                  image_size: int = 28, rng: Any = None):
-        rng = np.random.default_rng(rng)
+        rng = generator(rng)
         self.image_size = check_integer("image_size", image_size, low=18)  # two 9×9 convolutions need 18 pixels
         self.in_channels = check_integer("in_channels", in_channels, low=1)
         self.n_classes = check_integer("n_classes", n_classes, low=2)

@@ -15,6 +15,7 @@ from descend.ops.conv import conv1d, conv2d, pair
 from descend.ops.normalization import batch_norm
 from descend.ops.pool import adaptive_avg_pool2d, avg_pool2d, max_pool2d
 from descend.tensor import Tensor
+from descend.seeding import generator
 
 
 def check_input(x: Tensor, layer: Module, rank: int, channels: int | None, hint: str = "") -> None:
@@ -37,7 +38,7 @@ class _ConvNd(Module):
         self.groups = check_integer("groups", groups, low=1)
         if in_channels % groups or out_channels % groups:
             raise ShapeError(f"in_channels {in_channels} and out_channels {out_channels} must both divide by groups {groups}")
-        rng = np.random.default_rng(rng)
+        rng = generator(rng)
         fan_in = in_channels // groups * int(np.prod(kernel))
         bound = 1.0 / np.sqrt(fan_in)  # PyTorch's Kaiming-uniform default with a = √5
         shape = (out_channels, in_channels // groups, *kernel)

@@ -18,6 +18,7 @@ from descend.nn import init
 from descend.nn.module import Module, check_last_dim
 from descend.nn.parameter import Parameter
 from descend.tensor import Tensor
+from descend.seeding import generator
 
 
 class Linear(Module):
@@ -35,7 +36,7 @@ class Linear(Module):
     def __init__(self, in_features: int, out_features: int, bias: bool = True, rng: Any = None):
         self.in_features = check_integer("in_features", in_features, low=1)
         self.out_features = check_integer("out_features", out_features, low=1)
-        rng = np.random.default_rng(rng)
+        rng = generator(rng)
         bound = 1.0 / np.sqrt(in_features)
         self.weight = Parameter(init.uniform(rng, bound, (in_features, out_features)), fan_in_axes=(0,))
         self.bias = Parameter(init.uniform(rng, bound, (out_features,))) if bias else None
@@ -142,7 +143,7 @@ class Dropout(Module):
 
     def __init__(self, p: float = 0.5, rng: Any = None):
         self.p = check_real("p", p, low=0.0, high=1.0, high_open=True)
-        self.rng = np.random.default_rng(rng)
+        self.rng = generator(rng)
 
     def forward(self, x: Tensor) -> Tensor:
         """x -> same shape: masked and rescaled in training, unchanged in eval mode."""

@@ -14,6 +14,7 @@ from descend.nn.layers import Dropout, Flatten, Linear, ReLU, Sequential, activa
 from descend.nn.module import Module
 from descend.nn.recurrent import GRU, LSTM, RNN, Embedding
 from descend.tensor import Tensor, array_of, no_grad
+from descend.seeding import generator
 
 
 class LinearRegression(Module):
@@ -66,7 +67,7 @@ class MLP(Module):
         activation_layer(activation)  # refuse an unknown name even when there is no hidden layer
         for name, value in (("dropout", dropout), ("input_dropout", input_dropout)):
             check_real(name, value, low=0.0, high=1.0, high_open=True)
-        rng = np.random.default_rng(rng)
+        rng = generator(rng)
         layers: list[Module] = [Dropout(input_dropout, rng=rng)] if input_dropout > 0 else []
         for index, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:])):
             layers.append(Linear(fan_in, fan_out, rng=rng))
@@ -109,7 +110,7 @@ class SimpleCNN(Sequential):
         dropout = check_real("dropout", dropout, low=0.0, high=1.0, high_open=True)
         # each block halves the image: below 2^blocks pixels the last one would have nothing left to pool
         image_size = check_integer("image_size", image_size, low=2 ** len(channels))
-        rng = np.random.default_rng(rng)
+        rng = generator(rng)
         layers: list[Module] = []
         previous, size = in_channels, image_size
         for width in channels:
@@ -132,7 +133,7 @@ class LeNet5(Sequential):
 
     def __init__(self, n_classes: int = 10, activation: str = "tanh", rng: Any = None):
         n_classes = check_integer("n_classes", n_classes, low=1)
-        rng = np.random.default_rng(rng)
+        rng = generator(rng)
         super().__init__(
             Conv2d(1, 6, kernel_size=5, padding=2, rng=rng), activation_layer(activation), AvgPool2d(2),
             Conv2d(6, 16, kernel_size=5, rng=rng), activation_layer(activation), AvgPool2d(2),
@@ -160,7 +161,7 @@ class CharRNN(Module):
             raise DescendValueError(f"CharRNN: cell must be one of {', '.join(cells)}; got {cell!r}")
         for name, value in (("embed", embed), ("hidden", hidden), ("layers", layers)):
             check_integer(name, value, low=1)  # here, so the error names CharRNN's argument, not the inner layer's
-        rng = np.random.default_rng(rng)
+        rng = generator(rng)
         self.vocab_size = check_integer("vocab_size", vocab_size, low=1)
         self.embedding = Embedding(vocab_size, embed, rng=rng)
         self.recurrent = cells[cell](embed, hidden, layers, batch_first=True, dropout=dropout, rng=rng)

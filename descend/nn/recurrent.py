@@ -23,6 +23,7 @@ from descend.nn.module import Module
 from descend.nn.parameter import Parameter
 from descend.ops.recurrent import gru, lstm, rnn
 from descend.tensor import Tensor, array_of
+from descend.seeding import generator
 
 GATES = {"RNN": 1, "LSTM": 4, "GRU": 3}
 
@@ -47,7 +48,7 @@ class _Recurrent(Module):
         self.num_layers = check_integer("num_layers", num_layers, low=1)
         self.bias, self.batch_first, self.bidirectional = bool(bias), bool(batch_first), bool(bidirectional)
         self.dropout = Dropout(check_real("dropout", dropout, low=0.0, high=1.0, high_open=True), rng=rng)
-        rng = np.random.default_rng(rng)
+        rng = generator(rng)
         width = GATES[self.kind] * hidden_size
         self.directions = 2 if bidirectional else 1
         per_input = width * self.directions  # each direction's weight_ih row, for one input feature
@@ -187,7 +188,7 @@ class _Cell(Module):
     def _build(self, input_size: int, hidden_size: int, bias: bool, rng: Any) -> None:
         self.input_size = check_integer("input_size", input_size, low=1)
         self.hidden_size = check_integer("hidden_size", hidden_size, low=1)
-        rng = np.random.default_rng(rng)
+        rng = generator(rng)
         width = GATES[self.kind] * hidden_size
         self.weight_ih = _uniform(rng, hidden_size, (input_size, width), (0,))
         self.weight_hh = _uniform(rng, hidden_size, (hidden_size, width), (0,))
@@ -275,7 +276,7 @@ class Embedding(Module):
     def __init__(self, num_embeddings: int, embedding_dim: int, rng: Any = None):
         self.num_embeddings = check_integer("num_embeddings", num_embeddings, low=1)
         self.embedding_dim = check_integer("embedding_dim", embedding_dim, low=1)
-        self.weight = Parameter(init.standard_normal(np.random.default_rng(rng), (num_embeddings, embedding_dim)))
+        self.weight = Parameter(init.standard_normal(generator(rng), (num_embeddings, embedding_dim)))
 
     def forward(self, ids: Any) -> Tensor:
         """The vectors of the ids: (...) int -> (..., embedding_dim)."""
