@@ -207,8 +207,10 @@ class Tensor:
         """
         if not self.requires_grad:
             raise DescendValueError(
-                "backward() called on a tensor that does not require grad: none of its inputs "
-                "had requires_grad=True, or it was computed under no_grad()"
+                "backward() called on a tensor that does not require grad. Likely causes: none of its inputs "
+                "had requires_grad=True (make leaves with dc.tensor(..., requires_grad=True), or use a model's "
+                "parameters); it was computed under no_grad(); or it was built from .data, a plain array off "
+                "the tape"
             )
         if grad is None:
             if self.data.size != 1:
@@ -270,6 +272,49 @@ class Tensor:
 
     def __getitem__(self, index: Any) -> Tensor:
         return ops.getitem(self, index)
+
+    # -- in place: PyTorch's update idiom, `w -= lr * w.grad` under no_grad() --------------------------
+    def __iadd__(self, other: Any) -> Tensor:
+        return self._in_place(np.add, "+=", other)
+
+    def __isub__(self, other: Any) -> Tensor:
+        return self._in_place(np.subtract, "-=", other)
+
+    def __imul__(self, other: Any) -> Tensor:
+        return self._in_place(np.multiply, "*=", other)
+
+    def __itruediv__(self, other: Any) -> Tensor:
+        return self._in_place(np.true_divide, "/=", other)
+
+    def _in_place(self, operation: np.ufunc, symbol: str, other: Any) -> Tensor:
+        """Change this tensor's numbers in place and return it (a parameter stays a view of its model's buffer).
+
+        Where the tape would need the old numbers (gradients on, and this tensor or `other` requires grad) or
+        may have saved them (a tensor an op computed), it is refused at once with the fix, rather than
+        rebinding the name to a new tensor that fails one backward() later.
+        """
+        other_requires = isinstance(other, Tensor) and other.requires_grad
+        if is_grad_enabled() and (self.requires_grad or other_requires):
+            raise DescendValueError(
+                f"`{symbol}` in place on a tensor that requires grad, with gradients on: the tape needs its "
+                f"numbers as they were. For an update write it under `with dc.no_grad():` (as in PyTorch); for a "
+                f"new tensor on the tape write `x = x {symbol[0]} ...`"
+            )
+        if self.creator is not None:
+            raise DescendValueError(
+                f"`{symbol}` in place on a tensor computed by {type(self.creator).__name__}, which may have saved "
+                f"it for its backward; write `x = x {symbol[0]} ...` for a new tensor"
+            )
+        value = other.data if isinstance(other, Tensor) else np.asarray(other)
+        try:
+            operation(self.data, value, out=self.data, casting="same_kind")
+        except ValueError as error:  # broadcasting
+            raise ShapeError(f"`{symbol}` in place: a value of shape {value.shape} does not fit a tensor of shape "
+                             f"{self.shape} ({error})") from None
+        except TypeError as error:  # casting
+            raise DescendTypeError(f"`{symbol}` in place: a value of dtype {value.dtype} cannot go into a tensor of "
+                                   f"dtype {self.dtype} ({error})") from None
+        return self
 
     # Comparisons give plain boolean tensors: they have no gradient.
     def __eq__(self, other: Any) -> Tensor:  # type: ignore[override]
