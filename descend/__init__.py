@@ -13,8 +13,9 @@ from descend.version import __version__
 from descend.seeding import manual_seed
 from descend.tensor import Tensor, no_grad, tensor  # first: the ops import it
 from descend.ops import (
-    abs, clip, concat, cos, elu, exp, leaky_relu, log, log_softmax, matmul, max, maximum, mean, min, relu, reshape,
-    sigmoid, sin, softmax, softplus, split, sqrt, stack, sum, tanh, transpose, where,
+    abs, argmax, clip, concat, cos, cross_entropy, elu, exp, flatten, leaky_relu, log, log_softmax, matmul, max,
+    maximum, mean, min, nll_loss, relu, reshape, sigmoid, sin, softmax, softplus, split, sqrt, stack, sum, tanh,
+    transpose, where,
 )
 
 from descend.ops.base import Function  # noqa: E402  (subclass it for an op of your own: see the README)

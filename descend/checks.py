@@ -116,3 +116,14 @@ def as_array(value: Any, name: str, expected: str) -> np.ndarray:
     except (TypeError, ValueError) as error:
         raise DescendTypeError(f"{name} must be {expected}; could not make one from {type(value).__name__}: "
                                f"{error}") from None
+
+
+#: what a loss does with its per-sample values: their mean (the default), their sum, or nothing (one per sample)
+REDUCTIONS = ("mean", "sum", "none")
+
+
+def check_reduction(reduction: Any) -> str:
+    """`reduction` when it is one of REDUCTIONS; else an error naming it (PyTorch's `reduction=`)."""
+    if not isinstance(reduction, str) or reduction not in REDUCTIONS:
+        raise DescendValueError(f"reduction must be one of {', '.join(map(repr, REDUCTIONS))}; got {reduction!r:.80}")
+    return reduction

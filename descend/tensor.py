@@ -338,6 +338,15 @@ class Tensor:
     __hash__ = object.__hash__
 
     # -- methods: NumPy's names ---------------------------------------------
+    def argmax(self, axis: Any = None, keepdims: bool = False) -> Tensor:
+        """The index of the largest value along `axis` (of all, flattened, for None): an integer tensor, off the
+        tape (an index has no gradient), e.g. the predicted class of logits (N, C) with axis=1."""
+        return ops.argmax(self, axis=axis, keepdims=keepdims)
+
+    def flatten(self, start_axis: int = 0) -> Tensor:
+        """The axes from `start_axis` on as one: (N, C, H, W).flatten(1) -> (N, C·H·W); see descend.ops.flatten."""
+        return ops.flatten(self, start_axis)
+
     def sum(self, axis: Any = None, keepdims: bool = False) -> Tensor:
         """Sum over `axis` (an int, a tuple, or None for all); see descend.ops.sum."""
         return ops.sum(self, axis=axis, keepdims=keepdims)

@@ -8,7 +8,7 @@ from descend.nn.conv import AdaptiveAvgPool2d, AvgPool2d, BatchNorm1d, BatchNorm
 from descend.nn.layers import (
     ELU, Dropout, Flatten, LeakyReLU, Linear, Maxout, ReLU, Sequential, Sigmoid, Softmax, Tanh,
 )
-from descend.nn.losses import BCEWithLogitsLoss, CrossEntropyLoss, MarginLoss, MSELoss
+from descend.nn.losses import BCEWithLogitsLoss, CrossEntropyLoss, MarginLoss, MSELoss, NLLLoss
 from descend.nn.models import MLP, CharRNN, LeNet5, LinearRegression, LogisticRegression, SimpleCNN
 from descend.nn.recurrent import GRU, LSTM, RNN, Embedding, GRUCell, LSTMCell, RNNCell
 from descend.nn.module import Module, build_module, module_spec
@@ -21,6 +21,6 @@ __all__ = [
     "CharRNN", "Embedding", "GRU", "GRUCell", "LSTM", "LSTMCell", "RNN", "RNNCell",
     "AdaptiveAvgPool2d", "AvgPool2d", "BatchNorm1d", "BatchNorm2d", "Conv1d", "Conv2d", "LeNet5", "MaxPool2d",
     "SimpleCNN", "BCEWithLogitsLoss", "CrossEntropyLoss", "Dropout", "ELU", "Flatten", "LeakyReLU", "Linear",
-    "LinearRegression", "LogisticRegression", "MLP", "MSELoss", "Maxout", "Module", "Parameter",
+    "LinearRegression", "LogisticRegression", "MLP", "MSELoss", "Maxout", "Module", "NLLLoss", "Parameter",
     "ParameterBuffer", "ReLU", "Sequential", "Sigmoid", "Softmax", "Tanh", "build_module", "module_spec",
 ]

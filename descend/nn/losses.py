@@ -1,4 +1,10 @@
-"""Losses: each takes (prediction, target) and returns a scalar tensor, the mean over the batch."""
+"""Losses: each takes (prediction, target) and returns the mean over the batch, a scalar tensor.
+
+Every loss takes PyTorch's `reduction=`: "mean" (the default), "sum", or "none"
+for one value per sample (per element for MSELoss and BCEWithLogitsLoss, per
+position for a sequence's CrossEntropyLoss and NLLLoss). `fit` and `evaluate`
+weigh each batch's mean by its rows themselves, so they take "mean".
+"""
 
 from __future__ import annotations
 
@@ -7,18 +13,30 @@ from typing import Any
 import numpy as np
 
 from descend import ops
-from descend.checks import check_real
+from descend.checks import check_real, check_reduction
 from descend.errors import DescendValueError, ShapeError
 from descend.nn.capsules import CapsuleOutput
 from descend.nn.module import Module
 from descend.tensor import Tensor, array_of
 
 
+def reduce(losses: Tensor, reduction: str) -> Tensor:
+    """Per-sample (or per-element) losses as `reduction` asks: their mean, their sum, or as they are."""
+    if reduction == "mean":
+        return losses.mean()
+    if reduction == "sum":
+        return losses.sum()
+    return losses
+
+
 class MSELoss(Module):
     """Mean squared error: mean((prediction − target)²); both of one shape, e.g. (N, k)."""
 
+    def __init__(self, reduction: str = "mean"):
+        self.reduction = check_reduction(reduction)
+
     def forward(self, prediction: Tensor, target: Any) -> Tensor:
-        """prediction and target of one shape -> scalar mean((prediction − target)²)."""
+        """prediction and target of one shape -> scalar mean((prediction − target)²) (or as `reduction` says)."""
         target_shape = array_of(target).shape
         if target_shape != prediction.shape:
             raise ShapeError(
@@ -26,23 +44,45 @@ class MSELoss(Module):
                 "give targets of the model's output shape (e.g. y.reshape(-1, 1) for one output)"
             )
         difference = prediction - target
-        return (difference * difference).mean()
+        return reduce(difference * difference, self.reduction)
 
 
 class CrossEntropyLoss(Module):
     """Softmax cross-entropy on logits, fused with log-softmax: logits (N, C), labels (N,) in [0, C)."""
 
+    def __init__(self, reduction: str = "mean"):
+        self.reduction = check_reduction(reduction)
+
     def forward(self, logits: Tensor, labels: Any) -> Tensor:
-        """logits (N, C), integer labels (N,) in [0, C) -> scalar mean loss."""
-        return ops.cross_entropy(logits, labels)
+        """logits (N, C), integer labels (N,) in [0, C) -> scalar mean loss (or as `reduction` says)."""
+        return ops.cross_entropy(logits, labels, self.reduction)
+
+
+class NLLLoss(Module):
+    """Negative log-likelihood of the labels from log-probabilities: log_probs (N, C) (a LogSoftmax's output),
+    labels (N,) in [0, C). NLLLoss after log_softmax is CrossEntropyLoss, as in PyTorch."""
+
+    def __init__(self, reduction: str = "mean"):
+        self.reduction = check_reduction(reduction)
+
+    def forward(self, log_probs: Tensor, labels: Any) -> Tensor:
+        """log_probs (N, C), integer labels (N,) in [0, C) -> scalar mean loss (or as `reduction` says)."""
+        return ops.nll_loss(log_probs, labels, self.reduction)
 
 
 class BCEWithLogitsLoss(Module):
     """Binary cross-entropy on raw scores: logits and targets in [0, 1] of one shape, e.g. (N, 1)."""
 
+    def __init__(self, reduction: str = "mean"):
+        self.reduction = check_reduction(reduction)
+
     def forward(self, logits: Tensor, targets: Any) -> Tensor:
-        """logits and targets in [0, 1] of one shape -> scalar mean loss."""
-        return ops.binary_cross_entropy_with_logits(logits, targets)
+        """logits and targets in [0, 1] of one shape -> scalar mean loss (or as `reduction` says)."""
+        loss = ops.binary_cross_entropy_with_logits(logits, targets)  # checks both, and is the fused mean
+        if self.reduction == "mean":
+            return loss
+        # per element: softplus(z) − z·y, the same loss written with primitives
+        return reduce(ops.softplus(logits) - logits * targets, self.reduction)
 
 
 class MarginLoss(Module):
@@ -59,7 +99,8 @@ class MarginLoss(Module):
     """
 
     def __init__(self, m_plus: float = 0.9, m_minus: float = 0.1, lam: float = 0.5,
-                 reconstruction_weight: float = 0.0):
+                 reconstruction_weight: float = 0.0, reduction: str = "mean"):
+        self.reduction = check_reduction(reduction)
         self.m_plus = check_real("m_plus", m_plus, low=0.0, high=1.0)
         self.m_minus = check_real("m_minus", m_minus, low=0.0, high=self.m_plus)
         self.lam = check_real("lam", lam, low=0.0)
@@ -80,16 +121,18 @@ class MarginLoss(Module):
         present = ops.relu(self.m_plus - lengths)
         absent = ops.relu(lengths - self.m_minus)
         margins = target * present * present + self.lam * (1 - target) * absent * absent
-        loss = margins.sum(axis=1).mean()
+        losses = margins.sum(axis=1)
         if self.reconstruction_weight > 0:
             if not isinstance(output, CapsuleOutput) or output.model.decoder is None:
                 raise DescendValueError("MarginLoss(reconstruction_weight > 0) needs the output of a CapsNet built "
                                         "with reconstruction=True; pass reconstruction_weight=0 otherwise")
             pixels = output.images.reshape(len(labels), -1)
             difference = output.reconstruct(labels) - pixels
-            loss = loss + self.reconstruction_weight * (difference * difference).sum(axis=1).mean()
-        return loss
+            if self.reduction == "mean":  # the two means apart, as always: the same numbers as before
+                return losses.mean() + self.reconstruction_weight * (difference * difference).sum(axis=1).mean()
+            losses = losses + self.reconstruction_weight * (difference * difference).sum(axis=1)
+        return reduce(losses, self.reduction)
 
 
 #: the losses whose targets are integer class labels, and whose answer is the output's largest entry
-CLASS_LABEL_LOSSES = (CrossEntropyLoss, MarginLoss)
+CLASS_LABEL_LOSSES = (CrossEntropyLoss, NLLLoss, MarginLoss)

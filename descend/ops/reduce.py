@@ -7,9 +7,9 @@ from typing import Any
 import numpy as np
 
 from descend.checks import check_axis
-from descend.errors import DescendValueError
+from descend.errors import DescendValueError, ShapeError
 from descend.ops.base import Function
-from descend.tensor import Tensor
+from descend.tensor import Tensor, array_of
 
 
 def _normalize_axis(axis: Any, ndim: int) -> tuple[int, ...]:
@@ -120,3 +120,17 @@ class Min(Max):
 def min(x: Any, axis: Any = None, keepdims: bool = False) -> Tensor:  # noqa: A001
     """Smallest value over `axis`; shapes as for `sum`."""
     return Min.apply(x, axis=axis, keepdims=keepdims)
+
+
+def argmax(x: Any, axis: Any = None, keepdims: bool = False) -> Tensor:
+    """The index of the largest value along `axis` (an int, or None for the flattened array): an int64
+    tensor that is not on the tape, since an index has no gradient. The first index wins a tie, as in NumPy."""
+    values = array_of(x)
+    if values.size == 0:
+        raise ShapeError(f"argmax of an empty array (shape {values.shape}) has no answer")
+    if axis is None:
+        if keepdims:
+            raise DescendValueError("argmax: keepdims=True needs an axis")
+        return Tensor(np.asarray(np.argmax(values)))
+    axis = check_axis("axis", axis, values.ndim)
+    return Tensor(np.argmax(values, axis=axis, keepdims=bool(keepdims)))

@@ -175,3 +175,11 @@ def split(x: Tensor, sections: int | Sequence[int], axis: int = 0) -> list[Tenso
     edges = [0, *cuts, length]
     before = (slice(None),) * axis
     return [getitem(x, (*before, slice(start, stop))) for start, stop in zip(edges[:-1], edges[1:])]
+
+
+def flatten(x: Any, start_axis: int = 0) -> Tensor:
+    """The axes from `start_axis` on merged into one: (N, C, H, W) with start_axis=1 -> (N, C·H·W), as
+    torch.flatten(x, 1); a reshape, so its gradient is the reshape back."""
+    shape = shape_of(x)
+    start = check_axis("start_axis", start_axis, max(len(shape), 1))
+    return reshape(x, (*shape[:start], -1))

@@ -11,11 +11,11 @@ from typing import Any
 import numpy as np
 
 from descend import kernels
-from descend.checks import check_axis
+from descend.checks import check_axis, check_reduction
 from descend.errors import DescendTypeError, DescendValueError, ShapeError
 from descend.ops.base import Function, shape_of
 from descend.ops.elementwise import stable_sigmoid
-from descend.ops.shape import reshape
+from descend.ops.shape import getitem, reshape
 from descend.tensor import Tensor, array_of
 
 
@@ -86,40 +86,70 @@ class SoftmaxCrossEntropy(Function):
         return grad_logits, None
 
 
-def cross_entropy(logits: Tensor, labels: Any) -> Tensor:
-    """Softmax cross-entropy, the mean over rows: logits (N, C), labels (N,) in [0, C) -> scalar.
-
-    Logits (N, T, C) with labels (N, T), as a sequence model makes, are
-    averaged over every position: they are flattened to (N·T, C) first.
-    """
+def _class_labels(what: str, scores: str, scores_shape: tuple[int, ...], labels: Any) -> np.ndarray:
+    """Integer class labels of shape scores_shape[:-1], each in [0, C), as int64; else an error naming `what` and
+    its `scores` argument."""
     labels_array = array_of(labels)
-    logits_shape = shape_of(logits)
-    if len(logits_shape) < 2:
-        raise ShapeError(f"cross_entropy: logits must be (N, C) or (N, ..., C); got shape {logits_shape}")
-    if labels_array.shape != logits_shape[:-1]:
+    if len(scores_shape) < 2:
+        raise ShapeError(f"{what}: {scores} must be (N, C) or (N, ..., C); got shape {scores_shape}")
+    if labels_array.shape != scores_shape[:-1]:
         raise ShapeError(
-            f"cross_entropy: labels of shape {labels_array.shape} do not match logits of shape {logits_shape}; "
-            f"expected labels of shape {logits_shape[:-1]}"
+            f"{what}: labels of shape {labels_array.shape} do not match {scores} of shape {scores_shape}; "
+            f"expected labels of shape {scores_shape[:-1]}"
         )
-    if len(logits_shape) > 2:
-        logits, labels_array = reshape(logits, (-1, logits_shape[-1])), labels_array.reshape(-1)
-        logits_shape = (labels_array.size, logits_shape[-1])
     if labels_array.dtype.kind not in "iuf":
-        raise DescendTypeError(f"cross_entropy: labels must be integer class indices; got dtype {labels_array.dtype}")
+        raise DescendTypeError(f"{what}: labels must be integer class indices; got dtype {labels_array.dtype}")
     if labels_array.dtype.kind == "f":
         fractional = np.mod(labels_array, 1) != 0  # NaN counts: its remainder is NaN
         if fractional.any():
             raise DescendValueError(
-                f"cross_entropy: labels must be whole class indices; got {labels_array[fractional][:5].tolist()} "
+                f"{what}: labels must be whole class indices; got {labels_array[fractional][:5].tolist()} "
                 f"in float labels of dtype {labels_array.dtype}"
             )
         labels_array = labels_array.astype(np.int64)
-    if labels_array.size and (labels_array.min() < 0 or labels_array.max() >= logits_shape[1]):
+    classes = scores_shape[-1]
+    if labels_array.size and (labels_array.min() < 0 or labels_array.max() >= classes):
         raise DescendValueError(
-            f"cross_entropy: labels must lie in [0, {logits_shape[1]}) for {logits_shape[1]} classes; "
+            f"{what}: labels must lie in [0, {classes}) for {classes} classes; "
             f"got values from {labels_array.min()} to {labels_array.max()}"
         )
+    return labels_array
+
+
+def cross_entropy(logits: Tensor, labels: Any, reduction: str = "mean") -> Tensor:
+    """Softmax cross-entropy: logits (N, C), labels (N,) in [0, C) -> the mean over rows (a scalar).
+
+    Logits (N, T, C) with labels (N, T), as a sequence model makes, are
+    averaged over every position: they are flattened to (N·T, C) first.
+    `reduction` "sum" adds the rows' losses instead; "none" returns them, of labels' shape.
+    """
+    reduction = check_reduction(reduction)
+    logits_shape = shape_of(logits)
+    labels_array = _class_labels("cross_entropy", "logits", logits_shape, labels)
+    if reduction != "mean":
+        return nll_loss(log_softmax(logits, axis=-1), labels_array, reduction)
+    if len(logits_shape) > 2:
+        logits, labels_array = reshape(logits, (-1, logits_shape[-1])), labels_array.reshape(-1)
     return SoftmaxCrossEntropy.apply(logits, labels_array)
+
+
+def nll_loss(log_probs: Tensor, labels: Any, reduction: str = "mean") -> Tensor:
+    """Negative log-likelihood of each row's label: −log_probs[row, label], log_probs (N, C) (or (N, ..., C)),
+    labels (N,) in [0, C); reduced by `reduction` ("mean", "sum", or "none": labels' shape).
+
+    PyTorch's nll_loss: log_probs are a log_softmax's output, so
+    nll_loss(log_softmax(z), y) is cross_entropy(z, y).
+    """
+    reduction = check_reduction(reduction)
+    shape = shape_of(log_probs)
+    labels_array = _class_labels("nll_loss", "log_probs", shape, labels)
+    rows = reshape(log_probs, (-1, shape[-1]))
+    per_position = -getitem(rows, (np.arange(labels_array.size), labels_array.reshape(-1)))
+    if reduction == "mean":
+        return per_position.mean()
+    if reduction == "sum":
+        return per_position.sum()
+    return reshape(per_position, labels_array.shape)
 
 
 class SigmoidCrossEntropy(Function):

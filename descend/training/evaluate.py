@@ -11,7 +11,7 @@ from descend.data import Dataset, as_dataset
 from descend.errors import ShapeError
 from descend.nn.module import Module
 from descend.tensor import Tensor, array_of, no_grad
-from descend.training.step import as_model_input, count_correct, inputs_and_targets
+from descend.training.step import as_model_input, check_mean_loss, count_correct, inputs_and_targets
 
 
 @naming_arguments
@@ -20,6 +20,7 @@ def evaluate(model: Module, loss_fn: Module, data: Any, batch_size: int = 1024) 
 
     `data` is a Dataset or (x, y) as fit takes it; returns {"loss": ..., "accuracy": ...}.
     """
+    check_mean_loss(loss_fn, "evaluate")
     x_all, y_all = inputs_and_targets(as_dataset(data, "data"), model, loss_fn, "data")
     batch_size = check_integer("batch_size", batch_size, low=1)
     was_training = model.training

@@ -98,6 +98,16 @@ def with_penalties(model: Module, loss: Tensor) -> Tensor:
     return loss
 
 
+def check_mean_loss(loss_fn: Any, caller: str) -> None:
+    """A loss that gives the batch's mean, as training and evaluation weigh batches by their rows themselves."""
+    reduction = getattr(loss_fn, "reduction", "mean")
+    if reduction != "mean":
+        raise DescendValueError(
+            f"{caller} weighs each batch's mean loss by its rows itself: give loss_fn with reduction='mean' "
+            f"(the default); got reduction={reduction!r}"
+        )
+
+
 def make_step(model: Module, loss_fn: Module) -> StepFunction:
     """The training step as a function of arrays: (params, x, y) -> (loss, grads, correct).
 
@@ -368,6 +378,7 @@ class TrainingJob:
         if not callable(self.loss_fn):
             raise DescendTypeError(f"loss_fn must be a loss (nn.CrossEntropyLoss(), nn.MSELoss(), ...); got "
                                    f"{type(self.loss_fn).__name__} {self.loss_fn!r:.80}")
+        check_mean_loss(self.loss_fn, "fit")
         self.epochs = check_integer("epochs", self.epochs, low=1)
         self.batch_size = check_integer("batch_size", self.batch_size, low=1)
         self.seed = check_seed(self.seed)
