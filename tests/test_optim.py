@@ -435,3 +435,16 @@ def test_state_dict_holds_copies():
     saved = optimizer.state_dict()
     saved["arrays"]["momentum_buffer"][...] = 0.0
     assert optimizer.state["momentum_buffer"].all()
+
+
+def test_the_rate_is_settable_between_steps_and_a_schedule_scales_the_new_one():
+    w = Parameter([1.0], dtype="float64")
+    optimizer = SGD([w], lr=0.5, schedule=StepDecay(1, 0.5))
+    w.grad[...] = 1.0
+    optimizer.step()  # 1 − 0.5
+    optimizer.lr = 0.2
+    assert optimizer.base_lr == 0.2 and optimizer.lr == pytest.approx(0.1)  # one step into the decay
+    optimizer.step()
+    assert w.data.tolist() == pytest.approx([0.4])
+    with pytest.raises(DescendValueError, match="lr"):
+        optimizer.lr = -1.0

@@ -366,3 +366,16 @@ def test_two_thousand_steps_keep_resident_memory_and_live_objects_flat():
     # a leaked graph would be ~30 KB a step, 50 MB over the run; allow a few pages of noise
     assert rss_late - rss_early < 2_000_000, f"resident memory grew by {rss_late - rss_early} bytes"
     assert objects_late - objects_early < 200, f"{objects_late - objects_early} more live objects"
+
+
+def test_clipping_takes_a_model_s_parameters_as_pytorch_users_pass_them():
+    """The gradients of model.parameters() are views of the flat buffer: clipping the list is clipping the buffer."""
+    model = nn.Linear(3, 2, rng=0)
+    buffer = model.flat_buffer()
+    buffer.grad[...] = np.arange(1.0, buffer.grad.size + 1)
+    expected = buffer.grad.copy()
+    norm = dc.clip_grad_norm(expected, 1.0)
+    assert dc.clip_grad_norm(model.parameters(), 1.0) == pytest.approx(norm)
+    np.testing.assert_allclose(buffer.grad, expected, rtol=1e-6)
+    dc.clip_grad_value(model.parameters(), 0.05)
+    assert np.abs(buffer.grad).max() == pytest.approx(0.05)

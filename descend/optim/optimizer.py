@@ -73,6 +73,12 @@ class Optimizer:
         """The learning rate the next step uses: the schedule applied to base_lr."""
         return self.lr_at(self.iterations)
 
+    @lr.setter
+    def lr(self, value: float) -> None:
+        """Set the rate from the next step on, as PyTorch users set a group's "lr": it becomes base_lr, which a
+        schedule, if there is one, goes on scaling."""
+        self.base_lr = check_real("lr", value, low=0.0, low_open=True)
+
     def lr_at(self, iterations: int) -> float:
         """The learning rate of the step taken after `iterations` steps (what `lr` is once that many are done)."""
         if self.schedule is None:

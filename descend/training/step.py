@@ -139,27 +139,56 @@ def check_optimizer_holds(model: Module, optimizer: Any, caller: str) -> None:
         )
 
 
-def clip_grad_norm(grads: np.ndarray, max_norm: float) -> float:
-    """Scale `grads` in place so their global L2 norm is at most `max_norm`; returns the norm before.
+def clip_grad_norm(grads: Any, max_norm: float) -> float:
+    """Scale the gradients in place so their global L2 norm is at most `max_norm`; returns the norm before.
 
-    `grads` is a flat gradient buffer (`model.flat_buffer().grad`).
+    `grads`: a flat gradient buffer (`model.flat_buffer().grad`), or parameters as PyTorch takes them
+    (`model.parameters()`: each one's `.grad`, a view of that buffer, is scaled).
     """
-    if not max_norm > 0:
-        raise DescendValueError(f"clip_grad_norm: max_norm must be positive; got {max_norm!r}")
-    norm = float(np.sqrt(np.dot(grads, grads)))
+    arrays = _gradient_arrays(grads, "clip_grad_norm")
+    max_norm = check_real("max_norm", max_norm, low=0.0, low_open=True)
+    norm = float(np.sqrt(sum(np.dot(array.reshape(-1), array.reshape(-1)) for array in arrays)))
     if norm > max_norm:
-        grads *= max_norm / (norm + 1e-12)
+        for array in arrays:
+            array *= max_norm / (norm + 1e-12)
     return norm
 
 
-def clip_grad_value(grads: np.ndarray, max_value: float) -> None:
-    """Limit every gradient in `grads` to [-max_value, max_value], in place.
+def clip_grad_value(grads: Any, max_value: float) -> None:
+    """Limit every gradient to [-max_value, max_value], in place.
 
-    `grads` is a flat gradient buffer (`model.flat_buffer().grad`).
+    `grads`: a flat gradient buffer (`model.flat_buffer().grad`), or parameters (`model.parameters()`).
     """
-    if not max_value > 0:
-        raise DescendValueError(f"clip_grad_value: max_value must be positive; got {max_value!r}")
-    np.clip(grads, -max_value, max_value, out=grads)
+    arrays = _gradient_arrays(grads, "clip_grad_value")
+    max_value = check_real("max_value", max_value, low=0.0, low_open=True)
+    for array in arrays:
+        np.clip(array, -max_value, max_value, out=array)
+
+
+def _gradient_arrays(grads: Any, caller: str) -> list[np.ndarray]:
+    """The float gradient arrays to clip: the flat buffer itself, or each tensor's `.grad` (None: skipped)."""
+    if isinstance(grads, np.ndarray):
+        items: list[Any] = [grads]
+    elif isinstance(grads, Tensor):
+        items = [grads]
+    else:
+        try:
+            items = list(grads)
+        except TypeError:
+            items = None
+        if items is None or isinstance(grads, (str, bytes)):
+            raise DescendTypeError(f"{caller} takes a flat gradient buffer or parameters (tensors); got "
+                                   f"{type(grads).__name__} {grads!r:.80}")
+    arrays = []
+    for item in items:
+        array = item.grad if isinstance(item, Tensor) else item
+        if array is None:
+            continue
+        if not isinstance(array, np.ndarray) or array.dtype.kind != "f":
+            raise DescendTypeError(f"{caller} takes a flat gradient buffer or parameters (tensors); got "
+                                   f"{type(item).__name__} {item!r:.80}")
+        arrays.append(array)
+    return arrays
 
 
 @dataclass(frozen=True)
