@@ -1,5 +1,18 @@
 """descend: deep learning from first principles, fast enough for real work.
 
+Where to start (`import descend as dc`):
+
+- tensors and the tape: `dc.tensor`, `dc.no_grad`, the ops (`dc.exp`, `dc.matmul`, `dc.relu`, ...),
+  `Tensor.backward`; `dc.explain` prints the forward trace and the reverse sweep;
+- your own op: subclass `dc.Function`, check it with `dc.gradcheck`;
+- models: `dc.nn` (layers, losses, ready models such as `nn.MLP` and `nn.SimpleCNN`), `dc.optim`
+  (SGD, Adam, schedules), `dc.data` (MNIST, digits, text, batches);
+- training: `dc.fit` (engine "local", "hogwild" or "spark"), `dc.evaluate`, `dc.predict`, callbacks,
+  `dc.lr_find`, `dc.manual_seed` for hand-written loops;
+- files: `dc.save`, `dc.load`; speed: `dc.kernels`.
+
+`__all__` lists every public name; the `descend` command and the crash course (`examples/`) use them.
+
 >>> import descend as dc
 >>> x1, x2 = dc.tensor(2.0, requires_grad=True), dc.tensor(5.0, requires_grad=True)
 >>> f = dc.log(x1) + x1 * x2 - dc.sin(x2)
@@ -30,3 +43,18 @@ from descend.training import (  # noqa: E402
 from descend import anomaly  # noqa: E402  (after training: it scores with predict)
 from descend.lr_find import LearningRateRange, lr_find  # noqa: E402
 from descend import onnx  # noqa: E402  (imports the onnx package only when export runs)
+
+__all__ = [
+    # tensors, the tape and the ops
+    "Tensor", "tensor", "no_grad", "Function", "gradcheck", "GradcheckError", "explain", "Explanation",
+    "abs", "argmax", "clip", "concat", "cos", "cross_entropy", "elu", "exp", "flatten", "leaky_relu", "log",
+    "log_softmax", "matmul", "max", "maximum", "mean", "min", "nll_loss", "relu", "reshape", "sigmoid", "sin",
+    "softmax", "softplus", "split", "sqrt", "stack", "sum", "tanh", "transpose", "where",
+    # models, optimizers, data, speed
+    "nn", "optim", "data", "kernels", "manual_seed",
+    # training
+    "fit", "evaluate", "predict", "make_step", "train_on_batch", "clip_grad_norm", "clip_grad_value", "Callback",
+    "EarlyStopping", "History", "ModelSnapshot", "TrainingState", "training", "lr_find", "LearningRateRange",
+    # around training
+    "save", "load", "load_optimizer_state", "anomaly", "onnx", "errors", "__version__",
+]
