@@ -7,7 +7,6 @@ whatever the thread count.
 
 from __future__ import annotations
 
-import numpy as np
 from numba import prange
 
 from descend.kernels.compiler import kernel
