@@ -1,11 +1,14 @@
 """Anomaly detection by reconstruction: what an autoencoder trained on normal data cannot rebuild is suspect.
 
 The score of a row is its mean squared reconstruction error; the errors per
-feature say which features made it anomalous. `AnomalyDetector` follows
-scikit-learn's outlier-detector API: `fit` on normal data sets the
-threshold, `predict` answers +1 (normal) or −1 (anomaly), `score_samples`
-is higher for more normal rows, and `decision_function` is negative for
-anomalies.
+feature say which features made it anomalous. Any model whose output has
+its input's shape will do: descend's autoencoders, or a Module of your own
+(a Conv1d / ConvTranspose1d network over windows of a time series).
+`AnomalyDetector` follows scikit-learn's outlier-detector API: `fit` on
+normal data (training the model on it first, with x as its own target, when
+asked for epochs) sets the threshold, `predict` answers +1 (normal) or −1
+(anomaly), `score_samples` is higher for more normal rows, and
+`decision_function` is negative for anomalies.
 """
 
 from __future__ import annotations
@@ -17,9 +20,13 @@ import numpy as np
 from descend.checks import check_integer, check_real
 from descend.data import Dataset, as_dataset
 from descend.errors import DescendTypeError, DescendValueError, ShapeError
+from descend.nn.losses import MSELoss
 from descend.nn.module import Module, check_finite
+from descend.optim import Adam, Optimizer
 from descend.tensor import array_of
 from descend.training.evaluate import predict
+from descend.training.fit import fit as train
+from descend.training.loop import History
 
 
 def _rows(model: Module, x: Any, argument: str = "x") -> np.ndarray:
@@ -40,12 +47,33 @@ def _expected_shape(model: Module) -> tuple[int, ...] | None:
     return (sizes[0],) if sizes else None
 
 
+def _check_model(model: Any, caller: str) -> None:
+    if not isinstance(model, Module):
+        raise DescendTypeError(f"{caller} needs a descend Module whose output has its input's shape (an autoencoder); "
+                               f"got {type(model).__name__}")
+
+
+def _check_reconstruction(model: Module, rows: np.ndarray, reconstruction: np.ndarray) -> None:
+    """Refuse a model whose output is not of its input's shape: there is nothing to compare the input with."""
+    if reconstruction.shape != rows.shape:
+        raise ShapeError(
+            f"{type(model).__name__} turns rows of shape {rows.shape[1:]} into outputs of shape "
+            f"{reconstruction.shape[1:]}; a reconstruction error compares each output with its input, so the model "
+            "must give back its input's shape"
+        )
+
+
 def feature_errors(model: Module, x: Any, batch_size: int = 1024) -> np.ndarray:
-    """Squared reconstruction error of every feature of every row: x (N, ...) -> (N, ...), same shape as x."""
-    if not getattr(model, "target_is_input", False):
-        raise DescendTypeError(f"reconstruction errors need an autoencoder; got {type(model).__name__}")
+    """Squared reconstruction error of every feature of every row: x (N, ...) -> (N, ...), same shape as x.
+
+    >>> import descend as dc
+    >>> feature_errors(dc.nn.Autoencoder([4, 2], rng=0), np.zeros((3, 4))).shape
+    (3, 4)
+    """
+    _check_model(model, "feature_errors")
     rows = _rows(model, x)
     reconstruction = predict(model, rows, batch_size=batch_size)
+    _check_reconstruction(model, rows, reconstruction)
     return (reconstruction - rows.astype(reconstruction.dtype)) ** 2
 
 
@@ -66,29 +94,56 @@ def _check_contamination(contamination: Any) -> float:
 
 
 class AnomalyDetector:
-    """Flags rows an autoencoder reconstructs badly, scikit-learn's outlier-detector style.
+    """Flags rows a model reconstructs badly, scikit-learn's outlier-detector style.
 
-    `fit(normal)` scores data taken as normal and sets `threshold_` so that a
-    `contamination` fraction of it would be flagged (or, with
-    `threshold_quantile`, at that quantile of the normal scores). The
-    autoencoder must be trained already (`dc.fit(model, MSELoss(), ...)`).
+    The model is any Module whose output has its input's shape: an
+    autoencoder of descend's, or one of your own. `fit(normal)` scores data
+    taken as normal and sets `threshold_` so that a `contamination` fraction
+    of it would be flagged (or, with `threshold_quantile`, at that quantile
+    of the normal scores). `fit(normal, epochs=50)` first trains the model to
+    reconstruct that data (mean squared error, x as its own target). Shapes:
+    x (N, ...) -> scores and predictions (N,).
 
-    Learned: threshold_, offset_ (= −threshold_), n_features_in_.
+    Learned: threshold_, offset_ (= −threshold_), n_features_in_, feature_shape_; history_ when fit trained.
+
+    >>> import descend as dc
+    >>> rows = np.random.default_rng(0).normal(size=(64, 6))
+    >>> model = dc.nn.Autoencoder([6, 3], output="linear", rng=0)
+    >>> detector = AnomalyDetector(model).fit(rows, epochs=2, progress=False)
+    >>> detector.predict(rows).shape, len(detector.history_["loss"])
+    ((64,), 2)
     """
 
     def __init__(self, model: Module, contamination: float = 0.01, threshold_quantile: float | None = None,
                  batch_size: int = 1024):
-        if not getattr(model, "target_is_input", False):
-            raise DescendTypeError(f"AnomalyDetector needs an autoencoder (a model that reconstructs x); got {type(model).__name__}")
+        _check_model(model, "AnomalyDetector")
         self.model = model
         self.contamination = _check_contamination(contamination)
         self.threshold_quantile = (None if threshold_quantile is None else
                                    check_real("threshold_quantile", threshold_quantile, low=0.0, high=1.0, low_open=True))
         self.batch_size = check_integer("batch_size", batch_size, low=1)
 
-    def fit(self, x: Any, y: Any = None) -> AnomalyDetector:
-        """Set the threshold from data taken as normal; returns self."""
+    def fit(self, x: Any, y: Any = None, epochs: int = 0, optimizer: Optimizer | None = None,
+            **fit_options: Any) -> AnomalyDetector:
+        """Set the threshold from data taken as normal, x (N, ...); returns self. y is ignored (scikit-learn's API).
+
+        With epochs > 0 the model is first trained to reconstruct x, x being
+        its own target: dc.fit(model, MSELoss(), optimizer, (x, x), epochs,
+        **fit_options), with Adam(lr=1e-3) when no optimizer is given;
+        fit_options go to dc.fit (batch_size, seed, progress, callbacks, ...).
+        A model whose output shape differs from x's is refused before it trains.
+        """
         rows = _rows(self.model, x)
+        epochs = check_integer("epochs", epochs, low=0)
+        if epochs:
+            _check_reconstruction(self.model, rows[:1], predict(self.model, rows[:1]))
+            optimizer = Adam(self.model.parameters(), lr=1e-3) if optimizer is None else optimizer
+            self.history_: History = train(self.model, MSELoss(), optimizer, (rows, rows), epochs=epochs,
+                                           **fit_options)
+        elif fit_options or optimizer is not None:
+            given = sorted(fit_options) + (["optimizer"] if optimizer is not None else [])
+            raise DescendValueError(f"fit: {', '.join(given)} set how the model trains, and epochs=0 trains nothing; "
+                                    "give epochs too, or leave them out")
         scores = reconstruction_error(self.model, rows, self.batch_size)
         quantile = self.threshold_quantile if self.threshold_quantile is not None else 1.0 - self.contamination
         self.threshold_ = float(np.quantile(scores.astype(np.float64), quantile))

@@ -327,9 +327,10 @@ def _check_record(path: Path, run: Any) -> None:
     _check(path, "progress.epoch_done", tally["epoch_done"], type(tally["epoch_done"]) is bool, "true or false")
     _check(path, "progress.loss_sum", tally["loss_sum"], _real(tally["loss_sum"]) and math.isfinite(tally["loss_sum"]),
            "a finite number")
-    correct = tally["correct_sum"]
-    _check(path, "progress.correct_sum", correct, correct is None or _real(correct) and 0 <= correct < math.inf,
-           "null or a finite number >= 0")
+    sums = tally["score_sums"]
+    _check(path, "progress.score_sums", sums, sums is None or isinstance(sums, dict) and len(sums) <= 64 and all(
+        isinstance(name, str) and len(name) <= 64 and _real(value) and math.isfinite(value)
+        for name, value in sums.items()), "null or a dict of at most 64 metric names to finite numbers")
     lr = tally["lr"]
     _check(path, "progress.lr", lr, _real(lr) and (math.isnan(lr) or 0 <= lr < math.inf),
            "NaN (no step yet) or a finite number >= 0")

@@ -83,7 +83,10 @@ def naming_arguments(function: Callable[..., Any]) -> Callable[..., Any]:
     The arguments are bound once before the call; the function itself runs unchanged.
     """
     signature = inspect.signature(function)
-    takes = ", ".join(name for name in signature.parameters if name != "self") or "no arguments"
+    names = list(signature.parameters)
+    if function.__name__ == "__init__":
+        names = names[1:]  # the instance, whatever the class calls it
+    takes = ", ".join(names) or "no arguments"
 
     @functools.wraps(function)
     def checked(*args: Any, **kwargs: Any) -> Any:
@@ -127,3 +130,40 @@ def check_reduction(reduction: Any) -> str:
     if not isinstance(reduction, str) or reduction not in REDUCTIONS:
         raise DescendValueError(f"reduction must be one of {', '.join(map(repr, REDUCTIONS))}; got {reduction!r:.80}")
     return reduction
+
+
+#: PyTorch's names for arguments that descend spells as NumPy does; both are accepted wherever the NumPy one is
+TORCH_NAMES = {"dim": "axis", "keepdim": "keepdims", "start_dim": "start_axis"}
+
+
+def accepting_torch_names(function: Callable[..., Any]) -> Callable[..., Any]:
+    """Wrap `function` so PyTorch's argument names (dim=, keepdim=, start_dim=) stand for its NumPy ones.
+
+    Only the names `function` has a NumPy twin for are accepted; passing both
+    spellings is an error naming them.
+
+    >>> @accepting_torch_names
+    ... def total(values, axis=None, keepdims=False):
+    ...     return np.sum(values, axis=axis, keepdims=keepdims)
+    >>> total(np.ones((2, 3)), dim=1, keepdim=True).shape
+    (2, 1)
+    """
+    parameters = inspect.signature(function).parameters
+    aliases = {torch: numpy for torch, numpy in TORCH_NAMES.items() if numpy in parameters and torch not in parameters}
+
+    @functools.wraps(function)
+    def accepting(*args: Any, **kwargs: Any) -> Any:
+        for torch, numpy in aliases.items():
+            if torch in kwargs:
+                if numpy in kwargs:
+                    owner = type(args[0]).__name__ if function.__name__ == "__init__" and args else function.__name__
+                    raise DescendTypeError(
+                        f"{owner}: got both {numpy}= and {torch}= (PyTorch's name for {numpy}); pass one of them"
+                    )
+                kwargs[numpy] = kwargs.pop(torch)
+        return function(*args, **kwargs)
+
+    if aliases and accepting.__doc__:
+        spelled = ", ".join(f"{torch}= for {numpy}=" for torch, numpy in aliases.items())
+        accepting.__doc__ = accepting.__doc__.rstrip() + f"\n\n    PyTorch's spelling is accepted too: {spelled}."
+    return accepting

@@ -64,6 +64,10 @@ class CheckpointWarning(UserWarning):
     """A damaged checkpoint was skipped on resuming and moved aside (into damaged/); the one before it was used."""
 
 
+class ParameterBufferWarning(UserWarning):
+    """A model's parameters moved to a new flat buffer (a submodule was replaced): an existing optimizer is stale."""
+
+
 class ModelFileWarning(UserWarning):
     """A model file that loads but will not compute anything useful: weights that are NaN or infinite."""
 

@@ -32,6 +32,12 @@ class Explanation:
 
     Prints as a plain-text table and renders as an HTML table in a notebook.
     `gradients` maps each input's name to ∂f/∂input.
+
+    >>> e = explain(lambda x, y: x * y, x=2.0, y=3.0)  # print(e) shows both tables
+    >>> e.value, e.gradients
+    (6.0, {'x': 3.0, 'y': 2.0})
+    >>> e.summary_lines()
+    ['∂f/∂x = 3.000', '∂f/∂y = 2.000', 'f = 6.000']
     """
 
     forward_rows: list[tuple[str, str, str]]

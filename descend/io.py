@@ -43,7 +43,8 @@ from descend.errors import (
 )
 from descend.files import checked_path, write_atomically, writable_target
 from descend.nn import init
-from descend.nn.module import Module, build_module, module_spec
+from descend.nn.module import Module, build_module, check_custom_objects, module_spec, qualified_name
+from descend.preprocessing import Preprocessing
 from descend.version import __version__
 
 FORMAT = "descend-model"
@@ -79,6 +80,9 @@ _FLOATS = {"float32": "F32", "float64": "F64"}
 #: which dtypes a tensor may have, by the first part of its name: the model's are the file's declared
 #: dtype ("declared"), an optimizer's and a module's carried state floats, a callback's any of _DTYPES
 _KINDS = {"model/": "declared", "optimizer/": "floats", "module/": "floats", "callback/": "any"}
+#: the metadata "contents" of a weights file (save_weights): only the model's arrays, under their plain
+#: state_dict names, all of the declared dtype, and no architecture
+WEIGHTS = "weights"
 
 
 def _safetensors_numpy():
@@ -90,8 +94,12 @@ def _safetensors_numpy():
 
 
 @naming_arguments
-def save(model: Module, path: str | os.PathLike, optimizer: Any = None) -> Path:
+def save(model: Module, path: str | os.PathLike, optimizer: Any = None,
+         preprocessing: Preprocessing | None = None) -> Path:
     """Write `model` (and optionally its optimizer's state) to one file, atomically; returns the path.
+
+    `preprocessing` records how the training inputs were scaled and what they looked like, for
+    `descend predict` (read it back with `read_preprocessing`).
 
     >>> import descend as dc, tempfile, os
     >>> path = os.path.join(tempfile.mkdtemp(), "tiny.dsc")
@@ -112,6 +120,11 @@ def save(model: Module, path: str | os.PathLike, optimizer: Any = None) -> Path:
         state = optimizer.state_dict()
         tensors.update({f"optimizer/{name}": value for name, value in state["arrays"].items()})
         metadata["optimizer"] = json.dumps(state["scalars"])
+    if preprocessing is not None:
+        if not isinstance(preprocessing, Preprocessing):
+            raise DescendTypeError(f"preprocessing must be a descend.preprocessing.Preprocessing or None; "
+                                   f"got {type(preprocessing).__name__}")
+        metadata["preprocessing"] = json.dumps(preprocessing.record())
     return write_file(path, tensors, metadata)
 
 
@@ -282,7 +295,8 @@ def _parse_header(path: Path, header_bytes: bytes, data_size: int) -> tuple[dict
     problem = _too_many("tensors", len(header) - 1, MAX_TENSORS)
     if problem:
         raise ModelFileError(f"{path}: {problem}")
-    entries = {name: _check_entry(path, name, entry, data_size, _FLOATS[dtype])
+    weights_only = metadata.get("contents") == WEIGHTS
+    entries = {name: _check_entry(path, name, entry, data_size, _FLOATS[dtype], weights_only)
                for name, entry in header.items() if name != "__metadata__"}
     end = 0
     for name, entry in sorted(entries.items(), key=lambda item: (item[1].start, item[1].stop)):
@@ -298,8 +312,9 @@ def _parse_header(path: Path, header_bytes: bytes, data_size: int) -> tuple[dict
     return header, entries
 
 
-def _check_entry(path: Path, name: str, entry: Any, data_size: int, declared: str) -> _Entry:
-    """Where a tensor lies, once its header entry is checked against the file's size and its dtype against its kind."""
+def _check_entry(path: Path, name: str, entry: Any, data_size: int, declared: str, weights_only: bool) -> _Entry:
+    """Where a tensor lies, once its header entry is checked against the file's size and its dtype against its kind
+    (in a weights file, every tensor is the model's)."""
     shape = entry.get("shape") if isinstance(entry, dict) else None
     offsets = entry.get("data_offsets") if isinstance(entry, dict) else None
     code = entry.get("dtype") if isinstance(entry, dict) else None
@@ -311,7 +326,7 @@ def _check_entry(path: Path, name: str, entry: Any, data_size: int, declared: st
             f"{{'dtype': one of {', '.join(_DTYPES)}, 'shape': at most {MAX_DIMS} whole numbers >= 0, "
             "'data_offsets': [start, stop]}"
         )
-    kind = next((kind for prefix, kind in _KINDS.items() if name.startswith(prefix)), None)
+    kind = "declared" if weights_only else next((kind for prefix, kind in _KINDS.items() if name.startswith(prefix)), None)
     if kind is None:
         raise ModelFileError(f"{path}: tensor {name!r:.80} belongs to nothing a descend file holds "
                              f"(names start with {', '.join(_KINDS)})")
@@ -396,24 +411,43 @@ def _contents(item: dict | list) -> Iterable[Any]:
 
 
 @naming_arguments
-def load(path: str | os.PathLike) -> Module:
+def load(path: str | os.PathLike, custom_objects: dict[str, Any] | None = None) -> Module:
     """Rebuild the model saved at `path`: its architecture from JSON, its weights from safetensors.
 
-    Weights that are NaN or infinite load, with a ModelFileWarning naming them.
+    A model of your own class, saved from a script, is recorded as
+    '__main__.Net': pass the class, `custom_objects={"Net": Net}` (and any
+    registered function the model takes, by name), or import the module that
+    defines it first. Weights that are NaN or infinite load, with a
+    ModelFileWarning naming them. A weights file (save_weights) has no
+    architecture: read it into a model built in code with `load_weights`.
+
+    >>> import descend as dc, tempfile, os
+    >>> path = os.path.join(tempfile.mkdtemp(), "tiny.dsc")
+    >>> _ = dc.save(dc.nn.MLP([2, 3, 1], rng=0), path)
+    >>> load(path).sizes
+    [2, 3, 1]
     """
+    custom_objects = check_custom_objects(custom_objects)  # the caller's mistake, named before the file is read
     header, raw = read_header(path)
-    return build_model(path, header, raw)
+    return build_model(path, header, raw, custom_objects)
 
 
-def build_model(path: str | os.PathLike, header: dict[str, Any], raw: bytes) -> Module:
+def build_model(path: str | os.PathLike, header: dict[str, Any], raw: bytes,
+                custom_objects: dict[str, Any] | None = None) -> Module:
     """The model a checked file (`read_header`'s header and bytes) describes, with its weights."""
     metadata = header["__metadata__"]
+    if metadata.get("contents") == WEIGHTS:
+        raise ModelFileError(
+            f"{path} holds only weights (written by save_weights), not the model's architecture: build the model "
+            f"in code ({str(metadata.get('model_class', 'its class')).rsplit('.', 1)[-1]:.80}(...)), then "
+            "dc.load_weights(model, path)"
+        )
     spec = read_architecture(path, metadata)
     held = sum(entry["values"] for name, entry in header.items() if name.startswith("model/"))
     try:
         # the architecture may ask for no more weights than the file holds: a hostile header cannot make us allocate
         with init.values_limit(held):
-            model = build_module(spec)
+            model = build_module(spec, custom_objects)
     except SizeLimitError as error:
         raise ModelFileError(f"{path}: the weights do not fit the architecture, which needs more than the file "
                              f"holds: {error}") from None
@@ -470,10 +504,95 @@ def under(tensors: dict[str, np.ndarray], prefix: str) -> dict[str, np.ndarray]:
 
 
 @naming_arguments
+def save_weights(model: Module, path: str | os.PathLike) -> Path:
+    """Write only `model`'s weights and state arrays, under their `state_dict` names, atomically; returns the path.
+
+    PyTorch's way (torch.save(model.state_dict())), in safetensors: the file
+    holds no architecture, so it loads into a model built in code, whatever
+    class or script defined it. Any safetensors reader sees the plain names.
+
+    >>> import descend as dc, tempfile, os
+    >>> path = os.path.join(tempfile.mkdtemp(), "tiny.weights")
+    >>> _ = dc.save_weights(dc.nn.MLP([2, 3, 1], rng=0), path)
+    >>> model = dc.load_weights(dc.nn.MLP([2, 3, 1], rng=1), path)
+    >>> bool((model.flat_buffer().data == dc.nn.MLP([2, 3, 1], rng=0).flat_buffer().data).all())
+    True
+    """
+    if not isinstance(model, Module):
+        raise DescendTypeError(f"model must be a descend Module (a layer or a model); got {type(model).__name__}")
+    metadata = {"contents": WEIGHTS, "dtype": model.flat_buffer().dtype.name,
+                "model_class": qualified_name(type(model))}
+    return write_file(path, model.state_dict(), metadata)
+
+
+@naming_arguments
+def load_weights(model: Module, path: str | os.PathLike) -> Module:
+    """Copy the weights saved at `path` into `model`, in place; returns the model.
+
+    `path` is a weights file (save_weights) or a whole model file (save),
+    whose weights are taken and architecture ignored. Names and shapes must
+    match `model.state_dict()`'s exactly; what differs is named.
+
+    >>> import descend as dc, tempfile, os
+    >>> path = os.path.join(tempfile.mkdtemp(), "tiny.weights")
+    >>> _ = dc.save_weights(dc.nn.Linear(2, 1, rng=0), path)
+    >>> model = load_weights(dc.nn.Linear(2, 1, rng=1), path)  # built with other weights, then overwritten
+    >>> model.weight.data.tolist() == dc.nn.Linear(2, 1, rng=0).weight.data.tolist()
+    True
+    """
+    if not isinstance(model, Module):
+        raise DescendTypeError(f"model must be a descend Module (a layer or a model); got {type(model).__name__}")
+    header, raw = read_header(path)
+    tensors = read_tensors(header, raw)
+    if header["__metadata__"].get("contents") != WEIGHTS:
+        tensors = under(tensors, "model/")
+    try:
+        model.load_state_dict(tensors)
+    except DescendValueError as error:
+        raise ModelFileError(f"{path}: its weights do not fit {type(model).__name__}: {error}") from None
+    return model
+
+
+@naming_arguments
 def load_optimizer_state(path: str | os.PathLike, optimizer: Any) -> None:
-    """Restore an optimizer's state (momentum, moments, step count) saved with `save(..., optimizer=)`."""
+    """Restore an optimizer's state (momentum, moments, step count) saved with `save(..., optimizer=)`.
+
+    >>> import descend as dc, tempfile, os
+    >>> path, model = os.path.join(tempfile.mkdtemp(), "tiny.dsc"), dc.nn.Linear(2, 1, rng=0)
+    >>> optimizer = dc.optim.Adam(model.parameters())
+    >>> optimizer.step()  # one step: the moments and the step count are its state
+    >>> _ = dc.save(model, path, optimizer=optimizer)
+    >>> resumed = dc.optim.Adam(dc.load(path).parameters())
+    >>> load_optimizer_state(path, resumed)
+    >>> resumed.iterations
+    1
+    """
     header, raw = read_header(path)
     if "optimizer" not in header["__metadata__"]:
         raise ModelFileError(f"{path} holds no optimizer state; save with save(model, path, optimizer=opt)")
     scalars = parse_json(path, header["__metadata__"]["optimizer"], "optimizer state")
     optimizer.load_state_dict({"arrays": under(read_tensors(header, raw), "optimizer/"), "scalars": scalars})
+
+
+@naming_arguments
+def read_preprocessing(path: str | os.PathLike) -> Preprocessing | None:
+    """How the training inputs of the model saved at `path` were scaled and what they looked like, every field
+    checked (a ModelFileError names the file and the field); None for a file saved without it.
+
+    >>> import descend as dc, tempfile, os, numpy as np
+    >>> from descend.preprocessing import Preprocessing
+    >>> path = os.path.join(tempfile.mkdtemp(), "tiny.dsc")
+    >>> record = Preprocessing.of(np.ones((4, 2), np.float32), "blobs", scale=255)
+    >>> _ = dc.save(dc.nn.MLP([2, 3, 1], rng=0), path, preprocessing=record)
+    >>> read_preprocessing(path) == record
+    True
+    """
+    header, _ = read_header(path)
+    text = header["__metadata__"].get("preprocessing")
+    if text is None:
+        return None
+    record = parse_json(path, text, "preprocessing record", constants=False)
+    try:
+        return Preprocessing.from_record(record)
+    except (DescendTypeError, DescendValueError) as error:
+        raise ModelFileError(f"{path}: its preprocessing record is malformed: {error}") from None

@@ -29,7 +29,15 @@ _EDGE = 3
 @dataclass(frozen=True)
 class LearningRateRange:
     """What lr_find measured: rates (steps,), the loss of each step and its centred moving average (steps,),
-    the rate of steepest fall, a tenth of the rate of lowest loss, and the suggestion (the smaller)."""
+    the rate of steepest fall, a tenth of the rate of lowest loss, and the suggestion (the smaller).
+
+    >>> import descend as dc
+    >>> model = dc.nn.Linear(2, 2, rng=0)
+    >>> found = lr_find(model, dc.nn.CrossEntropyLoss(), dc.optim.SGD(model.parameters(), lr=0.1),
+    ...                 (np.eye(2), np.array([0, 1])), steps=20)
+    >>> found.learning_rates.shape, found.losses.shape, found.suggestion == min(found.steepest, found.tenth_of_lowest)
+    ((20,), (20,), True)
+    """
 
     learning_rates: np.ndarray
     losses: np.ndarray
@@ -68,6 +76,14 @@ def lr_find(
     finite; the two readings are taken off a centred moving average of the losses. Afterwards the
     model (weights, running statistics, random generators, training mode) and the optimizer (state,
     step count, learning rate) are exactly as before.
+
+    >>> import descend as dc
+    >>> model = dc.nn.Linear(2, 2, rng=0)
+    >>> optimizer = dc.optim.SGD(model.parameters(), lr=0.1)
+    >>> found = lr_find(model, dc.nn.CrossEntropyLoss(), optimizer, (np.eye(2), np.array([0, 1])), steps=20)
+    >>> found  # doctest: +ELLIPSIS
+    LearningRateRange(20 steps from 1.0e-06 to 1.0e+01; steepest fall at ...: suggested learning rate ...)
+    >>> optimizer.lr = found.suggestion  # then fit
     """
     start_lr = check_real("start_lr", start_lr, low=0.0, low_open=True)
     end_lr = check_real("end_lr", end_lr, low=0.0, low_open=True)
@@ -83,7 +99,8 @@ def lr_find(
     buffer = model.flat_buffer()
     model_before = ModelSnapshot.take(model)
     saved = ({name: state.copy() for name, state in optimizer.state.items()},
-             optimizer.iterations, optimizer.base_lr, optimizer.schedule)
+             optimizer.iterations, optimizer.schedule, optimizer.defaults["lr"],
+             [group["lr"] for group in optimizer.param_groups])
     rates = start_lr * (end_lr / start_lr) ** (np.arange(steps) / (steps - 1))
     step = make_step(model, loss_fn)
     losses = []
@@ -100,14 +117,17 @@ def lr_find(
             if not np.isfinite(corrected) or corrected > diverge * best:
                 break
             best = min(best, corrected)
-            optimizer.base_lr = float(rate)
+            optimizer.lr = float(rate)
             optimizer.step()
     finally:
         model_before.restore(model)
         model.train(was_training)
         for name, state in saved[0].items():
             optimizer.state[name][...] = state
-        optimizer.iterations, optimizer.base_lr, optimizer.schedule = saved[1:]
+        optimizer.iterations, optimizer.schedule = saved[1:3]
+        optimizer.lr = saved[3]
+        for group, rate in zip(optimizer.param_groups, saved[4]):  # each group's own rate back
+            group["lr"] = rate
     tried, losses = rates[: len(losses)], np.array(losses)
     centred = _centred_average(losses, width=max(3, len(losses) // 15))
     steepest = _steepest_fall(tried, centred)

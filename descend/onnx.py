@@ -39,9 +39,12 @@ import numpy as np
 from descend.errors import DescendError, DescendTypeError, ShapeError
 from descend.files import writable_target, write_atomically
 from descend.nn.autoencoders import (
-    Autoencoder, ConvAutoencoder, DenoisingAutoencoder, SparseAutoencoder, TiedLinear, Upsample, VariationalAutoencoder,
+    Autoencoder, ConvAutoencoder, DenoisingAutoencoder, SparseAutoencoder, TiedLinear, VariationalAutoencoder,
 )
-from descend.nn.conv import AdaptiveAvgPool2d, AvgPool2d, BatchNorm1d, BatchNorm2d, Conv1d, Conv2d, MaxPool2d
+from descend.nn.conv import (
+    AdaptiveAvgPool2d, AvgPool2d, BatchNorm1d, BatchNorm2d, Conv1d, Conv2d, ConvTranspose1d, ConvTranspose2d, MaxPool2d,
+    Upsample,
+)
 from descend.nn.layers import (
     ELU, Dropout, Flatten, LeakyReLU, Linear, Maxout, ReLU, Sequential, Sigmoid, Softmax, Tanh,
 )
@@ -49,6 +52,7 @@ from descend.nn.models import MLP, CharRNN, LeNet5, LinearRegression, LogisticRe
 from descend.nn.module import Module
 from descend.nn.parameter import Parameter
 from descend.nn.recurrent import GRU, LSTM, RNN, Embedding
+from descend.ops.conv import padding_for
 from descend.tensor import Tensor, array_of, no_grad
 from descend.version import __version__
 
@@ -310,15 +314,54 @@ def _flatten(graph: _Graph, layer: Flatten, value: _Value) -> _Value:
     return graph.apply("Flatten", value, layer, axis=1)
 
 
-def _conv(graph: _Graph, layer: Conv1d | Conv2d, value: _Value) -> _Value:
-    def listed(setting: Any) -> list[int]:
-        return list(setting) if isinstance(setting, tuple) else [setting]
+def _listed(setting: Any) -> list[int]:
+    """A layer's setting per spatial axis: a pair as it is, a 1-D layer's int as one number."""
+    return list(setting) if isinstance(setting, tuple) else [setting]
 
-    padding = listed(layer.padding)
-    inputs = [graph.parameter(layer.weight)] + ([graph.parameter(layer.bias)] if layer.bias is not None else [])
-    return graph.apply("Conv", value, layer, *inputs, kernel_shape=listed(layer.kernel_size),
-                       strides=listed(layer.stride), pads=padding + padding, dilations=listed(layer.dilation),
+
+def _weights(graph: _Graph, layer: Module) -> list[str]:
+    return [graph.parameter(layer.weight)] + ([graph.parameter(layer.bias)] if layer.bias is not None else [])
+
+
+def _conv(graph: _Graph, layer: Conv1d | Conv2d, value: _Value) -> _Value:
+    return graph.apply("Conv", value, layer, *_weights(graph, layer), kernel_shape=_listed(layer.kernel_size),
+                       strides=_listed(layer.stride), pads=_conv_pads(layer), dilations=_listed(layer.dilation),
                        group=layer.groups)
+
+
+def _conv_pads(layer: Conv1d | Conv2d) -> list[int]:
+    """ONNX's pads, [begin per axis..., end per axis...], for padding given as numbers, "valid" or "same"."""
+    if not isinstance(layer.padding, str):
+        return _listed(layer.padding) * 2
+    kernel, dilation = _listed(layer.kernel_size), _listed(layer.dilation)
+    missing = 2 - len(kernel)  # a 1-D layer is asked as a 2-D one of height 1
+    after, dropped = padding_for(layer.padding, (1, 1), (*[1] * missing, *kernel), (*[1] * missing, *dilation),
+                                 type(layer).__name__)
+    # descend pads `after` zeros on both sides and drops the first `dropped` outputs: as `after − dropped` before
+    return [a - d for a, d in zip(after[missing:], dropped[missing:])] + list(after[missing:])
+
+
+def _conv_transpose(graph: _Graph, layer: ConvTranspose1d | ConvTranspose2d, value: _Value) -> _Value:
+    padding, extra = _listed(layer.padding), _listed(layer.output_padding)
+    # ONNX's ConvTranspose takes the weight as descend holds it, (in, out / groups, k...)
+    settings = dict(kernel_shape=_listed(layer.kernel_size), strides=_listed(layer.stride),
+                    dilations=_listed(layer.dilation), group=layer.groups)
+    if all(o < s for o, s in zip(extra, settings["strides"])):
+        return graph.apply("ConvTranspose", value, layer, *_weights(graph, layer), pads=padding + padding,
+                           output_padding=extra, **settings)
+    # output_padding >= stride (allowed below the dilation) is refused by onnxruntime: crop less at the end instead;
+    # positions past the last one any input pixel reaches (output_padding beyond the padding) hold the bias alone
+    out = graph.run(layer, value)
+    name = graph.node("ConvTranspose", [value.name, graph.parameter(layer.weight)],
+                      pads=padding + [max(p - o, 0) for p, o in zip(padding, extra)], **settings)[0]
+    beyond = [max(o - p, 0) for p, o in zip(padding, extra)]
+    if any(beyond):
+        pads = np.array([0] * (2 + len(extra) + 2) + beyond, dtype=np.int64)  # begins of every axis, then ends
+        name = graph.node("Pad", [name, graph.constant(pads, "output_padding")])[0]
+    if layer.bias is not None:
+        shape = graph.constant(np.array([-1] + [1] * len(extra), dtype=np.int64), "bias_shape")
+        name = graph.node("Add", [name, graph.node("Reshape", [graph.parameter(layer.bias), shape])[0]])[0]
+    return _Value(name, out)
 
 
 def _max_pool(graph: _Graph, layer: MaxPool2d, value: _Value) -> _Value:
@@ -348,11 +391,23 @@ def _batch_norm(graph: _Graph, layer: BatchNorm2d, value: _Value) -> _Value:
 
 
 def _upsample(graph: _Graph, layer: Upsample, value: _Value) -> _Value:
-    out = graph.run(layer, value)  # checks the scale factor
-    scale = np.array([1, 1, *np.broadcast_to(layer.scale_factor, 2)], dtype=np.float32)
-    # nearest with asymmetric coordinates and floor: output pixel i copies input pixel ⌊i / s⌋, a repeat
-    resized = graph.node("Resize", [value.name, "", graph.constant(scale, "upsample_scales")], mode="nearest",
-                         coordinate_transformation_mode="asymmetric", nearest_mode="floor")
+    out = graph.run(layer, value)  # checks the input's rank against the mode and the sizes
+    if layer.size is None:
+        scale = np.array([1, 1, *np.broadcast_to(layer.scale_factor, value.example.ndim - 2)], dtype=np.float32)
+        inputs = [value.name, "", graph.constant(scale, "upsample_scales")]
+    else:  # the batch and channels as they come, the rest as asked
+        head = graph.node("Slice", [graph.node("Shape", [value.name])[0],
+                                    graph.constant(np.array([0], dtype=np.int64), "upsample_start"),
+                                    graph.constant(np.array([2], dtype=np.int64), "upsample_end")])[0]
+        tail = graph.constant(np.array(out.shape[2:], dtype=np.int64), "upsample_size")
+        inputs = [value.name, "", "", graph.node("Concat", [head, tail], axis=0)[0]]
+    if layer.mode == "nearest":
+        # asymmetric coordinates and floor: output position i reads input ⌊i·in/out⌋, PyTorch's nearest
+        resized = graph.node("Resize", inputs, mode="nearest", coordinate_transformation_mode="asymmetric",
+                             nearest_mode="floor")
+    else:
+        corners = "align_corners" if layer.align_corners else "pytorch_half_pixel"
+        resized = graph.node("Resize", inputs, mode="linear", coordinate_transformation_mode=corners)
     return _Value(resized[0], out)
 
 
@@ -466,6 +521,8 @@ _CONVERTERS: dict[type, Callable[[_Graph, Any, _Value], _Value]] = {
     Flatten: _flatten,
     Conv1d: _conv,
     Conv2d: _conv,
+    ConvTranspose1d: _conv_transpose,
+    ConvTranspose2d: _conv_transpose,
     MaxPool2d: _max_pool,
     AvgPool2d: _avg_pool,
     AdaptiveAvgPool2d: _adaptive_avg_pool,

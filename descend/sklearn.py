@@ -4,6 +4,24 @@ Each estimator builds a descend model (an `nn.MLP`, or an `nn.Autoencoder` for t
 trains it with `descend.fit` and descend's optimizers; scikit-learn's own helpers check the input at the
 boundary, so the estimators pass scikit-learn's estimator checks and work in Pipeline, GridSearchCV, clone.
 
+scikit-learn's MLP parameters mean here what they mean there (its _multilayer_perceptron.py and
+_stochastic_optimizers.py are the reference): `alpha` adds alpha·‖W‖²/(2·n) to each minibatch's loss of
+n rows, on the layers' weights only, never their biases; `learning_rate` "invscaling" sets the SGD rate to
+learning_rate_init / (t_ + 1)^power_t after each epoch (t_ counts the rows trained on), "adaptive" divides
+it by 5 each time n_iter_no_change + 1 epochs in a row fail to improve by tol (and stops below 1e-6);
+`beta_1`, `beta_2`, `epsilon` are Adam's; fit stops once the training loss (with early_stopping, the
+validation score: accuracy, or R² for the regressor) has failed to improve by tol for more than
+n_iter_no_change epochs in a row, and a ConvergenceWarning comes only when max_iter epochs ran without
+that. The loss is scikit-learn's too, summed over a row's outputs: cross-entropy, binary cross-entropy
+summed over the labels for multilabel y, and half the squared error summed over the targets for the
+regressor; Adam adds epsilon to √v before the bias correction, as scikit-learn does (`Adam(eps_hat=True)`).
+From the same weights, with shuffle=False, the two train to the same weights within float32 rounding
+(tests/test_sklearn_meaning.py). What differs: a binary classifier has two softmax outputs where
+scikit-learn has one logistic output; random_state seeds descend's own draws (initial weights,
+shuffling, the validation split), so runs repeat exactly but are not scikit-learn's runs; n_iter_
+counts the epochs of every call (scikit-learn's, those of the latest); a regressor with k targets
+reports k times scikit-learn's loss_ (the sum it trains on, where scikit-learn reports the mean).
+
 The network is float32 and trains in float32. Predictions are computed from its weights in float64, so a
 row's prediction agrees, to float64 rounding, whatever batch it comes in: float32 BLAS rounds a one-row
 product and a many-row product differently, by about 1e-7, which scikit-learn's checks would see.
@@ -27,6 +45,7 @@ pickle as its JSON architecture and plain arrays (weights, optimizer state) and 
 from __future__ import annotations
 
 import contextlib
+import math
 import numbers
 import warnings
 from collections.abc import Iterator, Sequence
@@ -36,6 +55,7 @@ import numpy as np
 from sklearn import exceptions
 from sklearn.base import BaseEstimator, ClassifierMixin, OutlierMixin, RegressorMixin
 from sklearn.exceptions import ConvergenceWarning
+from sklearn.metrics import r2_score
 from sklearn.model_selection import train_test_split
 from sklearn.utils import Tags, check_random_state
 from sklearn.utils.multiclass import check_classification_targets, type_of_target, unique_labels
@@ -45,12 +65,15 @@ from descend.anomaly import reconstruction_error, threshold_for
 from descend.checks import check_fraction, check_integer, check_real
 from descend.errors import DescendError, DescendTypeError, DescendValueError
 from descend.nn.autoencoders import Autoencoder
+from descend.nn.layers import Linear
 from descend.nn.losses import BCEWithLogitsLoss, CrossEntropyLoss, MSELoss
 from descend.nn.models import MLP
 from descend.nn.module import Module, build_module, module_spec
+from descend.nn.parameter import Parameter
 from descend.ops import log_softmax
 from descend.optim import SGD, Adam, Optimizer, build_optimizer
-from descend.training import Callback, EarlyStopping, TrainingState
+from descend.tensor import Tensor
+from descend.training import Callback, TrainingState
 from descend.training import fit as descend_fit
 from descend.training import predict as descend_predict
 
@@ -58,6 +81,9 @@ from descend.training import predict as descend_predict
 ACTIVATIONS = {"relu": "relu", "tanh": "tanh", "logistic": "sigmoid", "sigmoid": "sigmoid",
                "leaky_relu": "leaky_relu", "elu": "elu"}
 SOLVERS = ("adam", "sgd")
+LEARNING_RATES = ("constant", "invscaling", "adaptive")
+#: scikit-learn's "adaptive" rate stops training once it is this small
+SMALLEST_ADAPTIVE_RATE = 1e-6
 _FLOATS = (np.float64, np.float32)  # what validate_data may hand over; anything else becomes float64
 
 
@@ -73,19 +99,25 @@ class _NeuralNetEstimator(BaseEstimator):
 
     def __init__(self, hidden_layer_sizes: int | Sequence[int] = (100,), activation: str = "relu",
                  dropout: float = 0.0, solver: str = "adam", alpha: float = 1e-4, batch_size: int | str = "auto",
-                 learning_rate_init: float = 1e-3, momentum: float = 0.9, nesterovs_momentum: bool = True,
-                 max_iter: int = 200, shuffle: bool = True, tol: float = 1e-4, n_iter_no_change: int = 10,
-                 early_stopping: bool = False, validation_fraction: float = 0.1, random_state: Any = None,
-                 verbose: bool = False, warm_start: bool = False):
+                 learning_rate: str = "constant", learning_rate_init: float = 1e-3, power_t: float = 0.5,
+                 momentum: float = 0.9, nesterovs_momentum: bool = True, beta_1: float = 0.9, beta_2: float = 0.999,
+                 epsilon: float = 1e-8, max_iter: int = 200, shuffle: bool = True, tol: float = 1e-4,
+                 n_iter_no_change: int = 10, early_stopping: bool = False, validation_fraction: float = 0.1,
+                 random_state: Any = None, verbose: bool = False, warm_start: bool = False):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
         self.dropout = dropout
         self.solver = solver
         self.alpha = alpha
         self.batch_size = batch_size
+        self.learning_rate = learning_rate
         self.learning_rate_init = learning_rate_init
+        self.power_t = power_t
         self.momentum = momentum
         self.nesterovs_momentum = nesterovs_momentum
+        self.beta_1 = beta_1
+        self.beta_2 = beta_2
+        self.epsilon = epsilon
         self.max_iter = max_iter
         self.shuffle = shuffle
         self.tol = tol
@@ -101,8 +133,17 @@ class _NeuralNetEstimator(BaseEstimator):
         raise NotImplementedError(f"{type(self).__name__} must define _new_network")
 
     def _loss(self) -> Module:
-        """The loss the network is trained to lower."""
+        """The loss the network is trained to lower, a mean over every output of the batch."""
         raise NotImplementedError(f"{type(self).__name__} must define _loss")
+
+    def _loss_scale(self) -> float:
+        """What turns `_loss()`'s mean over every output into scikit-learn's loss, a mean over rows of a sum over
+        a row's outputs (1 where they are the same)."""
+        return 1.0
+
+    def _validation_score(self, x: np.ndarray, targets: np.ndarray | None) -> float:
+        """early_stopping's score of the held-out rows, higher is better (scikit-learn's `score`)."""
+        raise NotImplementedError(f"{type(self).__name__} must define _validation_score")
 
     # -- training -------------------------------------------------------------
     def _check_hyperparameters(self) -> None:
@@ -111,8 +152,17 @@ class _NeuralNetEstimator(BaseEstimator):
         if self.solver not in SOLVERS:
             raise DescendValueError(f"solver must be one of {', '.join(map(repr, SOLVERS))}; got {self.solver!r}")
         check_real("alpha", self.alpha, low=0.0)
+        if not isinstance(self.learning_rate, str) or self.learning_rate not in LEARNING_RATES:
+            raise DescendValueError(
+                f"learning_rate must be one of {', '.join(map(repr, LEARNING_RATES))} (the rate's schedule; "
+                f"learning_rate_init is the rate); got {self.learning_rate!r}"
+            )
         check_real("learning_rate_init", self.learning_rate_init, low=0.0, low_open=True)
+        check_real("power_t", self.power_t, low=0.0)
         check_real("momentum", self.momentum, low=0.0, high=1.0, high_open=True)
+        check_real("beta_1", self.beta_1, low=0.0, high=1.0, high_open=True)
+        check_real("beta_2", self.beta_2, low=0.0, high=1.0, high_open=True)
+        check_real("epsilon", self.epsilon, low=0.0, low_open=True)
         check_integer("max_iter", self.max_iter, low=1)
         check_real("tol", self.tol, low=0.0)
         check_integer("n_iter_no_change", self.n_iter_no_change, low=1)
@@ -127,7 +177,12 @@ class _NeuralNetEstimator(BaseEstimator):
         return hasattr(self, "model_") and (incremental or bool(self.warm_start))
 
     def _start(self, n_features: int, n_outputs: int) -> None:
-        """A fresh network and optimizer, seeded from random_state; forget earlier training."""
+        """A fresh network and optimizer, seeded from random_state; forget earlier training.
+
+        What scikit-learn's stopping rule keeps starts here too, and lives on through warm starts and
+        partial_fit as there: the best loss (or validation score and its weights), the epochs without
+        improvement, and t_, the rows trained on.
+        """
         seeds = check_random_state(self.random_state).randint(np.iinfo(np.int32).max, size=2)
         self.model_ = self._new_network(n_features, n_outputs, np.random.default_rng(int(seeds[0])))
         self.optimizer_ = self._new_optimizer(self.model_)
@@ -135,55 +190,74 @@ class _NeuralNetEstimator(BaseEstimator):
         self._inference_model = _float64_copy(self.model_)
         self.n_outputs_ = n_outputs
         self.n_iter_ = 0
+        self.t_ = 0
         self.loss_curve_: list[float] = []
-        self.validation_loss_curve_: list[float] = []
+        self._no_improvement_count = 0
+        self._best_weights: np.ndarray | None = None
+        self.validation_scores_: list[float] | None = None
+        self.best_loss_: float | None = None
+        self._start_stopping_rule()
+
+    def _start_stopping_rule(self) -> None:
+        """Start what the stopping rule compares with, for the loss or (early_stopping) the validation score,
+        unless an earlier fit started it: the best loss, or the validation scores and the best of them."""
+        if self.early_stopping and self.validation_scores_ is None:
+            self.validation_scores_, self.best_validation_score_, self.best_loss_ = [], -np.inf, None
+        elif not self.early_stopping and self.best_loss_ is None:
+            self.best_loss_ = np.inf
 
     def _new_optimizer(self, model: Module) -> Optimizer:
-        """Adam, or SGD with (Nesterov) momentum, over the model's flat buffer; alpha is their weight decay."""
+        """Adam (beta_1, beta_2, and epsilon where scikit-learn adds it), or SGD with (Nesterov) momentum, over the
+        model's flat buffer, at learning_rate_init; alpha is in the loss (`_MLPLoss`), not a weight decay."""
         if self.solver == "adam":
-            return Adam(model.parameters(), lr=self.learning_rate_init, weight_decay=self.alpha)
+            return Adam(model.parameters(), lr=self.learning_rate_init, betas=(self.beta_1, self.beta_2),
+                        eps=self.epsilon, eps_hat=True)
         return SGD(model.parameters(), lr=self.learning_rate_init, momentum=self.momentum,
-                   nesterov=bool(self.nesterovs_momentum) and self.momentum > 0, weight_decay=self.alpha)
+                   nesterov=bool(self.nesterovs_momentum) and self.momentum > 0)
 
     def _train(self, x: np.ndarray, targets: np.ndarray | None, incremental: bool) -> None:
-        """Train with descend.fit: one epoch for partial_fit, else up to max_iter with a stopping rule.
+        """Train with descend.fit: one epoch for partial_fit, else up to max_iter with scikit-learn's stopping rule.
 
-        x (N, n_features); targets (N,) class indices, (N, k) values, or None for an autoencoder.
+        x (N, n_features); targets (N,) class indices, (N, k) values, or None for an autoencoder. As in
+        scikit-learn, fit starts a fresh solver (momentum, Adam's moments, the rate) even with warm_start;
+        partial_fit goes on with the one it has.
         """
-        x = x.astype(self.model_.flat_buffer().dtype, copy=False)
-        train, validation = _data(x, targets), None
-        callbacks: list[Callback] = []
+        if incremental and self.early_stopping:
+            raise DescendValueError("partial_fit does not support early_stopping=True: it trains one epoch on the "
+                                    "rows it is given, with none held out; use fit, or early_stopping=False")
         if not incremental:
-            callbacks.append(self._stopping_rule())
-            if self.early_stopping:
-                train, validation = self._validation_split(x, targets)
-        if self.verbose:
-            callbacks.append(_PrintLoss(self.n_iter_))
+            self.optimizer_ = self._new_optimizer(self.model_)
+        self._start_stopping_rule()
+        x = x.astype(self.model_.flat_buffer().dtype, copy=False)
+        train, held_out = _data(x, targets), None
+        if self.early_stopping:
+            train, validation = self._validation_split(x, targets)
+            held_out = (validation[0], validation[1] if len(validation) == 2 else None)
+        rules = _ScikitLearnRules(self, len(train[0]), held_out, self.n_iter_)
+        loss = _MLPLoss(self._loss(), self._loss_scale(), _weights_of(self.model_), float(self.alpha))
         epochs = 1 if incremental else self.max_iter
-        history = descend_fit(self.model_, self._loss(), self.optimizer_, train, epochs=epochs,
-                              batch_size=self._rows_per_batch(len(train[0])), validation=validation,
-                              shuffle=bool(self.shuffle), seed=self._seed, callbacks=callbacks, progress=False)
-        self.loss_curve_.extend(history["loss"])
-        if validation is not None:
-            self.validation_loss_curve_.extend(history["val_loss"])
+        history = descend_fit(self.model_, loss, self.optimizer_, train, epochs=epochs,
+                              batch_size=self._rows_per_batch(len(train[0])), shuffle=bool(self.shuffle),
+                              seed=self._seed, callbacks=[rules], progress=False)
         self.n_iter_ += len(history)
         self.loss_ = self.loss_curve_[-1]
-        if not incremental and len(history) == self.max_iter:
+        if self.early_stopping and self._best_weights is not None:
+            self.model_.flat_buffer().data[...] = self._best_weights  # scikit-learn ends with its best epoch's weights
+        if not incremental and len(history) == self.max_iter and not rules.stopped:
+            watched = "validation score" if self.early_stopping else "loss"
             warnings.warn(
-                f"{type(self).__name__}: max_iter={self.max_iter} epochs ran and the loss was still improving "
-                f"by more than tol={self.tol}; raise max_iter, or fit again with warm_start=True",
+                f"{type(self).__name__}: max_iter={self.max_iter} epochs ran and the {watched} had not yet stopped "
+                f"improving by tol={self.tol}; raise max_iter, or fit again with warm_start=True",
                 ConvergenceWarning,
             )
 
-    def _stopping_rule(self) -> EarlyStopping:
-        """Stop when the loss (with early_stopping, the validation loss) gains < tol for n_iter_no_change epochs."""
-        if self.early_stopping:
-            return EarlyStopping("val_loss", patience=self.n_iter_no_change, min_delta=self.tol,
-                                 restore_best_weights=True)
-        return EarlyStopping("loss", patience=self.n_iter_no_change, min_delta=self.tol, restore_best_weights=False)
-
     def _validation_split(self, x: np.ndarray, targets: np.ndarray | None) -> tuple[tuple, tuple]:
         """Hold out validation_fraction of the rows (stratified for class labels), the same rows on every call."""
+        if math.ceil(len(x) * self.validation_fraction) < 2:  # what train_test_split holds out
+            raise DescendValueError(
+                f"The validation set is too small: validation_fraction={self.validation_fraction} of {len(x)} rows "
+                "holds out fewer than 2. Increase 'validation_fraction' or the size of your dataset."
+            )
         if targets is None:
             train_x, validation_x = train_test_split(x, test_size=self.validation_fraction, random_state=self._seed)
             return (train_x,), (validation_x,)
@@ -252,23 +326,32 @@ class NeuralNetClassifier(ClassifierMixin, _NeuralNetEstimator):
         activation: 'relu', 'tanh', 'logistic' (= 'sigmoid'), 'leaky_relu' or 'elu', after each hidden layer.
         dropout: fraction of each hidden layer's units zeroed in training, in [0, 1).
         solver: 'adam' or 'sgd' (with momentum and nesterovs_momentum).
-        alpha: L2 penalty, added to every gradient as alpha · w (weight decay, biases included).
+        alpha: L2 penalty as scikit-learn's: alpha·‖W‖²/(2n) added to the loss of each minibatch of n rows, on
+            the layers' weights only (gradient alpha·W/n; biases are not penalised).
         batch_size: rows per minibatch; 'auto' is min(200, n_samples).
-        learning_rate_init: the optimizer's learning rate.
+        learning_rate: the SGD rate's schedule: 'constant'; 'invscaling', learning_rate_init / (t_ + 1)^power_t
+            set after each epoch (t_: the rows trained on so far); 'adaptive', divided by 5 whenever the
+            stopping rule below would stop, until it is below 1e-6. Adam keeps learning_rate_init.
+        learning_rate_init: the optimizer's first learning rate.
+        power_t: the exponent of 'invscaling'.
         momentum, nesterovs_momentum: SGD's momentum in [0, 1), and whether it is Nesterov's.
+        beta_1, beta_2, epsilon: Adam's (its betas and eps).
         max_iter: most epochs per fit (partial_fit always runs one).
         shuffle: reshuffle the rows every epoch.
-        tol, n_iter_no_change: fit stops once the training loss (the validation loss with early_stopping)
-            has not improved by tol for n_iter_no_change epochs in a row.
+        tol, n_iter_no_change: fit stops once the training loss (the validation score with early_stopping) has
+            failed to improve by tol for more than n_iter_no_change epochs in a row; reaching max_iter before
+            that gives a ConvergenceWarning.
         early_stopping, validation_fraction: hold out that fraction of the rows (stratified), stop on their
-            loss, and keep the weights of the best epoch.
+            accuracy, and end with the weights of the best one. partial_fit refuses it.
         random_state: None, an int or a RandomState; seeds the weights, shuffling, dropout and the split.
-        verbose: print each epoch's loss.
-        warm_start: fit trains the fitted network further instead of starting afresh.
+        verbose: print each epoch's loss (and validation score), as scikit-learn prints them.
+        warm_start: fit starts from the fitted network's weights instead of new ones (with a fresh solver, as
+            in scikit-learn).
 
     Learned: classes_, n_features_in_ (and feature_names_in_), n_outputs_, out_activation_ ('softmax' or,
     for multilabel y, 'logistic'), model_ (the descend MLP: (N, n_features_in_) -> logits (N, n_outputs_)),
-    optimizer_, n_iter_ (epochs trained in all), loss_, loss_curve_, validation_loss_curve_.
+    optimizer_, n_iter_ (epochs trained in all), t_ (rows trained on), loss_, loss_curve_, best_loss_
+    (None with early_stopping), validation_scores_ and best_validation_score_ (with early_stopping).
     """
 
     def fit(self, X: Any, y: Any) -> NeuralNetClassifier:
@@ -303,6 +386,16 @@ class NeuralNetClassifier(ClassifierMixin, _NeuralNetEstimator):
 
     def _loss(self) -> Module:
         return BCEWithLogitsLoss() if self.out_activation_ == "logistic" else CrossEntropyLoss()
+
+    def _loss_scale(self) -> float:
+        return float(self.n_outputs_) if self.out_activation_ == "logistic" else 1.0  # summed over the labels
+
+    def _validation_score(self, x: np.ndarray, targets: np.ndarray | None) -> float:
+        """The held-out rows' accuracy (for multilabel y, the fraction of rows with every label right)."""
+        logits = descend_predict(self._inference(), x)
+        if self.out_activation_ == "logistic":
+            return float(((logits > 0) == (targets > 0.5)).all(axis=1).mean())
+        return float((logits.argmax(axis=1) == targets).mean())
 
     @staticmethod
     def _first_classes(y: np.ndarray, classes: Any, incremental: bool, multilabel: bool) -> np.ndarray:
@@ -389,12 +482,16 @@ class NeuralNetRegressor(RegressorMixin, _NeuralNetEstimator):
     so scale y to about unit size (e.g. sklearn.compose.TransformedTargetRegressor with StandardScaler).
 
     Parameters: as NeuralNetClassifier's (hidden_layer_sizes, activation, dropout, solver, alpha,
-    batch_size, learning_rate_init, momentum, nesterovs_momentum, max_iter, shuffle, tol,
-    n_iter_no_change, early_stopping, validation_fraction, random_state, verbose, warm_start); the
-    validation split for early_stopping is not stratified.
+    batch_size, learning_rate, learning_rate_init, power_t, momentum, nesterovs_momentum, beta_1, beta_2,
+    epsilon, max_iter, shuffle, tol, n_iter_no_change, early_stopping, validation_fraction, random_state,
+    verbose, warm_start); early_stopping watches the held-out rows' R², and its split is not stratified.
+    The loss is scikit-learn's: half the squared error, summed over the targets, averaged over the rows;
+    for one target that is scikit-learn's loss_, for k targets k times it (scikit-learn trains on this
+    sum but reports its mean).
 
     Learned: n_features_in_ (and feature_names_in_), n_outputs_, model_ (the descend MLP:
-    (N, n_features_in_) -> (N, n_outputs_)), optimizer_, n_iter_, loss_, loss_curve_, validation_loss_curve_.
+    (N, n_features_in_) -> (N, n_outputs_)), optimizer_, n_iter_, t_, loss_, loss_curve_, best_loss_,
+    validation_scores_, best_validation_score_.
     """
 
     def fit(self, X: Any, y: Any) -> NeuralNetRegressor:
@@ -430,6 +527,13 @@ class NeuralNetRegressor(RegressorMixin, _NeuralNetEstimator):
     def _loss(self) -> Module:
         return MSELoss()
 
+    def _loss_scale(self) -> float:
+        return self.n_outputs_ / 2.0  # half the squared error, summed over the targets
+
+    def _validation_score(self, x: np.ndarray, targets: np.ndarray | None) -> float:
+        """The held-out rows' R² (over several targets, their mean)."""
+        return float(r2_score(targets, descend_predict(self._inference(), x)))
+
     def predict(self, X: Any) -> np.ndarray:
         """Predicted targets: X (n_samples, n_features) -> (n_samples,) for one target, else (n_samples, n_targets)."""
         outputs = self._outputs(X)
@@ -459,21 +563,25 @@ class AutoencoderOutlierDetector(OutlierMixin, _NeuralNetEstimator):
         hidden_layer_sizes: units of the encoder's layers between the input and the code (the decoder mirrors them).
         code_size: units of the code, the bottleneck; 'auto' is max(1, n_features // 2).
         contamination: the expected fraction of outliers in the training data, in (0, 0.5].
-        activation, solver, alpha, batch_size, learning_rate_init, momentum, nesterovs_momentum, max_iter,
-        shuffle, tol, n_iter_no_change, early_stopping, validation_fraction, random_state, verbose,
-        warm_start: as NeuralNetClassifier's.
+        activation, solver, alpha, batch_size, learning_rate, learning_rate_init, power_t, momentum,
+        nesterovs_momentum, beta_1, beta_2, epsilon, max_iter, shuffle, tol, n_iter_no_change, early_stopping,
+        validation_fraction, random_state, verbose, warm_start: as NeuralNetClassifier's; the loss is the mean
+        squared reconstruction error, and early_stopping watches minus its mean over the held-out rows.
 
     Learned: offset_, n_features_in_ (and feature_names_in_), model_ (the descend Autoencoder:
-    (N, n_features_in_) -> (N, n_features_in_)), optimizer_, n_iter_, loss_, loss_curve_, validation_loss_curve_.
+    (N, n_features_in_) -> (N, n_features_in_)), optimizer_, n_iter_, t_, loss_, loss_curve_, best_loss_,
+    validation_scores_, best_validation_score_.
     partial_fit trains one epoch and sets offset_ from the rows of that call.
     """
 
     def __init__(self, hidden_layer_sizes: int | Sequence[int] = (32,), code_size: int | str = "auto",
                  contamination: float = 0.1, activation: str = "relu", solver: str = "adam", alpha: float = 1e-4,
-                 batch_size: int | str = "auto", learning_rate_init: float = 1e-3, momentum: float = 0.9,
-                 nesterovs_momentum: bool = True, max_iter: int = 200, shuffle: bool = True, tol: float = 1e-4,
-                 n_iter_no_change: int = 10, early_stopping: bool = False, validation_fraction: float = 0.1,
-                 random_state: Any = None, verbose: bool = False, warm_start: bool = False):
+                 batch_size: int | str = "auto", learning_rate: str = "constant", learning_rate_init: float = 1e-3,
+                 power_t: float = 0.5, momentum: float = 0.9, nesterovs_momentum: bool = True, beta_1: float = 0.9,
+                 beta_2: float = 0.999, epsilon: float = 1e-8, max_iter: int = 200, shuffle: bool = True,
+                 tol: float = 1e-4, n_iter_no_change: int = 10, early_stopping: bool = False,
+                 validation_fraction: float = 0.1, random_state: Any = None, verbose: bool = False,
+                 warm_start: bool = False):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.code_size = code_size
         self.contamination = contamination
@@ -481,9 +589,14 @@ class AutoencoderOutlierDetector(OutlierMixin, _NeuralNetEstimator):
         self.solver = solver
         self.alpha = alpha
         self.batch_size = batch_size
+        self.learning_rate = learning_rate
         self.learning_rate_init = learning_rate_init
+        self.power_t = power_t
         self.momentum = momentum
         self.nesterovs_momentum = nesterovs_momentum
+        self.beta_1 = beta_1
+        self.beta_2 = beta_2
+        self.epsilon = epsilon
         self.max_iter = max_iter
         self.shuffle = shuffle
         self.tol = tol
@@ -523,6 +636,10 @@ class AutoencoderOutlierDetector(OutlierMixin, _NeuralNetEstimator):
     def _loss(self) -> Module:
         return MSELoss()
 
+    def _validation_score(self, x: np.ndarray, targets: np.ndarray | None) -> float:
+        """Minus the held-out rows' mean squared reconstruction error."""
+        return -float(reconstruction_error(self._inference(), x).mean())
+
     def score_samples(self, X: Any) -> np.ndarray:
         """Minus each row's mean squared reconstruction error: (n_samples, n_features) -> (n_samples,).
 
@@ -540,18 +657,113 @@ class AutoencoderOutlierDetector(OutlierMixin, _NeuralNetEstimator):
         return np.where(self.decision_function(X) < 0, -1, 1)
 
 
-class _PrintLoss(Callback):
-    """verbose=True: one line per epoch, numbered across calls, as scikit-learn's MLP prints them."""
+class _MLPLoss(Module):
+    """scikit-learn's MLP loss of a minibatch of n rows: scale · loss(output, target) + alpha · Σ‖W‖² / (2n).
 
-    def __init__(self, epochs_before: int):
-        self.epochs_before = epochs_before
+    `scale` makes the loss's mean over every output scikit-learn's mean over rows of a sum over each row's
+    outputs; the penalty covers the layers' weights W, not their biases, and is per row of the batch, so
+    its gradient is alpha · W / n, as scikit-learn's _backprop adds it. fit weighs each batch by its rows,
+    so an epoch's loss is scikit-learn's loss_ with the penalty in it.
+    """
+
+    reduction = "mean"
+
+    def __init__(self, loss: Module, scale: float, weights: list[Parameter], alpha: float):
+        self.loss, self.scale, self.weights, self.alpha = loss, scale, weights, alpha
+
+    def forward(self, output: Tensor, target: np.ndarray) -> Tensor:
+        """The batch's loss, a scalar: output (n, k) and its target -> ()."""
+        loss = self.loss(output, target)
+        if self.scale != 1.0:
+            loss = loss * self.scale
+        if self.alpha:
+            squares = (self.weights[0] * self.weights[0]).sum()
+            for weight in self.weights[1:]:
+                squares = squares + (weight * weight).sum()
+            loss = loss + squares * (0.5 * self.alpha / len(target))
+        return loss
+
+
+class _ScikitLearnRules(Callback):
+    """What scikit-learn's MLP does after each epoch, in its order (_fit_stochastic, SGDOptimizer):
+
+    count the rows trained on (t_) and keep the loss; print it with verbose; count the epochs without an
+    improvement of tol in the loss, or with early_stopping in the validation score (keeping the best
+    weights); with learning_rate="invscaling" set the SGD rate to learning_rate_init / (t_ + 1)^power_t;
+    once the count passes n_iter_no_change, with learning_rate="adaptive" divide the SGD rate by 5 and count
+    again (stopping once it is below 1e-6), else stop (`stopped`).
+    """
+
+    def __init__(self, estimator: _NeuralNetEstimator, rows: int,
+                 validation: tuple[np.ndarray, np.ndarray | None] | None, epochs_before: int):
+        self.estimator, self.rows, self.validation, self.epochs_before = estimator, rows, validation, epochs_before
+        self.stopped = False
 
     def on_epoch_end(self, state: TrainingState, record: dict[str, float]) -> None:
-        """Print the epoch's training loss, and its validation loss when there is one."""
-        line = f"Iteration {self.epochs_before + int(record['epoch'])}, loss = {record['loss']:.8f}"
-        if "val_loss" in record:
-            line += f", validation loss = {record['val_loss']:.8f}"
-        print(line)
+        """Keep the loss, count the epochs without improvement, set the rate, and stop as scikit-learn would."""
+        estimator, optimizer = self.estimator, state.optimizer
+        estimator.t_ += self.rows
+        estimator.loss_curve_.append(record["loss"])
+        self._say(f"Iteration {self.epochs_before + int(record['epoch'])}, loss = {record['loss']:.8f}")
+        improved = self._validation_improved(state) if self.validation is not None else self._loss_improved()
+        estimator._no_improvement_count = 0 if improved else estimator._no_improvement_count + 1
+        sgd = estimator.solver == "sgd"
+        if sgd and estimator.learning_rate == "invscaling":
+            _set_rate(optimizer, estimator.learning_rate_init / (estimator.t_ + 1) ** estimator.power_t)
+        if estimator._no_improvement_count <= estimator.n_iter_no_change:
+            return
+        watched = "Validation score" if self.validation is not None else "Training loss"
+        news = (f"{watched} did not improve more than tol={estimator.tol:f} for {estimator.n_iter_no_change} "
+                "consecutive epochs.")
+        if sgd and estimator.learning_rate == "adaptive" and optimizer.lr > SMALLEST_ADAPTIVE_RATE:
+            _set_rate(optimizer, optimizer.lr / 5.0)
+            estimator._no_improvement_count = 0
+            self._say(f"{news} Setting learning rate to {optimizer.lr:f}")
+            return
+        too_small = "Learning rate too small. " if sgd and estimator.learning_rate == "adaptive" else ""
+        self._say(f"{news} {too_small}Stopping.")
+        state.stop = self.stopped = True
+
+    def _loss_improved(self) -> bool:
+        """Whether the epoch's loss beat the best by tol; the best is kept whenever beaten at all."""
+        estimator, loss = self.estimator, self.estimator.loss_curve_[-1]
+        improved = not loss > estimator.best_loss_ - estimator.tol
+        estimator.best_loss_ = min(estimator.best_loss_, loss)
+        return improved
+
+    def _validation_improved(self, state: TrainingState) -> bool:
+        """Whether the held-out rows' score beat the best by tol; a better score keeps its weights."""
+        estimator = self.estimator
+        score = estimator._validation_score(*self.validation)
+        estimator.validation_scores_.append(score)
+        self._say(f"Validation score: {score:f}")
+        improved = not score < estimator.best_validation_score_ + estimator.tol
+        if score > estimator.best_validation_score_:
+            estimator.best_validation_score_ = score
+            estimator._best_weights = state.model.flat_buffer().data.copy()
+        return improved
+
+    def _say(self, line: str) -> None:
+        if self.estimator.verbose:
+            print(line)
+
+
+def _set_rate(optimizer: Optimizer, rate: float) -> None:
+    """Give the optimizer a new rate from the next step on, as scikit-learn's SGD changes its rate.
+
+    scikit-learn's velocity holds rate · gradients (v ← μ·v − lr·g); descend's, torch's way, holds the
+    gradients alone and is multiplied by the rate at each step. Scaling descend's by old/new when the
+    rate changes keeps the two the same velocity, so the steps after the change are scikit-learn's too.
+    """
+    velocity = optimizer.state.get("momentum_buffer")
+    if velocity is not None:
+        velocity *= optimizer.lr / rate
+    optimizer.lr = rate
+
+
+def _weights_of(model: Module) -> list[Parameter]:
+    """The weights of the model's dense layers (scikit-learn's coefs_), which alpha penalises; biases are not."""
+    return [module.weight for module in model.modules() if isinstance(module, Linear)]
 
 
 def _mlp(estimator: _NeuralNetEstimator, n_features: int, n_outputs: int, rng: np.random.Generator) -> Module:

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from descend.checks import accepting_torch_names
 from descend.errors import DescendTypeError, DescendValueError, ShapeError
 
 if TYPE_CHECKING:
@@ -338,27 +339,33 @@ class Tensor:
     __hash__ = object.__hash__
 
     # -- methods: NumPy's names ---------------------------------------------
+    @accepting_torch_names
     def argmax(self, axis: Any = None, keepdims: bool = False) -> Tensor:
         """The index of the largest value along `axis` (of all, flattened, for None): an integer tensor, off the
         tape (an index has no gradient), e.g. the predicted class of logits (N, C) with axis=1."""
         return ops.argmax(self, axis=axis, keepdims=keepdims)
 
+    @accepting_torch_names
     def flatten(self, start_axis: int = 0) -> Tensor:
         """The axes from `start_axis` on as one: (N, C, H, W).flatten(1) -> (N, C·H·W); see descend.ops.flatten."""
         return ops.flatten(self, start_axis)
 
+    @accepting_torch_names
     def sum(self, axis: Any = None, keepdims: bool = False) -> Tensor:
         """Sum over `axis` (an int, a tuple, or None for all); see descend.ops.sum."""
         return ops.sum(self, axis=axis, keepdims=keepdims)
 
+    @accepting_torch_names
     def mean(self, axis: Any = None, keepdims: bool = False) -> Tensor:
         """Mean over `axis` (an int, a tuple, or None for all); see descend.ops.mean."""
         return ops.mean(self, axis=axis, keepdims=keepdims)
 
+    @accepting_torch_names
     def max(self, axis: Any = None, keepdims: bool = False) -> Tensor:
         """Largest value over `axis`; ties share the gradient; see descend.ops.max."""
         return ops.max(self, axis=axis, keepdims=keepdims)
 
+    @accepting_torch_names
     def min(self, axis: Any = None, keepdims: bool = False) -> Tensor:
         """Smallest value over `axis`; ties share the gradient; see descend.ops.min."""
         return ops.min(self, axis=axis, keepdims=keepdims)
@@ -424,10 +431,12 @@ class Tensor:
         """Values limited to [min, max]; either bound may be None."""
         return ops.clip(self, min, max)
 
+    @accepting_torch_names
     def softmax(self, axis: int = -1) -> Tensor:
         """Probabilities along `axis` that sum to 1; same shape."""
         return ops.softmax(self, axis=axis)
 
+    @accepting_torch_names
     def log_softmax(self, axis: int = -1) -> Tensor:
         """log(softmax(x)) along `axis`, computed stably; same shape."""
         return ops.log_softmax(self, axis=axis)

@@ -69,7 +69,9 @@ def plot_descent_paths(surface: Callable[[np.ndarray, np.ndarray], np.ndarray], 
                           cmap="viridis", linewidths=0.7)
     figure.colorbar(levels, ax=axes, label="loss")
     if minimum is not None:
-        axes.plot(*np.ravel(minimum), marker="*", markersize=14, color="black", linestyle="none", label="minimum")
+        # drawn above the paths, which end on it, with a white rim to stand out on the darkest contours
+        axes.plot(*np.ravel(minimum), marker="*", markersize=16, color="black", markeredgecolor="white",
+                  linestyle="none", label="minimum", zorder=5)
     curve = figure.add_subplot(1, 2, 2)
     for name, track in paths.items():
         track = np.asarray(track, dtype=np.float64)
@@ -78,7 +80,8 @@ def plot_descent_paths(surface: Callable[[np.ndarray, np.ndarray], np.ndarray], 
     axes.set_title(title)
     axes.set_xlabel("w1")
     axes.set_ylabel("w2")
-    axes.legend(fontsize=8)
+    # below the axes, not on them: wherever it sits inside, some start or minimum falls under it
+    axes.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=2)
     curve.set_yscale("log")
     curve.set_title("Loss against steps")
     curve.set_xlabel("step")

@@ -21,10 +21,10 @@ from descend.ops.elementwise import (
     Abs, Add, Clip, Cos, Div, Elu, Exp, LeakyRelu, Log, Mul, Neg, Pow, Relu, Sigmoid, Sin, Softplus, Sqrt, Sub,
     Tanh, Where,
 )
-from descend.ops.conv import Conv2d
+from descend.ops.conv import Conv2d, ConvTranspose2d
 from descend.ops.matmul import Linear, MatMul
 from descend.ops.normalization import BatchNorm
-from descend.ops.pool import AvgPool2d, MaxPool2d, Upsample2d
+from descend.ops.pool import AvgPool2d, Interpolate, MaxPool2d, Upsample2d
 from descend.ops.recurrent import GRULayer, LSTMLayer, RNNLayer
 from descend.ops.reduce import Max, Mean, Min, Sum
 from descend.ops.shape import Concat, GetItem, Reshape, Transpose
@@ -401,6 +401,45 @@ row("conv1d", lambda x, w, b: dc.ops.conv1d(x, w, b, stride=2, padding=1, dilati
     lambda x, w, b: F.conv1d(x, w, b, stride=2, padding=1, dilation=2))
 row("conv1d_groups", lambda x, w: dc.ops.conv1d(x, w, groups=2), [normal(2, 4, 6), normal(2, 2, 3)], [Reshape, Conv2d],
     lambda x, w: F.conv1d(x, w, groups=2))
+# padding="same": an odd total padding (an even kernel) pads one more zero before too and drops that first output
+CONV2D_SAME = [
+    # name, x shape, weight shape, keyword arguments, ops on the tape
+    ("same_odd_kernel_dilated", (2, 2, 6, 5), (3, 2, 3, 3), dict(padding="same", dilation=2), [Conv2d]),
+    ("same_even_kernels", (2, 2, 6, 5), (3, 2, 4, 2), dict(padding="same"), [Conv2d, GetItem]),
+    ("same_even_kernel_dilated", (1, 2, 7, 6), (2, 2, 2, 3), dict(padding="same", dilation=(3, 2)), [Conv2d, GetItem]),
+    ("valid", (2, 2, 6, 5), (3, 2, 3, 2), dict(padding="valid"), [Conv2d]),
+]
+for case, x_shape, w_shape, options, ops in CONV2D_SAME:
+    row(f"conv2d_{case}", lambda x, w, b, o=options: dc.ops.conv2d(x, w, b, **o),
+        [normal(*x_shape), normal(*w_shape), normal(w_shape[0])], ops,
+        lambda x, w, b, o=options: F.conv2d(x, w, b, **o))
+row("conv1d_same_even_kernel", lambda x, w, b: dc.ops.conv1d(x, w, b, padding="same", dilation=3),
+    [normal(2, 3, 9), normal(4, 3, 4), normal(4)], [Reshape, Conv2d, GetItem],
+    lambda x, w, b: F.conv1d(x, w, b, padding="same", dilation=3))
+
+CONV_TRANSPOSE2D = [
+    # name, x shape, weight shape (in, out/groups, kh, kw), keyword arguments
+    ("plain", (2, 3, 4, 5), (3, 2, 3, 3), {}),
+    ("stride_padding_output_padding", (2, 2, 4, 3), (2, 3, 3, 3), dict(stride=2, padding=1, output_padding=1)),
+    ("rect", (1, 2, 3, 4), (2, 2, 2, 3), dict(stride=(2, 3), padding=(0, 1), output_padding=(1, 2))),
+    ("dilation", (2, 2, 4, 4), (2, 3, 3, 2), dict(stride=2, padding=1, dilation=2)),
+    ("output_padding_past_the_stride", (1, 2, 4, 3), (2, 2, 3, 3), dict(padding=1, output_padding=2, dilation=3)),
+    ("groups", (2, 4, 3, 3), (4, 3, 3, 3), dict(stride=2, groups=2)),
+]
+for case, x_shape, w_shape, options in CONV_TRANSPOSE2D:
+    out_channels = w_shape[1] * options.get("groups", 1)
+    row(f"conv_transpose2d_{case}", lambda x, w, b, o=options: dc.ops.conv_transpose2d(x, w, b, **o),
+        [normal(*x_shape), normal(*w_shape), normal(out_channels)], [ConvTranspose2d],
+        lambda x, w, b, o=options: F.conv_transpose2d(x, w, b, **o))
+row("conv_transpose2d_no_bias", lambda x, w: dc.ops.conv_transpose2d(x, w, stride=3, padding=2),
+    [normal(2, 3, 3, 3), normal(3, 2, 4, 4)], [ConvTranspose2d],
+    lambda x, w: F.conv_transpose2d(x, w, stride=3, padding=2))
+row("conv_transpose1d", lambda x, w, b: dc.ops.conv_transpose1d(x, w, b, stride=2, padding=3, output_padding=1),
+    [normal(2, 3, 6), normal(3, 4, 7), normal(4)], [Reshape, ConvTranspose2d],
+    lambda x, w, b: F.conv_transpose1d(x, w, b, stride=2, padding=3, output_padding=1))
+row("conv_transpose1d_groups_dilation", lambda x, w: dc.ops.conv_transpose1d(x, w, groups=2, dilation=2),
+    [normal(2, 4, 5), normal(4, 1, 3)], [Reshape, ConvTranspose2d],
+    lambda x, w: F.conv_transpose1d(x, w, groups=2, dilation=2))
 
 POOL2D = [
     ("2x2", 2, None, 0, (2, 3, 6, 4)),
@@ -480,6 +519,22 @@ row("upsample2d", lambda x: dc.ops.upsample2d(x, 2), [normal(2, 3, 3, 4)], [Upsa
     lambda x: F.interpolate(x, scale_factor=2, mode="nearest"))
 row("upsample2d_rect", lambda x: dc.ops.upsample2d(x, (1, 3)), [normal(1, 2, 3, 2)], [Upsample2d],
     lambda x: F.interpolate(x, scale_factor=(1, 3), mode="nearest"))
+INTERPOLATE = [
+    # name, x shape, keyword arguments (descend's and F.interpolate's alike), ops on the tape
+    ("nearest_scale_1d", (2, 3, 4), dict(scale_factor=3), [Reshape, Upsample2d]),
+    ("nearest_scale_2d", (2, 2, 3, 2), dict(scale_factor=(2, 3)), [Upsample2d]),
+    ("nearest_size_1d", (2, 3, 5), dict(size=12), [Interpolate]),
+    ("nearest_size_2d_down_and_up", (1, 2, 5, 4), dict(size=(3, 7)), [Interpolate]),
+    ("linear_scale", (2, 3, 5), dict(scale_factor=3, mode="linear"), [Interpolate]),
+    ("linear_size_down", (2, 2, 7), dict(size=4, mode="linear"), [Interpolate]),
+    ("linear_align_corners", (2, 2, 5), dict(size=8, mode="linear", align_corners=True), [Interpolate]),
+    ("bilinear_scale", (2, 2, 3, 4), dict(scale_factor=(2, 3), mode="bilinear"), [Interpolate]),
+    ("bilinear_size", (1, 2, 4, 5), dict(size=(7, 3), mode="bilinear"), [Interpolate]),
+    ("bilinear_align_corners", (1, 2, 3, 4), dict(size=(5, 7), mode="bilinear", align_corners=True), [Interpolate]),
+]
+for case, shape, options, ops in INTERPOLATE:
+    row(f"interpolate_{case}", lambda x, o=options: dc.ops.interpolate(x, **o), [normal(*shape)], ops,
+        lambda x, o=options: F.interpolate(x, **o))
 
 
 # -- capsules: squash (a primitive), predictions (a primitive) and routing by agreement (composed) --------

@@ -89,10 +89,77 @@ def test_the_top_feature_error_points_at_a_broken_column():
     assert np.mean([row[0][0] == 3 for row in detector.explain(broken, top=1)]) > 0.8
 
 
+class WindowAutoencoder(nn.Module):
+    """A user's own model, Keras' Conv1D anomaly tutorial in small: windows (N, 1, 64) -> (N, 4, 16) -> (N, 1, 64).
+
+    It does not set target_is_input: the detector trains it with the windows as their own targets.
+    """
+
+    def __init__(self, rng=None):
+        rng = np.random.default_rng(rng)
+        self.encoder = nn.Sequential(nn.Conv1d(1, 8, 7, stride=2, padding=3, rng=rng), nn.ReLU(),
+                                     nn.Conv1d(8, 4, 7, stride=2, padding=3, rng=rng), nn.ReLU())
+        self.decoder = nn.Sequential(
+            nn.ConvTranspose1d(4, 4, 7, stride=2, padding=3, output_padding=1, rng=rng), nn.ReLU(),
+            nn.ConvTranspose1d(4, 8, 7, stride=2, padding=3, output_padding=1, rng=rng), nn.ReLU(),
+            nn.Conv1d(8, 1, 7, padding="same", rng=rng),
+        )
+
+    def forward(self, x):
+        return self.decoder(self.encoder(x))
+
+
+def sine_windows(rng, n):
+    """(n, 1, 64) windows of a noisy sine of period 24, random phase and amplitude: normal behaviour."""
+    phase, amplitude = rng.uniform(0, 2 * np.pi, (n, 1)), rng.uniform(0.8, 1.2, (n, 1))
+    wave = amplitude * np.sin(2 * np.pi * np.arange(64) / 24 + phase) + 0.05 * rng.standard_normal((n, 64))
+    return wave[:, None, :].astype(np.float32)
+
+
+def test_a_users_conv1d_autoencoder_trained_by_the_detector_flags_stalled_windows():
+    rng = np.random.default_rng(0)
+    normal, held_out, stalled = sine_windows(rng, 512), sine_windows(rng, 200), sine_windows(rng, 100)
+    for row, start in enumerate(rng.integers(8, 48, len(stalled))):
+        stalled[row, 0, start : start + 12] = stalled[row, 0, start]  # the sensor sticks for 12 steps
+    model = WindowAutoencoder(rng=0)
+    assert not model.target_is_input
+    detector = anomaly.AnomalyDetector(model, contamination=0.01).fit(normal, epochs=60, batch_size=32,
+                                                                      progress=False)
+    assert len(detector.history_["loss"]) == 60 and detector.feature_shape_ == (1, 64)
+    assert (detector.predict(held_out) == 1).mean() >= 0.95
+    assert (detector.predict(stalled) == -1).mean() >= 0.95  # an untrained model flags about 1 in 10
+    assert anomaly.feature_errors(model, stalled[:3]).shape == (3, 1, 64)
+
+
+def test_a_model_that_does_not_give_back_its_inputs_shape_is_refused_naming_both():
+    class Halver(nn.Module):
+        def __init__(self):
+            self.conv = nn.Conv1d(1, 1, 3, stride=2, padding=1, rng=0)
+
+        def forward(self, x):
+            return self.conv(x)
+
+    windows = sine_windows(np.random.default_rng(0), 8)
+    before = Halver().state_dict()
+    for fit in (lambda detector: detector.fit(windows, epochs=3), lambda detector: detector.fit(windows)):
+        model = Halver()
+        with pytest.raises(ShapeError) as raised:
+            fit(anomaly.AnomalyDetector(model))
+        assert "Halver" in str(raised.value) and "(1, 64)" in str(raised.value) and "(1, 32)" in str(raised.value)
+        assert all(np.array_equal(value, before[name]) for name, value in model.state_dict().items())  # untrained
+
+
 @pytest.mark.parametrize(
     "call, error, words",
     [
-        (lambda: anomaly.AnomalyDetector(nn.MLP([4, 2]), contamination=0.1), DescendTypeError, ["autoencoder", "MLP"]),
+        (lambda: anomaly.AnomalyDetector(nn.MLP([4, 2]), contamination=0.1).fit(np.zeros((5, 4))), ShapeError,
+         ["MLP", "(4,)", "(2,)"]),
+        (lambda: anomaly.reconstruction_error(nn.MLP([4, 2]), np.zeros((5, 4))), ShapeError, ["MLP", "(4,)", "(2,)"]),
+        (lambda: anomaly.AnomalyDetector("model"), DescendTypeError, ["Module", "str"]),
+        (lambda: anomaly.AnomalyDetector(nn.Autoencoder([4, 2])).fit(np.zeros((5, 4)), batch_size=8),
+         DescendValueError, ["batch_size", "epochs"]),
+        (lambda: anomaly.AnomalyDetector(nn.Autoencoder([4, 2])).fit(np.zeros((5, 4)), epochs=-1), DescendValueError,
+         ["epochs", ">= 0"]),
         (lambda: anomaly.AnomalyDetector(nn.Autoencoder([4, 2]), contamination=0.0), DescendError, ["contamination"]),
         (lambda: anomaly.AnomalyDetector(nn.Autoencoder([4, 2]), contamination=0.6), DescendError, ["contamination", "0.5"]),
         (lambda: anomaly.AnomalyDetector(nn.Autoencoder([4, 2])).predict(np.zeros((2, 4))), DescendValueError,

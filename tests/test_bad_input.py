@@ -786,8 +786,8 @@ SCIKIT_LEARN = [
          "0 sample(s)", "(0, 4)", "minimum of 1"),
     case("outlier_detector_feature_count", lambda: fitted(outlier_detector).score_samples(X4[:, :2]),
          DescendValueError, "X has 2 features", "expecting 4 features"),
-    case("anomaly_detector_of_a_classifier", lambda: anomaly.AnomalyDetector(nn.MLP([4, 2])), DescendTypeError,
-         "autoencoder", "MLP", "AnomalyDetector"),
+    case("anomaly_detector_of_a_classifier", lambda: anomaly.AnomalyDetector(nn.MLP([4, 2])).fit(X4), ShapeError,
+         "MLP", "(4,)", "(2,)", "input's shape"),
     case("anomaly_detector_contamination_zero", lambda: anomaly.AnomalyDetector(nn.Autoencoder([4, 2]),
                                                                                contamination=0.0),
          DescendValueError, "contamination", "(0, 0.5]", "0.0"),
@@ -805,8 +805,8 @@ SCIKIT_LEARN = [
         X4[:, :3]), ShapeError, "x", "(3,)", "(4,)"),
     case("anomaly_detector_explain_top_zero", lambda: anomaly.AnomalyDetector(nn.Autoencoder([4, 2])).fit(
         X4).explain(X4, top=0), DescendValueError, "top", ">= 1", "got 0"),
-    case("reconstruction_error_of_a_classifier", lambda: anomaly.reconstruction_error(nn.MLP([4, 4]), X4),
-         DescendTypeError, "autoencoder", "MLP"),
+    case("reconstruction_error_of_a_classifier", lambda: anomaly.reconstruction_error(nn.MLP([4, 2]), X4),
+         ShapeError, "MLP", "(4,)", "(2,)"),
 ]
 
 # -- the Spark front: fit_spark, predict_spark, to_dataframe, descend.spark.ml ----------------
@@ -1511,7 +1511,8 @@ COMMAND_LINES = [
         tmp, "rows.txt", "1 2\n"), "--out", str(tmp / "out.csv")], 2, "INPUT", ".npy or .csv", "rows.txt"),
     command("predict_batch_size_zero", lambda tmp: ["predict", str(saved(tmp)), rows_file(tmp, np.ones((2, 2))),
                                                     "--batch-size", "0"], 2, "--batch-size", "0", "x>=1"),
-    command("generate_from_a_run_of_no_char_model", lambda tmp: ["generate", "--run", str(tmp)], 2, "vocab.json"),
+    command("generate_from_a_run_of_no_char_model", lambda tmp: ["generate", "--run", str(tmp)], 2, "no model.dsc",
+            "--model char-lstm"),
     command("explain_not_a_formula", lambda tmp: ["explain", "import os", "x=1"], 2, "the formula", "'import os'",
             "invalid syntax"),
     command("explain_a_call_that_is_not_maths", lambda tmp: ["explain", "__import__('os')", "x=1"], 2,

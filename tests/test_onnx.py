@@ -84,6 +84,27 @@ MODELS = {
                                               nn.ReLU(), nn.Flatten(), nn.Linear(16, 2, rng=1))),
         floats(2, 3, 8), floats(5, 3, 8),
     ),
+    "transposed-convolutions-and-upsampling": (
+        lambda: nn.Sequential(
+            nn.Conv2d(2, 4, 3, stride=2, padding=1, rng=0), nn.ReLU(),                                 # 8 -> 4
+            nn.ConvTranspose2d(4, 4, 3, stride=2, padding=1, output_padding=1, rng=1),                 # 4 -> 8
+            nn.Conv2d(4, 2, (4, 2), padding="same", dilation=(1, 3), rng=2),                           # 8 -> 8
+            nn.Upsample(scale_factor=(2, 3), mode="bilinear"),                                         # -> 16 x 24
+            nn.ConvTranspose2d(2, 4, 3, padding=1, output_padding=2, dilation=3, groups=2, rng=3),     # -> 22 x 30
+            nn.Upsample(size=(9, 31)), nn.Upsample(size=(10, 7), mode="bilinear", align_corners=True),
+        ),
+        floats(2, 2, 8, 8), floats(3, 2, 8, 8),
+    ),
+    "conv1d-autoencoder": (
+        lambda: nn.Sequential(
+            nn.Conv1d(1, 4, 7, stride=2, padding=3, rng=0), nn.ReLU(),                                 # 16 -> 8
+            nn.ConvTranspose1d(4, 2, 7, stride=2, padding=3, output_padding=1, rng=1),                 # 8 -> 16
+            nn.Upsample(scale_factor=2), nn.Upsample(size=40, mode="linear"),                          # -> 32 -> 40
+            nn.Conv1d(2, 1, 4, padding="same", rng=2), nn.Conv1d(1, 1, 3, padding="valid", rng=3),     # -> 40 -> 38
+            nn.ConvTranspose1d(1, 1, 3, padding=2, output_padding=1, dilation=2, rng=4),              # -> 39
+        ),
+        floats(2, 1, 16), floats(5, 1, 16),
+    ),
     "embedding-head": (
         lambda: nn.Sequential(nn.Embedding(10, 4, rng=0), nn.Flatten(), nn.Linear(12, 2, rng=1)),
         ids(10, 2, 3), ids(10, 5, 3),

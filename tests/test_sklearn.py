@@ -224,27 +224,33 @@ def test_warm_start_continues_and_cold_start_begins_again():
         warm.fit(X, np.stack([y, y], axis=1))
 
 
-def test_tol_stops_training_and_max_iter_warns():
+def test_tol_stops_training_as_scikit_learns_mlp_and_max_iter_warns():
+    from sklearn.neural_network import MLPRegressor
+
     X, y = regression_data()
     stopped = quick_regressor(max_iter=100, tol=10.0, n_iter_no_change=3).fit(X, y)
-    assert stopped.n_iter_ == 4  # the first epoch sets the best loss; three without a gain of 10 end it
+    theirs = MLPRegressor(hidden_layer_sizes=(16,), batch_size=16, learning_rate_init=0.01, max_iter=100, tol=10.0,
+                          n_iter_no_change=3, random_state=0).fit(X, y)
+    # the first epoch sets the best loss; more than three without a gain of 10 end it
+    assert stopped.n_iter_ == theirs.n_iter_ == 5
     with pytest.warns(ConvergenceWarning, match="max_iter=2 epochs ran"):
         quick_regressor(max_iter=2).fit(X, y)
 
 
-def test_early_stopping_holds_out_rows_and_stops_on_their_loss():
+def test_early_stopping_holds_out_rows_and_stops_on_their_accuracy():
     rng = np.random.default_rng(0)
-    X, y = rng.normal(size=(200, 5)), rng.integers(0, 2, 200)  # noise labels: the validation loss soon rises
+    X, y = rng.normal(size=(200, 5)), rng.integers(0, 2, 200)  # noise labels: the validation accuracy soon stalls
     clf = quick_classifier(hidden_layer_sizes=(64,), max_iter=200, early_stopping=True, n_iter_no_change=3,
                            validation_fraction=0.2).fit(X, y)
-    assert clf.n_iter_ < 200 and len(clf.validation_loss_curve_) == clf.n_iter_
+    assert clf.n_iter_ < 200 and len(clf.validation_scores_) == clf.n_iter_ and clf.best_loss_ is None
+    assert clf.best_validation_score_ == max(clf.validation_scores_)
 
 
 def test_verbose_prints_each_epoch(capsys):
     X, y = classification_data(n=60)
     quick_classifier(max_iter=3, verbose=True, early_stopping=True).fit(X, y)
     lines = capsys.readouterr().out.strip().splitlines()
-    assert len(lines) == 3 and lines[0].startswith("Iteration 1, loss = ") and "validation loss" in lines[0]
+    assert len(lines) == 6 and lines[0].startswith("Iteration 1, loss = ") and lines[1].startswith("Validation score: ")
 
 
 # -- seeds -------------------------------------------------------------------------

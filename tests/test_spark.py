@@ -404,3 +404,17 @@ def test_a_non_finite_regression_target_is_refused_by_the_label_column_name(spar
     model = nn.MLP([2, 3, 1], rng=0)
     with pytest.raises(DataError, match=r"label column 'target' holds NaN or infinite targets \(\[inf\]\)"):
         fit_spark(model, nn.MSELoss(), optim.SGD(model.parameters(), lr=0.1), df, label="target")
+
+
+@pytest.mark.parametrize("sync", ["gradient", "average"])
+def test_the_metrics_asked_for_come_back_from_the_executors(spark, digits, sync):
+    train, test = digits
+    model, optimizer = mlp()
+    history = fit_spark(model, nn.CrossEntropyLoss(), optimizer, frame(spark, train), epochs=2, batch_size=32,
+                        sync=sync, sync_every=5, validation=frame(spark, test), metrics=["accuracy", "top3_accuracy"])
+    record = history.epochs[-1]
+    assert 0 < record["accuracy"] < record["top3_accuracy"] <= 1
+    logits = dc.predict(model, test.x)
+    top3 = np.argsort(-logits, axis=1)[:, :3]
+    assert record["val_accuracy"] == pytest.approx(float((logits.argmax(axis=1) == test.y).mean()), abs=1e-12)
+    assert record["val_top3_accuracy"] == pytest.approx(float((top3 == test.y[:, None]).any(axis=1).mean()), abs=1e-12)

@@ -242,11 +242,11 @@ def test_the_step_function_is_pure_in_the_parameters():
     step = dc.make_step(model, nn.CrossEntropyLoss())
     x, y = np.ones((5, 3), np.float32), np.array([0, 1, 0, 1, 1])
     params = model.flat_buffer().data.copy()
-    loss_a, grads_a, correct = step(params, x, y)
+    loss_a, grads_a, scores = step(params, x, y)
     grads_a = grads_a.copy()
     model.flat_buffer().data[:] = 0
     loss_b, grads_b, _ = step(params, x, y)
-    assert loss_a == loss_b and 0 <= correct <= 5
+    assert loss_a == loss_b and list(scores) == ["accuracy"] and 0 <= scores["accuracy"] <= 5
     np.testing.assert_array_equal(grads_a, grads_b)
 
 

@@ -194,6 +194,10 @@ def test_descent_paths_are_drawn_on_the_contours_beside_their_losses(tmp_path, d
     contours, _, curve = figure.axes
     assert legend(contours) == ["minimum", "fast", "slow"] and legend(curve) == ["fast", "slow"]
     np.testing.assert_allclose(curve.get_lines()[0].get_ydata(), [5.1, 0.15, 0.1])
+    # the legend sits below the contours, where it can hide neither a path nor the starred minimum
+    renderer = figure.canvas.get_renderer()
+    key, plot = contours.get_legend().get_window_extent(renderer), contours.get_window_extent(renderer)
+    assert key.y1 < plot.y0 and not key.contains(*contours.transData.transform([0.0, 0.0]))
 
 
 def test_decision_boundaries_are_a_panel_per_classifier_with_its_accuracy(tmp_path, drawn):

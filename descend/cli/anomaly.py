@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 import numpy as np
 
+from descend.cli.datasets import preprocessing
 from descend.cli.options import SEED, FiniteRange, digit_list, within_memory
 from descend.cli.report import Report, plot_run
 from descend.data import load_mnist
@@ -71,7 +72,7 @@ def anomaly(data_name: str, normal: list[int], anomalous: list[int], code_size: 
         "recall_at_threshold": float(flagged[is_anomaly].mean()),
         "false_alarm_rate": float(flagged[~is_anomaly].mean()),
     }
-    save(model, run / "model.dsc")
+    save(model, run / "model.dsc", preprocessing=preprocessing(data_name, normal_train))
     write_text(run / "metrics.json", json.dumps(metrics) + "\n")
     plot_score_histogram(scores[~is_anomaly], scores[is_anomaly], run / "scores.png", detector.threshold_,
                          f"Digits {','.join(map(str, normal))} normal, {','.join(map(str, anomalous))} anomalous")

@@ -9,12 +9,12 @@ from pathlib import Path
 import click
 import numpy as np
 
-from descend.cli.datasets import DATASETS, load_splits
+from descend.cli.datasets import DATASETS, load_splits, prompt_for
 from descend.cli.options import SEED, FiniteRange
 from descend.data import Text
-from descend.errors import ModelFileError
+from descend.errors import DescendValueError, ModelFileError, ShapeError
 from descend.files import write_text
-from descend.io import load
+from descend.io import WEIGHTS, build_model, read_architecture, read_header, read_preprocessing
 from descend.nn import losses, presets
 from descend.nn.autoencoders import ConvAutoencoder
 from descend.nn.capsules import CapsNet
@@ -22,6 +22,7 @@ from descend.nn.layers import Softmax
 from descend.nn.models import CharRNN, LeNet5, LinearRegression, SimpleCNN
 from descend.nn.module import Module
 from descend.ops import softmax
+from descend.preprocessing import Preprocessing
 from descend.tensor import tensor
 from descend.training import evaluate as evaluate_model
 from descend.training import predict as predict_outputs
@@ -54,8 +55,25 @@ def evaluate(model_path: str, data_name: str, as_json: bool) -> None:
 
 
 def load_model(path: str | Path) -> Module:
-    """The model saved at `path`; a file that holds a loss, or a part descend builds models from, is refused."""
-    model = load(path)
+    """The model saved at `path`; a file that holds a loss, or a part descend builds models from, is refused.
+
+    The command runs descend's own models: a file of weights only, or of a class of the user's own, needs that
+    class's code, and the error says how to load it in Python instead.
+    """
+    header, raw = read_header(path)
+    metadata = header["__metadata__"]
+    if metadata.get("contents") == WEIGHTS:
+        raise ModelFileError(f"{path} holds only weights (dc.save_weights), which need the model's code: in Python, "
+                             "model = YourNet(...); dc.load_weights(model, path); dc.predict(model, x)")
+    spec = read_architecture(path, metadata)
+    recorded = spec.get("class") if isinstance(spec, dict) else None
+    if isinstance(recorded, str) and not recorded.startswith("descend."):
+        short = recorded.rsplit(".", 1)[-1]
+        raise ModelFileError(
+            f"{path} holds a model of your own class {recorded!r:.80}, whose code a command cannot run: in Python, "
+            f"model = dc.load(path, custom_objects={{'{short:.40}': {short:.40}}}); dc.predict(model, x)"
+        )
+    model = build_model(path, header, raw)
     kind = type(model)
     if kind.__module__ == losses.__name__:
         raise ModelFileError(f"{path}: the file holds a loss ({kind.__name__}), not a model; give the model.dsc "
@@ -120,7 +138,7 @@ def model_input(model: Module, rows: np.ndarray, path: Path) -> np.ndarray:
     name = type(model).__name__
     if isinstance(model, CharRNN):
         raise click.UsageError(f"the model is a {name}, which scores the next character of a text; write text with it "
-                               "with descend generate --run RUN")
+                               "with descend generate RUN")
     if isinstance(model, IMAGE_MODEL_CLASSES):
         side = math.isqrt(rows.shape[1]) if rows.ndim == 2 else 0
         if rows.ndim == 2 and side * side == rows.shape[1]:
@@ -135,6 +153,21 @@ def model_input(model: Module, rows: np.ndarray, path: Path) -> np.ndarray:
         raise click.UsageError(f"{path} holds an array of shape {rows.shape}; {name} takes rows of features "
                                f"(N, features), one example per row{fix}")
     return rows
+
+
+def as_trained(preprocessing: Preprocessing | None, rows: np.ndarray, path: Path) -> np.ndarray:
+    """`rows` as the model's training inputs were, by the rule `descend predict --help` gives: the recorded
+    scaling applied to raw rows (with a note), a warning for rows in neither range, bad usage for rows of
+    another number of features. A model file saved without the record takes the rows as they are."""
+    if preprocessing is None or rows.ndim < 2:  # model_input explains what a 1-D array should have been
+        return rows
+    try:
+        prepared = preprocessing.prepare(rows, str(path))
+    except ShapeError as error:
+        raise click.UsageError(str(error)) from None
+    if prepared.note is not None:
+        click.echo(f"{'note' if prepared.scaled else 'warning'}: {prepared.note}", err=True)
+    return prepared.x
 
 
 def class_probabilities(model: Module, output: np.ndarray) -> np.ndarray:
@@ -164,12 +197,23 @@ def predict(model_path: str, input_path: str, out_path: str | None, probabilitie
     ..., each class's probability: the softmax of the logits); autoencoders give `score`, the
     reconstruction error (higher is more anomalous); other models their outputs, `output0`, ...
 
+    A model that descend train (or anomaly) wrote records how its training data was
+    scaled and the range of its inputs: INPUT must have as many features
+    per example; values within the training inputs' range are used as they
+    are; values within the range the data had before scaling (digits'
+    pixel counts 0..16, MNIST's pixel values 0..255), and spread over more
+    of it than scaled data would be (wider than 4 for digits, 16 for
+    MNIST), are scaled as training did, with a note; any other values get
+    a warning naming the range seen and the range expected, and are used
+    as they are. A model saved without that record takes INPUT as it is.
+
     Example: descend predict runs/mlp-mnist/model.dsc images.npy --out predictions.csv --probabilities
     """
     from tqdm import tqdm
 
     model = load_model(model_path)
-    rows = model_input(model, read_rows(Path(input_path)), Path(input_path))
+    rows = as_trained(read_preprocessing(model_path), read_rows(Path(input_path)), Path(input_path))
+    rows = model_input(model, rows, Path(input_path))
     outputs = []
     quiet = quiet or as_json or len(rows) < 10 * batch_size  # a bar only where the wait is long enough to watch
     for start in tqdm(range(0, len(rows), batch_size), unit="batch", disable=quiet):
@@ -203,31 +247,82 @@ def predict(model_path: str, input_path: str, out_path: str | None, probabilitie
         click.echo(f"{len(rows)} predictions written to {out_path}", err=True)
 
 
+#: where `descend train` puts runs when --out is not given: `descend generate` without RUN looks there
+RUNS = Path("runs")
+
+
 @click.command()
-@click.option("--run", "run_dir", type=click.Path(exists=True, file_okay=False), default="runs/char-lstm-shakespeare",
-              show_default=True, help="A run folder of a character model (model.dsc and vocab.json).")
-@click.option("--prompt", default="ROMEO:", show_default=True, help="Text to continue.")
+@click.argument("run_dir", metavar="[RUN]", required=False, type=click.Path(exists=True, file_okay=False))
+@click.option("--run", "run_option", type=click.Path(exists=True, file_okay=False), default=None,
+              help="The run folder, as an option: the same as RUN.")
+@click.option("--prompt", default=None,
+              help="Text to continue [ROMEO: where the model knows those letters, else a new line].")
 @click.option("--length", type=click.IntRange(min=0), default=300, show_default=True, help="Characters to add.")
 @click.option("--temperature", type=FiniteRange(min=0, min_open=True), default=0.8, show_default=True,
               help="Below 1 plays safe, above 1 takes risks.")
 @click.option("--top-k", type=click.IntRange(min=1), default=None, help="Sample only among the k likeliest characters.")
 @click.option("--seed", type=SEED, default=None, help="For a repeatable sample.")
-def generate(run_dir: str, prompt: str, length: int, temperature: float, top_k: int | None, seed: int | None) -> None:
-    """Write text with a trained character model, one sampled character at a time.
+def generate(run_dir: str | None, run_option: str | None, prompt: str | None, length: int, temperature: float,
+             top_k: int | None, seed: int | None) -> None:
+    """Write text with a character model, one sampled character at a time.
 
-    Example: descend generate --prompt "ROMEO:" --length 300 --temperature 0.8
+    RUN is the folder a character model was trained into (the --out of
+    descend train --model char-lstm --text FILE --out RUN): its model.dsc
+    and vocab.json. Without RUN, the newest such run in runs/ (where
+    descend train puts runs without --out) is used, and named.
+
+    Example: descend generate runs/char-lstm-text --prompt "ROMEO:" --length 300 --temperature 0.8
     """
-    run = Path(run_dir)
+    if run_dir is not None and run_option is not None and Path(run_dir) != Path(run_option):
+        raise click.UsageError(f"RUN is {run_dir} and --run is {run_option}: give the run folder once")
+    given = run_dir or run_option
+    run = Path(given) if given is not None else newest_text_run()
+    model, text = text_model(run)
+    if prompt is None:
+        prompt = prompt_for(text.vocab)
+    try:
+        text.encode(prompt)
+    except DescendValueError as error:  # characters the model never read
+        raise click.BadParameter(str(error), param_hint="--prompt") from None
+    click.echo(model.generate(text, prompt=prompt, length=length, temperature=temperature, top_k=top_k, seed=seed))
+
+
+def newest_text_run(folder: Path = RUNS) -> Path:
+    """The run folder in `folder` whose character model was written last; bad usage when there is none."""
+    runs = [vocabulary.parent for vocabulary in folder.glob("*/vocab.json")
+            if (vocabulary.parent / "model.dsc").is_file()]
+    if not runs:
+        raise click.UsageError(f"no RUN given, and {folder}/ holds no run of a character model; give the folder "
+                               "one was trained into: descend train --model char-lstm --text FILE --out RUN, then "
+                               "descend generate RUN")
+    run = max(runs, key=lambda run: (run / "model.dsc").stat().st_mtime)
+    click.echo(f"generating with {run}, the newest character model's run in {folder}/", err=True)
+    return run
+
+
+def text_model(run: Path) -> tuple[CharRNN, Text]:
+    """The character model trained into the run folder `run`, and its vocabulary; bad usage for any other folder."""
+    train = f"descend train --model char-lstm --text FILE --out {run}"
+    if not (run / "model.dsc").is_file():
+        raise click.UsageError(f"{run} holds no model.dsc: it is not the folder of a descend train run; train a "
+                               f"character model into it first: {train}")
+    model = load_model(run / "model.dsc")
+    if not isinstance(model, CharRNN):
+        raise click.UsageError(f"{run / 'model.dsc'} holds a model of class {type(model).__name__}, not a text "
+                               "model: descend generate needs the folder a character model was trained into "
+                               "(descend train --model char-lstm --text FILE --out RUN)")
     vocabulary_file = run / "vocab.json"
     if not vocabulary_file.is_file():
-        raise click.UsageError(f"{run} has no vocab.json: train a char model there first (descend train --model char-lstm)")
-    model = load(run / "model.dsc")
-    if not isinstance(model, CharRNN):
-        raise click.UsageError(f"{run / 'model.dsc'} is a {type(model).__name__}, not a character model")
+        raise click.UsageError(f"{run} holds a character model but no vocab.json, the vocabulary descend train "
+                               f"writes beside it; train it again: {train} --overwrite")
     try:
         vocabulary = json.loads(vocabulary_file.read_text(encoding="utf-8"))["vocab"]
         text = Text("".join(vocabulary))
     except (ValueError, KeyError, TypeError):  # not UTF-8 or JSON, no "vocab", not a list of characters
         raise click.UsageError(f"{vocabulary_file} is not the vocabulary descend train wrote for a char model "
                                "(a JSON object with a list of characters under \"vocab\")") from None
-    click.echo(model.generate(text, prompt=prompt, length=length, temperature=temperature, top_k=top_k, seed=seed))
+    if text.vocab != vocabulary or text.vocab_size != model.vocab_size:
+        raise click.UsageError(f"{vocabulary_file} does not fit the model beside it: it lists {len(vocabulary)} "
+                               f"characters; expected the {model.vocab_size} distinct characters the model reads, "
+                               "sorted, as descend train wrote them")
+    return model, text

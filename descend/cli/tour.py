@@ -1,4 +1,4 @@
-"""`descend tour`: every section of the crash course run into one HTML report."""
+"""`descend tour`: every section of the crash course run as a notebook, into one HTML page that reads like a course."""
 
 from __future__ import annotations
 
@@ -23,9 +23,14 @@ from descend.errors import DescendError
 @click.option("--json", "as_json", is_flag=True, help="Print each section's result as a JSON line.")
 def tour(full: bool, numbers: list[int] | None, examples_dir: str | None, out_dir: str, quiet: bool,
          as_json: bool) -> None:
-    """Run every section of the crash course and write one HTML report of its figures and pictures.
+    """Run every section of the crash course as a notebook and write one HTML page of it: OUT/report.html.
 
-    Example: descend tour --out runs/tour && open runs/tour/report.html
+    Each section's explanation, its code (folded), what it printed and its pictures, embedded, with a
+    table of contents; a failed section is marked FAILED with its error (and the command exits 1).
+    Each executed notebook is kept as OUT/NN/NN_name.ipynb. Needs the notebook tools:
+    pip install 'descend[notebook]'.
+
+    Example: descend tour --sections 1,5 --out runs/tour && open runs/tour/report.html
     """
     from tqdm import tqdm
 
@@ -42,8 +47,9 @@ def tour(full: bool, numbers: list[int] | None, examples_dir: str | None, out_di
             bar.update()
             if as_json:
                 click.echo(json.dumps({"section": section.number, "title": section.title, "ok": section.ok,
-                                       "seconds": round(section.seconds, 2),
-                                       "pictures": [str(picture) for picture in section.pictures]}))
+                                       "error": section.error, "seconds": round(section.seconds, 2),
+                                       "pictures": [str(picture) for picture in section.pictures],
+                                       "notebook": str(section.notebook)}))
 
         sections, report = run_tour(Path(out_dir), quick=not full, numbers=numbers, examples=examples,
                                     on_section=done)

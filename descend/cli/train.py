@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from descend.cli.datasets import DATASETS, TEXTS, load_splits
+from descend.cli.datasets import DATASETS, TEXTS, load_splits, preprocessing, prompt_for
 from descend.cli.options import (
     ENGINE, MODEL_CHOICE, SEED, SYNC, FiniteRange, checkpoint_every, hidden_sizes, within_memory,
 )
@@ -30,7 +30,7 @@ from descend.training import Callback, TrainingState, evaluate, fit
 @click.option("--text", "text_path", type=click.Path(exists=True, dir_okay=False), default=None,
               help="A .txt file to train a char model on instead of --data.")
 @click.option("--epochs", type=click.IntRange(min=1), default=5, show_default=True)
-@click.option("--batch-size", type=click.IntRange(min=1), default=None, help="[128; 64 for char models]")
+@click.option("--batch-size", type=click.IntRange(min=1), default=None, help="[128; 32 for digits; 64 for char models]")
 @click.option("--lr", type=FiniteRange(min=0, min_open=True), default=None,
               help="Learning rate [SGD 0.05; Adam 1e-3 for capsnet, 2e-3 for char models].")
 @click.option("--momentum", type=FiniteRange(0, 1, max_open=True), default=0.9, show_default=True)
@@ -75,10 +75,12 @@ def train(context: click.Context, resume_dir: str | None, overwrite: bool, quiet
     """Train a model, validate each epoch, test once at the end; write the model and metrics to a run folder.
 
     The run folder gets run.json (the options), checkpoints/ (local engine),
-    model.dsc, metrics.jsonl and curves.png. Convolutional models (cnn,
-    lenet) also get their first-layer filters and one image's feature maps
-    drawn as PNGs; character models get a sample of generated text and their
-    vocabulary (vocab.json) for `descend generate`. A run that was killed
+    model.dsc (which records how the data set's pixels were scaled, and the
+    shape and range of the training inputs, for `descend predict`),
+    metrics.jsonl and curves.png. Convolutional models (cnn, lenet) also get
+    their first-layer filters and one image's feature maps drawn as PNGs;
+    character models get a sample of generated text and their vocabulary
+    (vocab.json): `descend generate RUN` writes more. A run that was killed
     goes on with `descend train --resume RUN` and ends with the same model,
     bit for bit, as if it had never stopped. A folder that holds another
     run is refused unless --overwrite is given, and one run at a time holds
@@ -145,7 +147,8 @@ def train_classifier(options: TrainOptions, run: Path, settings: dict[str, Any])
         history = fit(model, loss_fn, optimizer, train_set, epochs=options.epochs, batch_size=options.batch,
                       validation=validation_set, seed=options.seed, engine=options.engine, workers=options.workers,
                       **settings)
-    model_path = save(model, run / "model.dsc", optimizer=optimizer)
+    model_path = save(model, run / "model.dsc", optimizer=optimizer,
+                      preprocessing=preprocessing(options.source, train_set))
     plot_run(history, run, f"{options.model_name} on {options.source} ({options.engine} engine)")
     test = {f"test_{name}": value for name, value in evaluate(model, loss_fn, test_set).items()}
     write_text(run / "test.json", json.dumps(test) + "\n")
@@ -192,8 +195,7 @@ def train_char_model(options: TrainOptions, run: Path, settings: dict[str, Any])
     model_path = save(model, run / "model.dsc", optimizer=optimizer)
     plot_run(history, run, f"{options.model_name} on {options.source}")
     write_text(run / "vocab.json", json.dumps({"source": str(options.source), "vocab": text.vocab}) + "\n")
-    prompt = next((p for p in ("ROMEO:", "\n") if all(ch in text.vocab for ch in p)), text.vocab[0])
-    sample = model.generate(text, prompt=prompt, length=200, temperature=0.8, seed=options.seed)
+    sample = model.generate(text, prompt=prompt_for(text.vocab), length=200, temperature=0.8, seed=options.seed)
     write_text(run / "sample.txt", sample + "\n")
     written = f"model written to {model_path}; metrics.jsonl; curves.png; vocab.json; sample.txt"
-    return {"sample": sample, "lines": ["sample:", sample, written]}
+    return {"sample": sample, "lines": ["sample:", sample, written, f"write more with: descend generate {run}"]}

@@ -11,7 +11,7 @@ from typing import Any
 import click
 from click.core import ParameterSource
 
-from descend.cli.datasets import TEXTS, check_fits
+from descend.cli.datasets import BATCH_SIZES, TEXTS, check_fits
 from descend.cli.options import most_workers
 from descend.nn import presets
 
@@ -69,8 +69,9 @@ class TrainOptions:
 
     @property
     def batch(self) -> int:
-        """The batch size: as given, else 64 sequences for a char model and 128 examples for the others."""
-        return self.batch_size or (64 if self.char_model else 128)
+        """The batch size: as given, else 64 sequences for a char model, and for the others the data set's
+        (BATCH_SIZES: 128 examples of mnist, 32 of digits)."""
+        return self.batch_size or (64 if self.char_model else BATCH_SIZES[self.source])
 
     def folder(self) -> Path:
         """--out, else runs/MODEL-DATA (runs/MODEL-text for a --text file)."""

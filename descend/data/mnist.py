@@ -37,6 +37,8 @@ from descend.files import write_atomically
 CACHE_FILE = "mnist.npz"
 SIDE = 28
 N_TRAIN, N_VALIDATION, N_TEST = 50_000, 10_000, 10_000
+#: what load_mnist divides the pixel values (0..255) by, so that they lie in [0, 1]
+PIXEL_SCALE = 255
 
 # What the cache holds: pixel bytes 0..255 and labels 0..9. "train" is the 50,000
 # training images followed by the 10,000 validation images, the original 60,000 in order.
@@ -91,6 +93,15 @@ def load_mnist(
     The first call fetches the data (several seconds) and writes the cache; see the
     module docstring for where it looks. Raises DataError naming every source tried
     when none works.
+
+    Not run as a doctest: it reads 55 MB of pixels, more on the first call.
+
+    >>> train, test = load_mnist()  # doctest: +SKIP
+    >>> train.x.shape, train.y.shape, test.x.shape  # doctest: +SKIP
+    ((60000, 784), (60000,), (10000, 784))
+    >>> train, validation, test = load_mnist(shape="images", validation_split=True)  # doctest: +SKIP
+    >>> train.x.shape, validation.x.shape  # doctest: +SKIP
+    ((50000, 1, 28, 28), (10000, 1, 28, 28))
     """
     if shape not in ("flat", "images"):
         raise DescendValueError(f"load_mnist: shape must be 'flat' (N, 784) or 'images' (N, 1, 28, 28); got {shape!r}")
@@ -116,7 +127,7 @@ def cache_file(cache_dir: str | os.PathLike | None = None) -> Path:
 def _datasets(arrays: dict[str, np.ndarray], shape: str, validation_split: bool) -> tuple[Dataset, ...]:
     def dataset(pixels: np.ndarray, labels: np.ndarray, name: str) -> Dataset:
         x = pixels.astype(np.float32)
-        x /= 255  # in place, float32: no float64 copy of 47 million pixels
+        x /= PIXEL_SCALE  # in place, float32: no float64 copy of 47 million pixels
         x = x.reshape(len(x), 1, SIDE, SIDE) if shape == "images" else x.reshape(len(x), SIDE * SIDE)
         return Dataset(x, labels.astype(np.int64), name=name)
 

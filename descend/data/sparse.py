@@ -95,7 +95,12 @@ def make_sparse_classification(
 
 
 class Ratings(NamedTuple):
-    """Observed entries of a matrix as (row, column, value) triples: rows, cols (K,) int64, values (K,) float32."""
+    """Observed entries of a matrix as (row, column, value) triples: rows, cols (K,) int64, values (K,) float32.
+
+    >>> ratings = Ratings(np.array([0, 1]), np.array([2, 0]), np.array([4.0, 3.5], dtype=np.float32), shape=(2, 3))
+    >>> len(ratings), ratings.shape, ratings.values.tolist()
+    (2, (2, 3), [4.0, 3.5])
+    """
 
     rows: np.ndarray
     cols: np.ndarray

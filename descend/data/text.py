@@ -197,6 +197,14 @@ def load_text(
     is the path of a text file to read (pass Path("shakespeare") for a file of that name).
 
     Raises DataError naming the file, or every source tried, when the text cannot be had.
+
+    >>> path = Path(tempfile.mkdtemp()) / "lines.txt"
+    >>> _ = path.write_text("to be or not to be", encoding="utf-8")
+    >>> text = load_text(path, validation_fraction=0.25)
+    >>> text.name, text.vocab_size, len(text.train_ids), len(text.validation_ids)
+    ('lines.txt', 7, 14, 4)
+    >>> load_text().vocab_size  # Shakespeare, 5 million characters: not run as a doctest  # doctest: +SKIP
+    84
     """
     validation_fraction = check_real("validation_fraction", validation_fraction, 0.0, 1.0, high_open=True)
     if isinstance(source, str) and source == "shakespeare":

@@ -40,6 +40,7 @@ from descend.errors import DescendError
 from descend.hogwild.workers import Span, check_workers
 from descend.nn.module import Module, module_spec
 from descend.training.evaluate import evaluate
+from descend.training.metrics import metric_names
 from descend.training.loop import History, Run, TrainingState, progress_bar
 from descend.training.step import ModelSnapshot, TrainingJob, job_arrays, run_seed
 
@@ -97,6 +98,7 @@ def run(job: TrainingJob) -> History:
             "workers": workers, "batch_size": job.batch_size, "seed": seed,
             "clip_grad_norm": job.clipping.max_norm, "clip_grad_value": job.clipping.max_value,
             "iterations": optimizer.iterations, "statistics": statistics(model),
+            "metrics": metric_names(job.metrics, "hogwild"),
         }
         pool.start(workers, setup)
         pool.collect("ready", _START_SECONDS)
@@ -105,15 +107,16 @@ def run(job: TrainingJob) -> History:
         for epoch in range(1, job.epochs + 1):
             training.start_epoch(epoch)
             counters[:] = 0
-            pool.tell({"command": "epoch", "epoch": epoch})
+            pool.tell({"command": "epoch", "epoch": epoch, "epochs_ended": optimizer.epochs})
             done = pool.collect("epoch", None, lambda: training.bar and training.bar.advance_to(int(counters.sum())))
             steps = sorted(step for message in done for step in message["steps"])
-            for iteration, loss, correct, rows in steps:  # a step's rate follows from its place in the run
-                training.step_done(loss, correct, rows, optimizer.lr_at(iteration))
+            for iteration, loss, scores, rows in steps:  # a step's rate follows from its place in the run
+                training.step_done(loss, scores, rows, optimizer.lr_at(iteration))
             optimizer.iterations += len(steps)
             restore_statistics(model, done[0]["statistics"])  # running statistics: worker 0's
             state.history.worker_spans.append([Span(m["worker"], m["start"], m["stop"]) for m in done])
-            if training.end_epoch(None if validation is None else evaluate(model, loss_fn, validation)):
+            if training.end_epoch(None if validation is None else evaluate(model, loss_fn, validation,
+                                                                                  metrics=job.metrics)):
                 break
         for index, name in enumerate(state_names):  # one optimizer state for the parent: the workers' mean
             optimizer.state[name][...] = shared_state[:, index].mean(axis=0)

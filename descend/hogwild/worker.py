@@ -38,7 +38,7 @@ def send(reports: TextIO, message: dict[str, Any]) -> None:
 def serve(setup: dict[str, Any], commands: TextIO, reports: TextIO) -> None:
     """Rebuild the model on the shared buffer, then train one share per epoch command.
 
-    Each epoch's report lists the worker's steps as [iteration, loss, correct, rows]: the parent
+    Each epoch's report lists the worker's steps as [iteration, loss, scores, rows]: the parent
     counts them in the order of the run's updates, as the local engine counts its own.
     """
     from descend.hogwild.dense import restore_statistics, statistics
@@ -64,7 +64,7 @@ def serve(setup: dict[str, Any], commands: TextIO, reports: TextIO) -> None:
         optimizer.state[name] = shared["state"][worker, index]
     first_iteration = setup["iterations"]
     optimizer.iterations = first_iteration + worker
-    step = make_step(model, loss_fn)
+    step = make_step(model, loss_fn, setup["metrics"])
     state = TrainingState(model, loss_fn, optimizer, History())
     batch_size, seed = setup["batch_size"], setup["seed"]
     clipping = Clipping(setup["clip_grad_norm"], setup["clip_grad_value"])
@@ -75,6 +75,7 @@ def serve(setup: dict[str, Any], commands: TextIO, reports: TextIO) -> None:
         if command["command"] == "stop":
             break
         epoch = command["epoch"]
+        optimizer.epochs = command["epochs_ended"]  # a schedule per="epoch" gives this epoch's rate
         seed_module_generators(model, [seed, epoch, worker])
         share = epoch_shares(len(x), workers, seed, epoch)[worker]
         start = time.monotonic()
@@ -86,7 +87,7 @@ def serve(setup: dict[str, Any], commands: TextIO, reports: TextIO) -> None:
             state.step = iteration - first_iteration  # the run's updates before this one: the error names the next
             result = train_on_batch(state, step, buffer.data, x[rows], y[rows], clipping)  # into the shared buffer
             optimizer.iterations += workers - 1  # the schedule follows the run's total number of updates
-            steps.append([iteration, result.loss, result.correct, len(rows)])
+            steps.append([iteration, result.loss, result.scores, len(rows)])
             shared["counters"][worker] = len(steps)
         send(reports, {"kind": "epoch", "worker": worker, "steps": steps, "start": start, "stop": time.monotonic(),
                        "statistics": statistics(model)})

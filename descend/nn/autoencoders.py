@@ -17,11 +17,10 @@ from descend import ops
 from descend.checks import check_integer, check_real
 from descend.errors import DescendValueError, ShapeError
 from descend.nn import init
-from descend.nn.conv import Conv2d, MaxPool2d
+from descend.nn.conv import Conv2d, MaxPool2d, Upsample
 from descend.nn.layers import Linear, ReLU, Sequential, Sigmoid, activation_layer
-from descend.nn.module import Module, check_last_dim
+from descend.nn.module import REGISTRY, Module, check_last_dim
 from descend.nn.parameter import Parameter
-from descend.ops.conv import pair
 from descend.tensor import Tensor
 from descend.seeding import generator
 
@@ -32,6 +31,11 @@ class TiedLinear(Module):
     """A decoder layer that reuses an encoder layer's weight, transposed: y = x @ Wᵀ + b.
 
     Shapes: x (..., source.out_features) -> (..., source.in_features); only the bias is its own.
+
+    >>> encoder = Linear(4, 2, rng=0)
+    >>> decoder = TiedLinear(encoder)
+    >>> decoder(Tensor(np.ones((3, 2)))).shape, decoder.bias.shape
+    ((3, 4), (4,))
     """
 
     def __init__(self, source: Linear):
@@ -72,6 +76,11 @@ class Autoencoder(_EncoderDecoder):
     output is `sigmoid` (for data in [0, 1]) or `linear`. With `tied=True`
     each decoder layer reuses its mirror encoder layer's weight, transposed.
     Shapes: x (N, sizes[0]) -> reconstruction (N, sizes[0]); encode: -> (N, sizes[-1]).
+
+    >>> model = Autoencoder([8, 4, 2], rng=0)
+    >>> x = Tensor(np.ones((3, 8)))
+    >>> model(x).shape, model.encode(x).shape
+    ((3, 8), (3, 2))
     """
 
     def __init__(self, sizes: Sequence[int], activation: str = "relu", output: str = "sigmoid", tied: bool = False,
@@ -103,6 +112,13 @@ def _interleave(layers: list[Module], activation: str) -> list[Module]:
 class DenoisingAutoencoder(Autoencoder):
     """An autoencoder trained to undo corruption: in training, x gets Gaussian noise of std `noise`
     and/or a fraction `dropout` of its values zeroed before encoding; the target stays the clean x.
+
+    >>> model = DenoisingAutoencoder([8, 4], noise=0.1, dropout=0.2, rng=0)
+    >>> x = Tensor(np.ones((3, 8)))
+    >>> model(x).shape, bool((model(x).data != model(x).data).any())  # in training, each pass corrupts x afresh
+    ((3, 8), True)
+    >>> bool((model.eval()(x).data == model(x).data).all())  # in eval mode, x goes in clean
+    True
     """
 
     def __init__(self, sizes: Sequence[int], noise: float = 0.1, dropout: float = 0.0, activation: str = "relu",
@@ -125,7 +141,12 @@ class DenoisingAutoencoder(Autoencoder):
 
 
 class SparseAutoencoder(Autoencoder):
-    """An autoencoder whose code is pushed towards zeros: fit adds sparsity · mean |code| to the loss."""
+    """An autoencoder whose code is pushed towards zeros: fit adds sparsity · mean |code| to the loss.
+
+    >>> model = SparseAutoencoder([8, 4], sparsity=0.01, rng=0)
+    >>> model(Tensor(np.ones((3, 8)))).shape, model.penalty().shape  # the penalty of that pass, a scalar
+    ((3, 8), ())
+    """
 
     def __init__(self, sizes: Sequence[int], sparsity: float = 1e-3, activation: str = "relu",
                  output: str = "sigmoid", tied: bool = False, rng: Any = None):
@@ -149,6 +170,11 @@ class VariationalAutoencoder(_EncoderDecoder):
     and fit adds kl_weight · KL(q(z|x) ‖ N(0, I)), averaged over the batch, to the reconstruction loss.
 
     In eval mode z = μ. Shapes: x (N, sizes[0]) -> (N, sizes[0]); encode -> (N, sizes[-1]).
+
+    >>> model = VariationalAutoencoder([8, 6, 2], rng=0)
+    >>> x = Tensor(np.ones((3, 8)))
+    >>> model(x).shape, model.encode(x).shape, float(model.penalty().data) > 0  # the KL term of that pass
+    ((3, 8), (3, 2), True)
     """
 
     def __init__(self, sizes: Sequence[int], activation: str = "relu", output: str = "sigmoid",
@@ -197,6 +223,11 @@ class ConvAutoencoder(_EncoderDecoder):
     [Upsample 2, Conv 3x3, ReLU] back up, a last Conv 3x3 to C channels and
     a sigmoid. Shapes: x (N, C, H, W) -> reconstruction (N, C, H, W);
     encode: -> (N, channels[-1], H / 2^k, W / 2^k).
+
+    >>> model = ConvAutoencoder(in_channels=1, channels=(4, 8), rng=0)
+    >>> x = Tensor(np.zeros((2, 1, 8, 8)))
+    >>> model(x).shape, model.encode(x).shape
+    ((2, 1, 8, 8), (2, 8, 2, 2))
     """
 
     def __init__(self, in_channels: int = 1, channels: Sequence[int] = (16, 32), rng: Any = None):
@@ -224,13 +255,5 @@ class ConvAutoencoder(_EncoderDecoder):
         return self.decode(self.encode(x))
 
 
-class Upsample(Module):
-    """Nearest-neighbour upsampling: (N, C, H, W) -> (N, C, H·s, W·s)."""
-
-    def __init__(self, scale_factor: Any = 2):
-        pair(scale_factor, "scale_factor", 1)  # refused here rather than at the first forward
-        self.scale_factor = scale_factor
-
-    def forward(self, x: Tensor) -> Tensor:
-        """Each pixel repeated scale_factor times along H and W."""
-        return ops.upsample2d(x, self.scale_factor)
+#: Upsample lived in this module until it took (N, C, L) input and the linear modes: files that name it here still load
+REGISTRY["descend.nn.autoencoders.Upsample"] = Upsample

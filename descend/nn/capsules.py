@@ -38,6 +38,10 @@ class PrimaryCapsules(Module):
 
     The convolution has capsules · dim output channels; channel k · dim + d
     is coordinate d of capsule type k, one capsule per type and position.
+
+    >>> primary = PrimaryCapsules(8, capsules=4, dim=6, kernel_size=3, stride=2, rng=0)
+    >>> primary(Tensor(np.ones((2, 8, 9, 9)))).shape  # 4 types · 4 · 4 positions, 6-d each
+    (2, 64, 6)
     """
 
     def __init__(self, in_channels: int, capsules: int, dim: int, kernel_size: Any = 9, stride: Any = 2,
@@ -61,6 +65,9 @@ class DigitCapsules(Module):
     as `weight` (I, in_dim, J · out_dim) so the predictions are one batched
     product (descend.ops.capsule_predictions); `routing_iters` rounds of
     routing by agreement (descend.ops.dynamic_routing) then pick the outputs.
+
+    >>> DigitCapsules(in_capsules=16, in_dim=6, out_capsules=3, out_dim=4, rng=0)(Tensor(np.ones((2, 16, 6)))).shape
+    (2, 3, 4)
     """
 
     def __init__(self, in_capsules: int, in_dim: int, out_capsules: int, out_dim: int, routing_iters: int = 3,
@@ -94,6 +101,12 @@ class CapsuleOutput:
     `lengths` (N, classes) are the class scores (`data` is their array, so
     `predict` returns them); `capsules` (N, classes, dim); `images` the
     input (N, C, H, W); `model` the CapsNet, whose decoder `reconstruct` uses.
+
+    >>> net = CapsNet(conv_channels=8, primary_caps=2, primary_dim=4, digit_dim=4, n_classes=3, image_size=18,
+    ...               reconstruction=False, rng=0)
+    >>> output = net(Tensor(np.zeros((2, 1, 18, 18))))
+    >>> type(output).__name__, output.shape, output.capsules.shape
+    ('CapsuleOutput', (2, 3), (2, 3, 4))
     """
 
     lengths: Tensor
@@ -123,6 +136,11 @@ class CapsNet(Module):
     primary_caps=32, primary_dim=8, digit_dim=16, 3 routing iterations,
     a 512-1024-784 decoder); conv_channels=64, primary_caps=8 trains on a
     laptop's CPU. Train it with nn.MarginLoss(reconstruction_weight=0.0005).
+
+    >>> net = CapsNet(conv_channels=8, primary_caps=2, primary_dim=4, digit_dim=4, n_classes=3, image_size=18,
+    ...               reconstruction=False, rng=0)
+    >>> net(Tensor(np.zeros((2, 1, 18, 18)))).lengths.shape  # one capsule length per class
+    (2, 3)
     """
 
     def __init__(self, conv_channels: int = 256, primary_caps: int = 32, primary_dim: int = 8, digit_dim: int = 16,

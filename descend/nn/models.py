@@ -18,7 +18,12 @@ from descend.seeding import generator
 
 
 class LinearRegression(Module):
-    """ŷ = x @ W + b, trained with MSELoss: x (..., in_features) -> (..., out_features)."""
+    """ŷ = x @ W + b, trained with MSELoss: x (..., in_features) -> (..., out_features).
+
+    >>> model = LinearRegression(3, rng=0)
+    >>> model(Tensor(np.ones((4, 3)))).shape, model.parameter_count()
+    ((4, 1), 4)
+    """
 
     def __init__(self, in_features: int, out_features: int = 1, rng: Any = None):
         self.linear = Linear(in_features, out_features, rng=rng)
@@ -32,6 +37,9 @@ class LogisticRegression(Module):
     """A softmax classifier: logits = x @ W + b, trained with CrossEntropyLoss.
 
     Shapes: x (..., in_features) -> logits (..., n_classes).
+
+    >>> LogisticRegression(4, n_classes=3, rng=0)(Tensor(np.ones((5, 4)))).shape
+    (5, 3)
     """
 
     def __init__(self, in_features: int, n_classes: int, rng: Any = None):
@@ -93,6 +101,10 @@ class SimpleCNN(Sequential):
 
     [Conv2d 3x3 (padding 1), (BatchNorm2d), ReLU, MaxPool2d 2] for each entry of `channels`
     (two by default), then Flatten, Linear(·, hidden), ReLU, Dropout, Linear(hidden, n_classes).
+
+    >>> model = SimpleCNN(n_classes=3, channels=(4, 8), hidden=16, image_size=8, rng=0)
+    >>> model(Tensor(np.zeros((2, 1, 8, 8)))).shape
+    (2, 3)
     """
 
     def __init__(
@@ -129,6 +141,10 @@ class LeNet5(Sequential):
 
     Conv 6@5x5 (padding 2), activation, 2x2 average pooling, Conv 16@5x5,
     activation, pooling, then dense 400 -> 120 -> 84 -> n_classes: (N, 1, 28, 28) -> (N, n_classes).
+
+    >>> model = LeNet5(rng=0)
+    >>> model(Tensor(np.zeros((2, 1, 28, 28)))).shape, model.parameter_count()
+    ((2, 10), 61706)
     """
 
     def __init__(self, n_classes: int = 10, activation: str = "tanh", rng: Any = None):
@@ -152,6 +168,10 @@ class CharRNN(Module):
     the initial state of the next, detached (truncated backpropagation
     through time); feed it batches that continue each other, e.g.
     text.sequences(length, batch_size=B) with fit(..., shuffle=False).
+
+    >>> model = CharRNN(vocab_size=20, embed=8, hidden=16, rng=0)
+    >>> model(np.zeros((2, 5), dtype=np.int64)).shape  # ids (N, T) -> logits (N, T, vocab_size)
+    (2, 5, 20)
     """
 
     def __init__(self, vocab_size: int, embed: int = 64, hidden: int = 256, layers: int = 1, cell: str = "lstm",

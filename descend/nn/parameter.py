@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from descend.errors import DescendTypeError, DescendValueError
+from descend.errors import DescendTypeError, DescendValueError, ParameterBufferWarning, warn
 from descend.tensor import DEFAULT_DTYPE, Tensor, array_of
 
 
@@ -25,6 +25,10 @@ class Parameter(Tensor):
     constraint uses it. Once the parameter joins a `ParameterBuffer`, its
     `data` and `grad` are views of the buffer: change them in place
     (`p.data[...] = values`), never by rebinding.
+
+    >>> weight = Parameter([[1.0, 2.0]])
+    >>> weight, weight.requires_grad
+    (Parameter(shape=(1, 2), dtype=float32), True)
     """
 
     def __init__(self, data: Any, dtype: Any = None, fan_in_axes: tuple[int, ...] | None = None):
@@ -43,11 +47,17 @@ class ParameterBuffer:
     """One flat array `data` (and `grad`) that every parameter in `params` is a view of.
 
     Shapes: data and grad are 1-D of length Σ p.size, in the order of `params`.
+
+    >>> weight, bias = Parameter(np.ones((2, 3))), Parameter(np.zeros(3))
+    >>> buffer = ParameterBuffer.of([weight, bias])
+    >>> buffer.size, bool(np.shares_memory(buffer.data, weight.data)), buffer.data[-3:].tolist()
+    (9, True, [0.0, 0.0, 0.0])
     """
 
     def __init__(self, params: Sequence[Parameter], dtype: Any = None):
         self.params = list(params)
-        self.pinned = False  # set by an optimizer that holds this buffer: it must not be regrouped
+        self.pinned = False  # set by an optimizer that holds this buffer
+        self.retired = False  # set when its parameters moved to a new buffer: an optimizer holding this one is stale
         if dtype is None:
             dtype = np.result_type(*(p.dtype for p in self.params)) if self.params else DEFAULT_DTYPE
         self.offsets = np.concatenate([[0], np.cumsum([p.size for p in self.params])]).astype(int)
@@ -66,13 +76,13 @@ class ParameterBuffer:
             shared = params[0].buffer
             if len(shared.params) == len(params) and all(a is b for a, b in zip(shared.params, params)):
                 return shared
-        for p in params:
-            if p.buffer is not None and p.buffer.pinned:
-                raise DescendValueError(
-                    f"{p!r} already belongs to the flat buffer of an optimizer made from another list of parameters; "
-                    "regrouping would leave that optimizer updating arrays the model no longer uses. "
-                    "Make the optimizer from model.parameters() and use optimizer.zero_grad()."
-                )
+        pinned = {id(p.buffer): p.buffer for p in params if p.buffer is not None and p.buffer.pinned}
+        if pinned:
+            for buffer in pinned.values():
+                buffer.retired = True
+            warn("the model's parameters changed after an optimizer was made for them (a submodule replaced, or "
+                 "the optimizer made from only some of them): they now live in a new flat buffer, and that optimizer "
+                 "refuses to step. Make it again from model.parameters().", ParameterBufferWarning)
         return cls(params)
 
     @property

@@ -126,6 +126,10 @@ class RNN(_Recurrent):
 
     forward(x, h0=None) -> (output, h_n). x (T, N, input_size) ((N, T, ·) with batch_first);
     output (T, N, D·hidden_size) with D = 2 if bidirectional; h0 and h_n (num_layers·D, N, hidden_size).
+
+    >>> output, h_n = RNN(3, 5, num_layers=2, rng=0)(Tensor(np.zeros((7, 2, 3))))
+    >>> output.shape, h_n.shape
+    ((7, 2, 5), (2, 2, 5))
     """
 
     kind = "RNN"
@@ -147,7 +151,12 @@ class RNN(_Recurrent):
 
 
 class GRU(RNN):
-    """Gated recurrent unit, PyTorch's equations (gates r, z, n); forward(x, h0=None) -> (output, h_n) as RNN's."""
+    """Gated recurrent unit, PyTorch's equations (gates r, z, n); forward(x, h0=None) -> (output, h_n) as RNN's.
+
+    >>> output, h_n = GRU(3, 5, batch_first=True, rng=0)(Tensor(np.zeros((2, 7, 3))))
+    >>> output.shape, h_n.shape
+    ((2, 7, 5), (1, 2, 5))
+    """
 
     kind = "GRU"
 
@@ -161,6 +170,10 @@ class LSTM(_Recurrent):
 
     forward(x, state=None) -> (output, (h_n, c_n)); state is (h0, c0), each
     (num_layers·D, N, hidden_size); output (T, N, D·hidden_size), or (N, T, ·) with batch_first.
+
+    >>> output, (h_n, c_n) = LSTM(3, 5, bidirectional=True, rng=0)(Tensor(np.zeros((7, 2, 3))))
+    >>> output.shape, h_n.shape, c_n.shape
+    ((7, 2, 10), (2, 2, 5), (2, 2, 5))
     """
 
     kind = "LSTM"
@@ -213,7 +226,13 @@ class _Cell(Module):
 
 
 class RNNCell(_Cell):
-    """One step of an Elman RNN: h' = act(x W_ih + b_ih + h W_hh + b_hh); x (N, input_size), h (N, hidden_size)."""
+    """One step of an Elman RNN: h' = act(x W_ih + b_ih + h W_hh + b_hh); x (N, input_size), h (N, hidden_size).
+
+    >>> cell = RNNCell(3, 5, rng=0)
+    >>> h = cell(Tensor(np.zeros((2, 3))))  # h starts at zeros
+    >>> cell(Tensor(np.ones((2, 3))), h).shape
+    (2, 5)
+    """
 
     def __init__(self, input_size: int, hidden_size: int, bias: bool = True, nonlinearity: str = "tanh",
                  rng: Any = None):
@@ -230,7 +249,13 @@ class RNNCell(_Cell):
 
 
 class LSTMCell(_Cell):
-    """One LSTM step: gates i, f, g, o from x and h; c' = f·c + i·g; h' = o·tanh(c'). forward(x, (h, c)) -> (h', c')."""
+    """One LSTM step: gates i, f, g, o from x and h; c' = f·c + i·g; h' = o·tanh(c'). forward(x, (h, c)) -> (h', c').
+
+    >>> cell = LSTMCell(3, 5, rng=0)
+    >>> h, c = cell(Tensor(np.zeros((2, 3))))  # (h, c) start at zeros
+    >>> [part.shape for part in cell(Tensor(np.ones((2, 3))), (h, c))]
+    [(2, 5), (2, 5)]
+    """
 
     kind = "LSTM"
 
@@ -249,7 +274,13 @@ class LSTMCell(_Cell):
 
 
 class GRUCell(_Cell):
-    """One GRU step: r, z = σ(·); n = tanh(x W_in + b_in + r·(h W_hn + b_hn)); h' = (1 − z)·n + z·h."""
+    """One GRU step: r, z = σ(·); n = tanh(x W_in + b_in + r·(h W_hn + b_hn)); h' = (1 − z)·n + z·h.
+
+    >>> cell = GRUCell(3, 5, rng=0)
+    >>> h = cell(Tensor(np.zeros((2, 3))))  # h starts at zeros
+    >>> cell(Tensor(np.ones((2, 3))), h).shape
+    (2, 5)
+    """
 
     kind = "GRU"
 
@@ -271,6 +302,9 @@ class Embedding(Module):
     """A table of learned vectors: token ids (...) -> vectors (..., embedding_dim); weight (num_embeddings, embedding_dim).
 
     The lookup is indexing, so its gradient is GetItem's scatter-add; no code of its own.
+
+    >>> Embedding(10, 4, rng=0)(np.array([[1, 2, 3], [4, 5, 6]])).shape
+    (2, 3, 4)
     """
 
     def __init__(self, num_embeddings: int, embedding_dim: int, rng: Any = None):

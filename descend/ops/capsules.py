@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from descend import kernels
-from descend.checks import check_axis, check_integer
+from descend.checks import accepting_torch_names, check_axis, check_integer
 from descend.errors import ShapeError
 from descend.ops.base import Function, shape_of
 from descend.ops.matmul import matmul
@@ -61,11 +61,13 @@ class Squash(Function):
         return (self.c * grad + 2 * self.slope * along_s * self.s,)
 
 
+@accepting_torch_names
 def squash(s: Any, axis: int = -1) -> Tensor:
     """Squash capsule vectors along `axis` to lengths in [0, 1), keeping their directions; same shape as s."""
     return Squash.apply(s, axis=check_axis("axis", axis, len(shape_of(s))))
 
 
+@accepting_torch_names
 def capsule_length(v: Any, axis: int = -1) -> Tensor:
     """|v| along `axis` (the capsule's probability of presence): (..., D) -> (...), finite gradient at 0."""
     v = as_tensor(v)

@@ -51,6 +51,11 @@ def matmul(x: Any, y: Any) -> Tensor:
     """Matrix product with NumPy's rules; 1-D operands are promoted and the added axis removed.
 
     Shapes: (..., n, k) @ (..., k, m) -> (..., n, m).
+
+    >>> matmul(np.ones((5, 2, 3)), np.ones((3, 4))).shape
+    (5, 2, 4)
+    >>> matmul([1.0, 2.0], [[1.0], [1.0]]).data.tolist()
+    [3.0]
     """
     x_vector = len(shape_of(x)) == 1
     y_vector = len(shape_of(y)) == 1

@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from descend.checks import check_axis
+from descend.checks import accepting_torch_names, check_axis
 from descend.errors import DescendValueError, ShapeError
 from descend.ops.base import Function
 from descend.tensor import Tensor, array_of
@@ -49,6 +49,7 @@ class Sum(Function):
         return (np.broadcast_to(grad, self.shape),)
 
 
+@accepting_torch_names
 def sum(x: Any, axis: Any = None, keepdims: bool = False) -> Tensor:  # noqa: A001  (NumPy's name)
     """Σ over `axis` (an int, a tuple, or None for all); reduced axes go, or stay as size 1 with keepdims.
 
@@ -74,8 +75,13 @@ class Mean(Function):
         return (np.broadcast_to(grad / self.count, self.shape),)
 
 
+@accepting_torch_names
 def mean(x: Any, axis: Any = None, keepdims: bool = False) -> Tensor:
-    """Arithmetic mean over `axis`; shapes as for `sum`."""
+    """Arithmetic mean over `axis`; shapes as for `sum`.
+
+    >>> mean([[1.0, 2.0], [3.0, 4.0]], axis=1).data.tolist()
+    [1.5, 3.5]
+    """
     return Mean.apply(x, axis=axis, keepdims=keepdims)
 
 
@@ -105,8 +111,13 @@ class Max(Function):
         return (grad * winners / count,)
 
 
+@accepting_torch_names
 def max(x: Any, axis: Any = None, keepdims: bool = False) -> Tensor:  # noqa: A001
-    """Largest value over `axis`; shapes as for `sum`."""
+    """Largest value over `axis`; shapes as for `sum`.
+
+    >>> max([[1.0, 5.0], [3.0, 4.0]], axis=0).data.tolist()
+    [3.0, 5.0]
+    """
     return Max.apply(x, axis=axis, keepdims=keepdims)
 
 
@@ -117,14 +128,24 @@ class Min(Max):
     pick = staticmethod(np.min)
 
 
+@accepting_torch_names
 def min(x: Any, axis: Any = None, keepdims: bool = False) -> Tensor:  # noqa: A001
-    """Smallest value over `axis`; shapes as for `sum`."""
+    """Smallest value over `axis`; shapes as for `sum`.
+
+    >>> min([[1.0, 5.0], [3.0, 4.0]], axis=1, keepdims=True).data.tolist()
+    [[1.0], [3.0]]
+    """
     return Min.apply(x, axis=axis, keepdims=keepdims)
 
 
+@accepting_torch_names
 def argmax(x: Any, axis: Any = None, keepdims: bool = False) -> Tensor:
     """The index of the largest value along `axis` (an int, or None for the flattened array): an int64
-    tensor that is not on the tape, since an index has no gradient. The first index wins a tie, as in NumPy."""
+    tensor that is not on the tape, since an index has no gradient. The first index wins a tie, as in NumPy.
+
+    >>> argmax([[1.0, 5.0], [3.0, 2.0]], axis=1).data.tolist()
+    [1, 0]
+    """
     values = array_of(x)
     if values.size == 0:
         raise ShapeError(f"argmax of an empty array (shape {values.shape}) has no answer")

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from descend.checks import check_axis
+from descend.checks import accepting_torch_names, check_axis
 from descend.errors import DescendTypeError, IndexOutOfRangeError, ShapeError
 from descend.ops.base import Function, shape_of
 from descend.tensor import Tensor
@@ -35,7 +35,11 @@ class Reshape(Function):
 
 
 def reshape(x: Any, shape: Sequence[int]) -> Tensor:
-    """The same elements in a new shape (one dimension may be -1)."""
+    """The same elements in a new shape (one dimension may be -1).
+
+    >>> reshape(np.arange(6.0), (2, -1)).shape
+    (2, 3)
+    """
     try:
         shape = tuple(shape)
     except TypeError:
@@ -64,7 +68,11 @@ class Transpose(Function):
 
 
 def transpose(x: Any, axes: Sequence[int] | None = None) -> Tensor:
-    """Axes permuted as `axes` says, or reversed."""
+    """Axes permuted as `axes` says, or reversed.
+
+    >>> transpose(np.ones((2, 3, 4))).shape, transpose(np.ones((2, 3, 4)), (0, 2, 1)).shape
+    ((4, 3, 2), (2, 4, 3))
+    """
     return Transpose.apply(x, axes=None if axes is None else tuple(axes))
 
 
@@ -140,16 +148,26 @@ class Concat(Function):
         return tuple(np.split(grad, self.boundaries, axis=self.axis))
 
 
+@accepting_torch_names
 def concat(xs: Sequence[Any], axis: int = 0) -> Tensor:
-    """Join tensors along an existing axis: shapes (.., a, ..) + (.., b, ..) -> (.., a+b, ..)."""
+    """Join tensors along an existing axis: shapes (.., a, ..) + (.., b, ..) -> (.., a+b, ..).
+
+    >>> concat([np.ones((2, 3)), np.ones((1, 3))]).shape
+    (3, 3)
+    """
     if len(xs) == 0:
         raise ShapeError("concat needs at least one tensor; got an empty sequence")
     axis = check_axis("axis", axis, len(shape_of(xs[0])))
     return Concat.apply(*xs, axis=axis)
 
 
+@accepting_torch_names
 def stack(xs: Sequence[Any], axis: int = 0) -> Tensor:
-    """Join equal-shaped tensors along a new axis: k tensors of shape S -> shape with k inserted at `axis`."""
+    """Join equal-shaped tensors along a new axis: k tensors of shape S -> shape with k inserted at `axis`.
+
+    >>> stack([np.ones(3), np.ones(3)]).shape, stack([np.ones(3), np.ones(3)], axis=1).shape
+    ((2, 3), (3, 2))
+    """
     if len(xs) == 0:
         raise ShapeError("stack needs at least one tensor; got an empty sequence")
     axis = check_axis("axis", axis, len(shape_of(xs[0])) + 1)
@@ -161,8 +179,14 @@ def stack(xs: Sequence[Any], axis: int = 0) -> Tensor:
     return concat(expanded, axis=axis)
 
 
+@accepting_torch_names
 def split(x: Tensor, sections: int | Sequence[int], axis: int = 0) -> list[Tensor]:
-    """Cut along `axis` into `sections` equal parts, or at the given indices (NumPy's rule)."""
+    """Cut along `axis` into `sections` equal parts, or at the given indices (NumPy's rule).
+
+    >>> x = Tensor(np.ones((6, 2)))
+    >>> [part.shape for part in split(x, 3)], [part.shape for part in split(x, [1, 4])]
+    ([(2, 2), (2, 2), (2, 2)], [(1, 2), (3, 2), (2, 2)])
+    """
     axis = check_axis("axis", axis, x.ndim)
     length = x.shape[axis]
     if isinstance(sections, (int, np.integer)):
@@ -177,9 +201,14 @@ def split(x: Tensor, sections: int | Sequence[int], axis: int = 0) -> list[Tenso
     return [getitem(x, (*before, slice(start, stop))) for start, stop in zip(edges[:-1], edges[1:])]
 
 
+@accepting_torch_names
 def flatten(x: Any, start_axis: int = 0) -> Tensor:
     """The axes from `start_axis` on merged into one: (N, C, H, W) with start_axis=1 -> (N, C·H·W), as
-    torch.flatten(x, 1); a reshape, so its gradient is the reshape back."""
+    torch.flatten(x, 1); a reshape, so its gradient is the reshape back.
+
+    >>> flatten(np.ones((2, 3, 4, 5)), start_axis=1).shape
+    (2, 60)
+    """
     shape = shape_of(x)
     start = check_axis("start_axis", start_axis, max(len(shape), 1))
     return reshape(x, (*shape[:start], -1))

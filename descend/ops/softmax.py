@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from descend import kernels
-from descend.checks import check_axis, check_reduction
+from descend.checks import accepting_torch_names, check_axis, check_reduction
 from descend.errors import DescendTypeError, DescendValueError, ShapeError
 from descend.ops.base import Function, shape_of
 from descend.ops.elementwise import stable_sigmoid
@@ -37,8 +37,13 @@ class Softmax(Function):
         return (self.out * (grad - (grad * self.out).sum(axis=self.axis, keepdims=True)),)
 
 
+@accepting_torch_names
 def softmax(x: Any, axis: int = -1) -> Tensor:
-    """Probabilities along `axis` that sum to 1; same shape as x."""
+    """Probabilities along `axis` that sum to 1; same shape as x.
+
+    >>> softmax([0.0, np.log(3.0)]).data.round(2).tolist()
+    [0.25, 0.75]
+    """
     return Softmax.apply(x, axis=check_axis("axis", axis, len(shape_of(x))))
 
 
@@ -55,8 +60,13 @@ class LogSoftmax(Function):
         return (grad - np.exp(self.out) * grad.sum(axis=self.axis, keepdims=True),)
 
 
+@accepting_torch_names
 def log_softmax(x: Any, axis: int = -1) -> Tensor:
-    """log(softmax(x)) computed stably; same shape as x."""
+    """log(softmax(x)) computed stably; same shape as x.
+
+    >>> [round(value, 4) for value in log_softmax([0.0, 0.0]).data.tolist()]  # log ½ each
+    [-0.6931, -0.6931]
+    """
     return LogSoftmax.apply(x, axis=check_axis("axis", axis, len(shape_of(x))))
 
 
@@ -122,6 +132,11 @@ def cross_entropy(logits: Tensor, labels: Any, reduction: str = "mean") -> Tenso
     Logits (N, T, C) with labels (N, T), as a sequence model makes, are
     averaged over every position: they are flattened to (N·T, C) first.
     `reduction` "sum" adds the rows' losses instead; "none" returns them, of labels' shape.
+
+    >>> round(float(cross_entropy(np.zeros((2, 3)), [0, 2])), 4)  # uniform logits: ln 3
+    1.0986
+    >>> cross_entropy(np.zeros((2, 3)), [0, 2], reduction="none").shape
+    (2,)
     """
     reduction = check_reduction(reduction)
     logits_shape = shape_of(logits)
@@ -139,6 +154,10 @@ def nll_loss(log_probs: Tensor, labels: Any, reduction: str = "mean") -> Tensor:
 
     PyTorch's nll_loss: log_probs are a log_softmax's output, so
     nll_loss(log_softmax(z), y) is cross_entropy(z, y).
+
+    >>> log_probs = [[-0.5, -1.0], [-2.0, -0.25]]
+    >>> float(nll_loss(log_probs, [0, 1])), nll_loss(log_probs, [0, 1], reduction="none").data.tolist()
+    (0.375, [0.5, 0.25])
     """
     reduction = check_reduction(reduction)
     shape = shape_of(log_probs)

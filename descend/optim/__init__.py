@@ -14,7 +14,7 @@
 
 from descend.optim.adaptive import Adadelta, Adam, RMSprop
 from descend.optim.constraints import MaxNorm
-from descend.optim.optimizer import Optimizer, build_optimizer
+from descend.optim.optimizer import Optimizer, ParamGroup, build_optimizer
 from descend.optim.regularizers import l1_penalty, l2_penalty
 from descend.optim.schedules import (
     CosineDecay, ExponentialDecay, InverseTimeDecay, MomentumRamp, Schedule, StepDecay, build_schedule,
@@ -23,5 +23,6 @@ from descend.optim.sgd import SGD
 
 __all__ = [
     "SGD", "Adadelta", "Adam", "CosineDecay", "ExponentialDecay", "InverseTimeDecay", "MaxNorm", "MomentumRamp",
-    "Optimizer", "RMSprop", "Schedule", "StepDecay", "build_optimizer", "build_schedule", "l1_penalty", "l2_penalty",
+    "Optimizer", "ParamGroup", "RMSprop", "Schedule", "StepDecay", "build_optimizer", "build_schedule", "l1_penalty",
+    "l2_penalty",
 ]

@@ -1,8 +1,11 @@
 """Learning-rate schedules and the momentum ramp: small objects that say a rate for a step.
 
-A learning-rate schedule is called as `schedule(base_lr, step)`, where `step`
-counts the optimizer steps already taken (0 for the first), and gives the
-learning rate for that step. Each object stores the arguments it was built
+A learning-rate schedule is called as `schedule(base_lr, t)` and gives the
+learning rate at t. With `per="step"` (the default) t counts the optimizer
+steps already taken (0 for the first); with `per="epoch"` it counts the
+epochs already ended, as a PyTorch scheduler stepped once per epoch: the
+optimizer asks with its `epochs`, which `Optimizer.end_epoch()` moves on
+(fit calls it after every epoch). Each object stores the arguments it was built
 with, so `describe()` gives a JSON-ready `{"class": ..., "config": ...}` and
 `build_schedule` rebuilds it, which is how an optimizer's state is saved
 without pickling code.
@@ -19,6 +22,9 @@ from descend.nn.module import qualified_name
 
 #: every schedule class (and MomentumRamp) by qualified name, for rebuilding from a description
 SCHEDULES: dict[str, type[Described]] = {}
+
+#: what a schedule's t counts: optimizer steps taken, or epochs ended
+PER = ("step", "epoch")
 
 
 class Described:
@@ -49,45 +55,67 @@ class Described:
 
 
 class Schedule(Described):
-    """Base of the learning-rate schedules: `schedule(base_lr, step)` is the rate for step `step`."""
+    """Base of the learning-rate schedules: `schedule(base_lr, t)` is the rate at t, in steps or epochs (`per`).
+
+    A schedule of your own defines `__call__`; its `__init__` arguments are its config:
+
+    >>> class Halving(Schedule):
+    ...     def __call__(self, base_lr, step):
+    ...         return base_lr / 2**step
+    >>> Halving()(1.0, 3), Halving().describe()["config"]
+    (0.125, {})
+    """
+
+    #: "step": t counts optimizer steps; "epoch": t counts epochs ended (Optimizer.end_epoch)
+    per: str = "step"
 
     def __call__(self, base_lr: float, step: int) -> float:
         raise NotImplementedError(f"{type(self).__name__} must define __call__(base_lr, step)")
 
 
-class StepDecay(Schedule):
-    """Multiply the rate by `gamma` every `step_size` steps: lr = base_lr · gamma^⌊step / step_size⌋.
+def check_per(per: Any) -> str:
+    """A schedule's `per`: "step" or "epoch"; else an error naming it."""
+    if not isinstance(per, str) or per not in PER:
+        raise DescendValueError(f"per must be 'step' or 'epoch' (what the schedule counts); got {per!r}")
+    return per
 
-    As torch.optim.lr_scheduler.StepLR stepped once per optimizer step.
+
+class StepDecay(Schedule):
+    """Multiply the rate by `gamma` every `step_size` steps (or epochs): lr = base_lr · gamma^⌊t / step_size⌋.
+
+    As torch.optim.lr_scheduler.StepLR stepped once per optimizer step, or,
+    with per="epoch", once per epoch as PyTorch users usually step it.
 
     >>> StepDecay(step_size=2, gamma=0.5)(1.0, 5)
     0.25
     """
 
-    def __init__(self, step_size: int, gamma: float = 0.1):
+    def __init__(self, step_size: int, gamma: float = 0.1, per: str = "step"):
         self.step_size = check_integer("step_size", step_size, low=1)
         self.gamma = check_real("gamma", gamma, low=0.0, high=1.0, low_open=True)
+        self.per = check_per(per)
 
     def __call__(self, base_lr: float, step: int) -> float:
         return base_lr * self.gamma ** (step // self.step_size)
 
 
 class ExponentialDecay(Schedule):
-    """Multiply the rate by `gamma` every step: lr = base_lr · gamma^step (torch's ExponentialLR).
+    """Multiply the rate by `gamma` every step (or epoch): lr = base_lr · gamma^t (torch's ExponentialLR).
 
     >>> ExponentialDecay(gamma=0.5)(1.0, 3)
     0.125
     """
 
-    def __init__(self, gamma: float):
+    def __init__(self, gamma: float, per: str = "step"):
         self.gamma = check_real("gamma", gamma, low=0.0, high=1.0, low_open=True)
+        self.per = check_per(per)
 
     def __call__(self, base_lr: float, step: int) -> float:
         return base_lr * self.gamma**step
 
 
 class InverseTimeDecay(Schedule):
-    """lr = base_lr / (1 + decay · step): Keras's InverseTimeDecay, H2O Deep Learning's rate annealing.
+    """lr = base_lr / (1 + decay · t), t in steps (or epochs): Keras's InverseTimeDecay, H2O's rate annealing.
 
     H2O counts training samples where this counts steps: its `rate_annealing`
     equals `decay / batch_size` here.
@@ -96,17 +124,18 @@ class InverseTimeDecay(Schedule):
     0.5
     """
 
-    def __init__(self, decay: float):
+    def __init__(self, decay: float, per: str = "step"):
         self.decay = check_real("decay", decay, low=0.0, low_open=True)
+        self.per = check_per(per)
 
     def __call__(self, base_lr: float, step: int) -> float:
         return base_lr / (1.0 + self.decay * step)
 
 
 class CosineDecay(Schedule):
-    """Half a cosine from base_lr down to min_lr over `total_steps`, then min_lr.
+    """Half a cosine from base_lr down to min_lr over `total_steps` steps (or epochs, per="epoch"), then min_lr.
 
-    lr = min_lr + (base_lr − min_lr) · (1 + cos(π · min(step, total_steps) / total_steps)) / 2,
+    lr = min_lr + (base_lr − min_lr) · (1 + cos(π · min(t, total_steps) / total_steps)) / 2,
     as torch's CosineAnnealingLR(T_max=total_steps, eta_min=min_lr) up to
     total_steps; after that torch climbs back up, this stays at min_lr.
 
@@ -114,9 +143,10 @@ class CosineDecay(Schedule):
     0.1
     """
 
-    def __init__(self, total_steps: int, min_lr: float = 0.0):
+    def __init__(self, total_steps: int, min_lr: float = 0.0, per: str = "step"):
         self.total_steps = check_integer("total_steps", total_steps, low=1)
         self.min_lr = check_real("min_lr", min_lr, low=0.0)
+        self.per = check_per(per)
 
     def __call__(self, base_lr: float, step: int) -> float:
         progress = min(step, self.total_steps) / self.total_steps
@@ -148,8 +178,8 @@ class MomentumRamp(Described):
 def build_schedule(spec: dict[str, Any]) -> Described:
     """Rebuild a schedule (or a MomentumRamp) from its `describe()` output.
 
-    >>> build_schedule(StepDecay(step_size=3).describe())
-    StepDecay(step_size=3, gamma=0.1)
+    >>> build_schedule(StepDecay(step_size=3, per="epoch").describe())
+    StepDecay(step_size=3, gamma=0.1, per='epoch')
     """
     if not isinstance(spec, dict) or not isinstance(spec.get("config"), dict) or "class" not in spec:
         raise DescendTypeError(

@@ -34,9 +34,10 @@ from descend.optim.optimizer import Optimizer
 from descend.spark.blocks import Blocks, make_blocks
 from descend.training.loop import Callback, History, Run, TrainingState, progress_bar
 from descend.training.step import (
-    Clipping, StepFunction, TrainingJob, check_optimizer_holds, count_correct, make_step, run_seed,
-    seed_module_generators, train_on_batch,
+    Clipping, StepFunction, TrainingJob, check_optimizer_holds, make_step, run_seed, seed_module_generators,
+    train_on_batch,
 )
+from descend.training.metrics import metric_names, resolve_metrics, score_batch
 
 SYNCS = ("gradient", "average")
 #: the oldest Spark that fit_spark is tested on (mapInPandas, pandas UDFs over Arrow, Java 17)
@@ -63,7 +64,7 @@ def _executor_model(setup: dict[str, Any]) -> tuple[Module, Module, StepFunction
         _MODELS.clear()  # one run at a time per worker: let an earlier run's model go
         model = build_module(json.loads(setup["model"])).astype(np.dtype(setup["dtype"]))
         loss_fn = build_module(json.loads(setup["loss"]))
-        found = _MODELS[setup["key"]] = (model, loss_fn, make_step(model, loss_fn))
+        found = _MODELS[setup["key"]] = (model, loss_fn, make_step(model, loss_fn, setup["metrics"]))
     return found
 
 
@@ -96,11 +97,13 @@ def fit_spark(
     validation: Any = None,
     callbacks: Sequence[Callback] = (),
     task_hook: Callable[[TaskInfo], None] | None = None,
+    metrics: Sequence[Any] | None = None,
 ) -> History:
     """Train `model` on the rows of `df` (features: vector or array<float> column; label: class index or target).
 
-    Returns a History like `fit`'s (loss, accuracy for classifiers, val_ metrics when `validation`, a
-    DataFrame of the same columns, is given; lr, the rate of the epoch's last step; seconds) with
+    Returns a History like `fit`'s (loss, the `metrics` as fit names them, by default accuracy for classifiers;
+    val_ ones when `validation`, a DataFrame of the same columns, is given; lr, the rate of the epoch's last
+    step; seconds) with
     `history.driver_bytes`, what the executors sent the driver per epoch. An autoencoder
     (target_is_input) needs no label column. `task_hook(TaskInfo)` runs at the start of every
     training task (instrumentation, fault injection). Callbacks see one on_batch_end per step of the
@@ -108,7 +111,7 @@ def fit_spark(
     the partitions, with sync="average".
     """
     job = TrainingJob(model, loss_fn, optimizer, df, validation=validation, epochs=epochs, batch_size=batch_size,
-                      seed=seed, callbacks=callbacks, progress=False,
+                      seed=seed, callbacks=callbacks, progress=False, metrics=metrics,
                       clipping=Clipping(clip_grad_norm, clip_grad_value),
                       options={"features": features, "label": label, "sync": sync, "sync_every": sync_every,
                                "task_hook": task_hook})
@@ -144,7 +147,8 @@ def run(job: TrainingJob) -> History:
             held_out = make_blocks(job.validation, features, label, width, classes, argument="validation")
         buffer = model.flat_buffer()
         setup = {"key": blocks.key, "model": json.dumps(module_spec(model)),
-                 "loss": json.dumps(module_spec(loss_fn)), "dtype": buffer.dtype.str}
+                 "loss": json.dumps(module_spec(loss_fn)), "dtype": buffer.dtype.str,
+                 "metrics": metric_names(job.metrics, "spark")}
         context = df.sparkSession.sparkContext
         state = TrainingState(model, loss_fn, optimizer, History())
         if sync == "gradient":
@@ -215,23 +219,24 @@ class _GradientEpochs:
         buffer = self.job.model.flat_buffer()
         sent = 0
 
-        def distributed_step(params: np.ndarray, rows: np.ndarray, _: Any) -> tuple[float, np.ndarray, float | None]:
+        def distributed_step(params: np.ndarray, rows: np.ndarray, _: Any) -> tuple[float, np.ndarray,
+                                                                                    dict[str, float] | None]:
             """make_step's contract over the cluster: `params` are broadcast, `rows` are the minibatch's row
             numbers across the partitions, and the returned gradient is their mean."""
             nonlocal sent
             weights = self.context.broadcast(params)
-            (loss_sum, grad_sum, correct, total_rows), received = self.blocks.total(
+            (loss_sum, grad_sum, scores, total_rows), received = self.blocks.total(
                 _gradient_task(self.setup, self.blocks, weights, np.sort(rows), training.state.optimizer.iterations,
                                self.hook))
             weights.destroy()
             sent += received
             buffer.grad[...] = grad_sum / total_rows
-            return loss_sum / total_rows, buffer.grad, correct
+            return loss_sum / total_rows, buffer.grad, scores
 
         for rows in batches(self.blocks.n_rows, self.job.batch_size, rng=self.rng):
             result = train_on_batch(training.state, distributed_step, buffer.data, rows, None,
                                     self.job.clipping)
-            training.step_done(result.loss, result.correct, len(rows), result.lr)
+            training.step_done(result.loss, result.scores, len(rows), result.lr)
         return sent
 
 
@@ -240,7 +245,7 @@ def _gradient_task(setup: dict[str, Any], blocks: Blocks, weights: Any, picked: 
     """The task of one synchronous step: the gradient summed over this partition's rows of the minibatch."""
     offsets, sizes = blocks.offsets, blocks.rows
 
-    def task(partition: int, x: np.ndarray, y: Any) -> tuple[float, np.ndarray | None, float | None, int]:
+    def task(partition: int, x: np.ndarray, y: Any) -> tuple[float, np.ndarray | None, dict[str, float] | None, int]:
         _run_hook(hook, step_index, partition)
         mine = picked[(picked >= offsets[partition]) & (picked < offsets[partition] + sizes[partition])]
         if mine.size == 0:
@@ -248,8 +253,8 @@ def _gradient_task(setup: dict[str, Any], blocks: Blocks, weights: Any, picked: 
         model_here, _, step = _executor_model(setup)
         x, y = _inputs(x, y, model_here)
         local = mine - offsets[partition]
-        loss, grads, correct = step(weights.value, x[local], y[local])
-        return loss * local.size, grads * local.size, correct, int(local.size)
+        loss, grads, scores = step(weights.value, x[local], y[local])
+        return loss * local.size, grads * local.size, scores, int(local.size)
 
     return task
 
@@ -290,11 +295,11 @@ class _AveragingEpochs:
             step_rows = self.step_rows(round_in_epoch)
             busy = sum(share > 0 for share in self.round_shares(round_in_epoch))
             shared = self.context.broadcast((buffer.data, {name: optimizer.state[name] for name in state_names},
-                                             optimizer.iterations, training.state.step))
+                                             optimizer.iterations, optimizer.epochs, training.state.step))
             task = _averaging_task(self.setup, optimizer.describe(), state_names, shared, epoch,
                                    (epoch - 1) * self.rounds + round_in_epoch, round_in_epoch, self.rows_per_round,
                                    len(step_rows), self.job.batch_size, self.job.clipping, self.seed, self.hook)
-            (weights_sum, states_sum, loss_sums, correct), received = self.blocks.total(task)
+            (weights_sum, states_sum, loss_sums, score_sums), received = self.blocks.total(task)
             shared.destroy()
             sent += received
             buffer.data[...] = weights_sum / busy
@@ -303,7 +308,8 @@ class _AveragingEpochs:
             first = optimizer.iterations
             optimizer.iterations += len(step_rows)
             for j, rows in enumerate(step_rows):  # the averaged model's j-th step: every partition's j-th minibatch
-                training.step_done(loss_sums[j] / rows, None if correct is None else correct[j], rows,
+                scores = None if score_sums is None else {name: float(sums[j]) for name, sums in score_sums.items()}
+                training.step_done(loss_sums[j] / rows, scores, rows,
                                    optimizer.lr_at(first + j))
         return sent
 
@@ -314,8 +320,8 @@ def _averaging_task(setup: dict[str, Any], description: dict[str, Any], state_na
                     ) -> Callable[[int, np.ndarray, Any], Any]:
     """The task of one averaging round: local steps on this partition's rows of the round, then its weights.
 
-    It returns its weights and optimizer state, and per-step sums of length `steps` (loss × rows, right
-    answers), so the driver can report the averaged model's steps one by one; the rows of each step the
+    It returns its weights and optimizer state, and per-step sums of length `steps` (loss × rows, and each
+    metric's sum by name), so the driver can report the averaged model's steps one by one; the rows of each step the
     driver knows from the partitions' sizes.
     """
 
@@ -330,34 +336,35 @@ def _averaging_task(setup: dict[str, Any], description: dict[str, Any], state_na
             return None, None, None, None
         model_here, loss_here, step = _executor_model(setup)
         x, y = _inputs(x, y, model_here)
-        weights, states, iterations, first_step = shared.value
+        weights, states, iterations, epochs, first_step = shared.value
         here = model_here.flat_buffer()
         here.data[...] = weights
         local_optimizer = build_optimizer(description, model_here.parameters())
         for name in state_names:
             local_optimizer.state[name][...] = states[name]
-        local_optimizer.iterations = iterations
+        local_optimizer.iterations, local_optimizer.epochs = iterations, epochs  # where the schedule is
         seed_module_generators(model_here, [seed, round_index, partition])
         local = TrainingState(model_here, loss_here, local_optimizer, History(), epoch=epoch, step=first_step)
         loss_sums = np.zeros(steps)
-        correct = np.zeros(steps)  # None once a step counts none: the loss is not a classification loss
+        score_sums = None
         model_here.train()
         for j, begin in enumerate(range(0, len(mine), batch_size)):
             rows = np.sort(mine[begin : begin + batch_size])
             result = train_on_batch(local, step, here.data, x[rows], y[rows], clipping)
             local.step += 1
             loss_sums[j] = result.loss * len(rows)
-            if result.correct is None:
-                correct = None
-            elif correct is not None:
-                correct[j] = result.correct
-        return here.data.copy(), {name: local_optimizer.state[name].copy() for name in state_names}, loss_sums, correct
+            if result.scores is not None:
+                score_sums = score_sums or {name: np.zeros(steps) for name in result.scores}
+                for name, value in result.scores.items():
+                    score_sums[name][j] = value
+        states = {name: local_optimizer.state[name].copy() for name in state_names}
+        return here.data.copy(), states, loss_sums, score_sums
 
     return task
 
 
 def evaluate_blocks(context, blocks: Blocks, setup: dict[str, Any], model: Any) -> dict[str, float]:
-    """Mean loss (and accuracy for classifiers) of the driver's current weights over cached blocks."""
+    """Mean loss and the run's metrics (setup's, by name) of the driver's current weights over cached blocks."""
     from descend.tensor import Tensor, no_grad
 
     weights = context.broadcast(model.flat_buffer().data)
@@ -372,12 +379,9 @@ def evaluate_blocks(context, blocks: Blocks, setup: dict[str, Any], model: Any) 
         with no_grad():
             output = model_here(Tensor(x))
             loss = float(loss_fn(output, y).data) * len(x)
-            correct = count_correct(output.data, y, loss_fn)
-        return loss, correct, len(x)
+            scores = score_batch(output.data, y, resolve_metrics(setup["metrics"], loss_fn))
+        return loss, scores, len(x)
 
-    (loss, correct, rows), _ = blocks.total(task)
+    (loss, score_sums, rows), _ = blocks.total(task)
     weights.destroy()
-    metrics = {"loss": loss / rows}
-    if correct is not None:
-        metrics["accuracy"] = correct / rows
-    return metrics
+    return {"loss": loss / rows, **{name: total / rows for name, total in (score_sums or {}).items()}}

@@ -55,6 +55,7 @@ def fit(
     resume: bool = False,
     engine: str = "local",
     workers: int | None = None,
+    metrics: Sequence[Any] | None = None,
 ) -> History:
     """Train `model` to lower `loss_fn` on `train` with `optimizer`; returns a History.
 
@@ -66,9 +67,12 @@ def fit(
     `clip_grad_value` limits every gradient to ±that value and
     `clip_grad_norm` scales all of them together to at most that L2 norm.
 
-    Each epoch's record holds loss, accuracy (classification losses), the
-    val_ metrics, lr (the rate the epoch's last step used) and seconds,
-    whatever the engine (descend.training.loop).
+    Each epoch's record holds loss, the metrics, the val_ ones, lr (the rate
+    the epoch's last step used) and seconds, whatever the engine
+    (descend.training.loop). `metrics` names what to report beside the loss,
+    whatever the loss class: "accuracy", "top5_accuracy" (any k) or Metrics
+    from descend.training.metrics; None reports accuracy for classification
+    losses, so a loss of your own still reports accuracy when asked.
 
     Training stops with a NonFiniteError if the loss or a gradient becomes
     NaN or infinite; the message names the step, the op and layer where the
@@ -90,6 +94,13 @@ def fit(
     as Spark DataFrames with "features" and "label" columns and averages
     models across the partitions (descend.spark.fit_spark has the other
     settings); "local" is this process's loop, the reference.
+
+    >>> import numpy as np, descend as dc
+    >>> model, x, y = dc.nn.Linear(2, 2, rng=0), np.eye(2, dtype=np.float32), np.array([0, 1])
+    >>> history = fit(model, dc.nn.CrossEntropyLoss(), dc.optim.SGD(model.parameters(), lr=0.5), (x, y), epochs=20,
+    ...               progress=False)
+    >>> len(history), history.last()["accuracy"]
+    (20, 1.0)
     """
     run = find_engine(engine)
     if workers is not None and engine != "hogwild":
@@ -116,6 +127,6 @@ def fit(
         clipping=Clipping(clip_grad_norm, clip_grad_value),
         checkpoint=None if checkpoint is None else Path(checkpoint),
         checkpoint_every=checkpoint_every if checkpoint is None else check_every(checkpoint_every),
-        resume=resume, options=options,
+        resume=resume, options=options, metrics=metrics,
     )
     return run(job)

@@ -37,7 +37,7 @@ def run(job: TrainingJob) -> History:
     rng = np.random.default_rng(progress_key)
     if progress_key is not None:
         seed_module_generators(model, progress_key)
-    step = make_step(model, loss_fn)
+    step = make_step(model, loss_fn, job.metrics)
     buffer, modules = model.flat_buffer(), list(model.modules())
     state = TrainingState(model, loss_fn, optimizer, History())
     training = Run(state, job.callbacks, progress_bar(job.progress, -(-len(x_train) // job.batch_size), job.epochs))
@@ -70,10 +70,11 @@ def run(job: TrainingJob) -> History:
             result = train_on_batch(state, step, buffer.data, x, y, job.clipping,
                                     checkpoint=None if checkpoints is None else checkpoints.last,
                                     locate_origin=lambda: locate_nonfinite(model, loss_fn, before, x, y))
-            training.step_done(result.loss, result.correct, len(rows), result.lr)
+            training.step_done(result.loss, result.scores, len(rows), result.lr)
             if checkpoints is not None and checkpoints.due(state.step):
                 checkpoints.write(model, optimizer, state, tally, rng, job.callbacks)
-        training.end_epoch(None if validation_set is None else evaluate(model, loss_fn, validation_set))
+        training.end_epoch(None if validation_set is None else evaluate(model, loss_fn, validation_set,
+                                                                         metrics=job.metrics))
         if checkpoints is not None and (checkpoints.every == "epoch" or epoch == job.epochs or state.stop):
             checkpoints.write(model, optimizer, state, tally, rng, job.callbacks)
     training.end()

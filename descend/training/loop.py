@@ -10,8 +10,9 @@ in the same order:
                      on_epoch_end with the epoch's record
     on_train_end
 
-An epoch's record holds `epoch`, `loss` (the mean over its rows), `accuracy`
-for classification losses, the `val_` metrics when there is validation data,
+An epoch's record holds `epoch`, `loss` (the mean over its rows), each of the
+run's metrics (fit's `metrics=`; by default `accuracy` for classification
+losses), the `val_` ones when there is validation data,
 `lr` (the rate the epoch's last step used) and `seconds`.
 """
 
@@ -33,7 +34,19 @@ from descend.optim.optimizer import Optimizer
 
 @dataclass
 class History:
-    """Per-epoch records of a training run: loss, accuracy, val_loss, val_accuracy, lr, seconds."""
+    """Per-epoch records of a training run: loss, accuracy, val_loss, val_accuracy, lr, seconds.
+
+    `fit` returns one; `history[key]` is that key's value for every epoch.
+
+    >>> import descend as dc
+    >>> model, data = dc.nn.Linear(2, 2, rng=0), (np.eye(2, dtype=np.float32), np.array([0, 1]))
+    >>> history = dc.fit(model, dc.nn.CrossEntropyLoss(), dc.optim.SGD(model.parameters(), lr=0.5), data, epochs=3,
+    ...                  validation=data, progress=False)
+    >>> len(history), list(history.last())
+    (3, ['epoch', 'loss', 'accuracy', 'val_loss', 'val_accuracy', 'lr', 'seconds'])
+    >>> history["epoch"]
+    [1, 2, 3]
+    """
 
     epochs: list[dict[str, float]] = field(default_factory=list)
     #: engine="hogwild" only: per epoch, when each worker ran (descend.hogwild.workers.Span)
@@ -61,6 +74,15 @@ class TrainingState:
 
     `epoch` is the epoch in progress (1-based) and `step` the optimizer steps
     the run has taken so far (this call of fit, or the resumed run).
+
+    >>> import descend as dc
+    >>> class StopAtTwo(Callback):
+    ...     def on_epoch_end(self, state, record):
+    ...         state.stop = state.epoch == 2
+    >>> model = dc.nn.Linear(2, 2, rng=0)
+    >>> len(dc.fit(model, dc.nn.CrossEntropyLoss(), dc.optim.SGD(model.parameters(), lr=0.5),
+    ...            (np.eye(2, dtype=np.float32), np.array([0, 1])), epochs=10, callbacks=[StopAtTwo()], progress=False))
+    2
     """
 
     model: Module
@@ -73,7 +95,18 @@ class TrainingState:
 
 
 class Callback:
-    """Hooks into fit; override what you need."""
+    """Hooks into fit; override what you need.
+
+    >>> import descend as dc
+    >>> class PrintLoss(Callback):
+    ...     def on_epoch_end(self, state, record):
+    ...         print(state.epoch, state.step, round(record["loss"], 3))
+    >>> model = dc.nn.Linear(2, 2, rng=0)
+    >>> _ = dc.fit(model, dc.nn.CrossEntropyLoss(), dc.optim.SGD(model.parameters(), lr=0.5),
+    ...            (np.eye(2, dtype=np.float32), np.array([0, 1])), epochs=2, callbacks=[PrintLoss()], progress=False)
+    1 1 0.582
+    2 2 0.489
+    """
 
     def on_train_begin(self, state: TrainingState) -> None:
         """Called once, before the first epoch."""
@@ -108,6 +141,14 @@ class EarlyStopping(Callback):
 
     Losses are minimised and accuracies maximised. With
     `restore_best_weights`, the model ends with the weights of its best epoch.
+
+    >>> import descend as dc
+    >>> model, data = dc.nn.Linear(2, 2, rng=0), (np.eye(2, dtype=np.float32), np.array([0, 1]))
+    >>> stopping = EarlyStopping(monitor="val_loss", patience=2, min_delta=0.01)
+    >>> history = dc.fit(model, dc.nn.CrossEntropyLoss(), dc.optim.SGD(model.parameters(), lr=0.5), data,
+    ...                  validation=data, epochs=100, callbacks=[stopping], progress=False)
+    >>> len(history) < 100  # stopped once val_loss fell by less than 0.01 twice in a row
+    True
     """
 
     def __init__(self, monitor: str = "val_loss", patience: int = 3, min_delta: float = 0.0, restore_best_weights: bool = True):
@@ -183,7 +224,7 @@ class EpochTally:
     batch: int = 0
     epoch_done: bool = True
     loss_sum: float = 0.0
-    correct_sum: float | None = 0.0
+    score_sums: dict[str, float] | None = field(default_factory=dict)
     seen: int = 0
     lr: float = math.nan
     epoch_rng: dict[str, Any] | None = None
@@ -193,21 +234,25 @@ class EpochTally:
         epoch_rng = None if rng is None else rng.bit_generator.state
         vars(self).update(asdict(EpochTally(epoch=epoch, epoch_done=False, epoch_rng=epoch_rng)))
 
-    def add(self, loss: float, correct: float | None, rows: int, lr: float) -> None:
-        """Count one minibatch of `rows` rows: its mean loss, its right answers (None: not a classifier), its rate."""
+    def add(self, loss: float, scores: dict[str, float] | None, rows: int, lr: float) -> None:
+        """Count one minibatch of `rows` rows: its mean loss, its metrics' sums over its rows (None: no metric),
+        its rate."""
         self.batch += 1
         self.loss_sum += loss * rows
         self.seen += rows
-        self.correct_sum = None if correct is None or self.correct_sum is None else self.correct_sum + correct
+        if scores is None or self.score_sums is None:
+            self.score_sums = None
+        else:
+            self.score_sums = {name: self.score_sums.get(name, 0.0) + value for name, value in scores.items()}
         self.lr = lr
 
     def loss(self) -> float:
         """The mean loss over the epoch's rows so far."""
         return self.loss_sum / self.seen
 
-    def accuracy(self) -> float | None:
-        """The fraction right over the epoch's rows so far; None for losses that are not classification."""
-        return None if self.correct_sum is None else self.correct_sum / self.seen
+    def metrics(self) -> dict[str, float]:
+        """Each metric's mean over the epoch's rows so far, by name; {} when the run has none."""
+        return {name: total / self.seen for name, total in (self.score_sums or {}).items()}
 
 
 class ProgressBar(Callback):
@@ -227,8 +272,7 @@ class ProgressBar(Callback):
         self.advance_to(tally.batch)
         if tally.batch % 20 == 0:
             postfix = {"loss": f"{tally.loss():.4f}"}
-            if tally.correct_sum is not None:
-                postfix["acc"] = f"{tally.accuracy():.4f}"
+            postfix.update({name: f"{value:.4f}" for name, value in tally.metrics().items()})
             self.bar.set_postfix(postfix, refresh=False)
 
     def advance_to(self, steps: int) -> None:
@@ -292,26 +336,25 @@ class Run:
             self.bar.start_epoch(epoch)
             self.bar.advance_to(self.tally.batch)
 
-    def step_done(self, loss: float, correct: float | None, rows: int, lr: float) -> None:
-        """Count an optimizer step: its minibatch of `rows` rows, mean loss, right answers and the rate it used."""
+    def step_done(self, loss: float, scores: dict[str, float] | None, rows: int, lr: float) -> None:
+        """Count an optimizer step: its minibatch of `rows` rows, mean loss, metric sums and the rate it used."""
         self.state.step += 1
-        self.tally.add(loss, correct, rows, lr)
+        self.tally.add(loss, scores, rows, lr)
         if self.bar:
             self.bar.show(self.tally)
         for callback in self.callbacks:
             callback.on_batch_end(self.state, loss)
 
     def end_epoch(self, validation_metrics: dict[str, float] | None = None) -> bool:
-        """Record the epoch, tell the callbacks; True when the run should stop (a callback set `state.stop`)."""
-        record: dict[str, float] = {"epoch": self.state.epoch, "loss": self.tally.loss()}
-        accuracy = self.tally.accuracy()
-        if accuracy is not None:
-            record["accuracy"] = accuracy
+        """Record the epoch, end it for the optimizer (`Optimizer.end_epoch`), tell the callbacks; True when the run
+        should stop (a callback set `state.stop`)."""
+        record: dict[str, float] = {"epoch": self.state.epoch, "loss": self.tally.loss(), **self.tally.metrics()}
         record.update({f"val_{key}": value for key, value in (validation_metrics or {}).items()})
         record["lr"] = float(self.tally.lr)
         record["seconds"] = time.perf_counter() - self.started
         self.state.history.epochs.append(record)
         self.tally.epoch_done = True
+        self.state.optimizer.end_epoch()  # PyTorch's scheduler.step(): a schedule per="epoch" moves on
         for callback in self.everyone:
             callback.on_epoch_end(self.state, record)
         return self.state.stop

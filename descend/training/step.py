@@ -1,6 +1,6 @@
 """The training step, and what every engine does around it: clipping, the finite check, snapshots.
 
-The step is a plain function on arrays, `loss, grads, correct = step(params, x, y)`
+The step is a plain function on arrays, `loss, grads, scores = step(params, x, y)`
 (DESIGN.md), so the same step runs in the local loop, in a HOGWILD! worker and
 in a Spark task. `train_on_batch` is the one sequence every engine runs per
 minibatch: step, finite check, clipping, optimizer step.
@@ -8,7 +8,7 @@ minibatch: step, finite check, clipping, optimizer step.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,29 +19,15 @@ from descend.checks import check_integer, check_real, check_seed
 from descend.data import Dataset, as_dataset
 from descend.errors import DescendTypeError, DescendValueError, NonFiniteError
 from descend.memory import reuse_freed_memory
-from descend.nn.losses import CLASS_LABEL_LOSSES, BCEWithLogitsLoss
+from descend.nn.losses import CLASS_LABEL_LOSSES
 from descend.nn.module import Module, check_finite, is_random, random_modules
 from descend.nonfinite import Origin, locate
 from descend.optim.optimizer import Optimizer
 from descend.tensor import Tensor
 from descend.training.loop import Callback, TrainingState
+from descend.training.metrics import resolve_metrics, score_batch
 
-StepFunction = Callable[[np.ndarray, np.ndarray, np.ndarray], tuple[float, np.ndarray, float | None]]
-
-
-def count_correct(output: np.ndarray, target: np.ndarray, loss_fn: Module) -> float | None:
-    """How many rows a classifier got right; None for losses that are not classification.
-
-    A row with several predictions (binary labels (N, k), a sequence's
-    characters (N, T)) counts as the fraction of them that are right.
-    """
-    if isinstance(loss_fn, CLASS_LABEL_LOSSES):  # the longest capsule is a CapsNet's answer
-        right = output.argmax(axis=-1) == target
-    elif isinstance(loss_fn, BCEWithLogitsLoss):
-        right = (output > 0) == (target > 0.5)
-    else:
-        return None
-    return float(right.mean(axis=tuple(range(1, right.ndim))).sum()) if right.ndim > 1 else float(right.sum())
+StepFunction = Callable[[np.ndarray, np.ndarray, np.ndarray], tuple[float, np.ndarray, dict[str, float] | None]]
 
 
 def as_model_input(x: np.ndarray, dtype: np.dtype) -> np.ndarray:
@@ -108,24 +94,34 @@ def check_mean_loss(loss_fn: Any, caller: str) -> None:
         )
 
 
-def make_step(model: Module, loss_fn: Module) -> StepFunction:
-    """The training step as a function of arrays: (params, x, y) -> (loss, grads, correct).
+def make_step(model: Module, loss_fn: Module, metrics: Sequence[Any] | None = None) -> StepFunction:
+    """The training step as a function of arrays: (params, x, y) -> (loss, grads, scores).
 
     `params` is a flat parameter array of the model's layout (the model's
     own buffer, or a copy from elsewhere, which is then loaded first);
     `grads` is the model's flat gradient buffer, overwritten by the next call;
-    `correct` is count_correct's (None for losses that are not classification).
+    `scores` holds each metric's sum over the minibatch's rows, by name
+    (descend.training.metrics: `metrics` names them; None gives accuracy for
+    classification losses), or is None when there is no metric.
+
+    >>> import descend as dc
+    >>> model = dc.nn.Linear(2, 2, rng=0)
+    >>> step = make_step(model, dc.nn.CrossEntropyLoss())
+    >>> loss, grads, scores = step(model.flat_buffer().data, np.eye(2, dtype=np.float32), np.array([0, 1]))
+    >>> grads.shape, sorted(scores)  # 2·2 weights and 2 biases, one flat gradient
+    ((6,), ['accuracy'])
     """
     buffer = model.flat_buffer()
+    metrics = resolve_metrics(metrics, loss_fn)
 
-    def step(params: np.ndarray, x: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray, float | None]:
+    def step(params: np.ndarray, x: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray, dict[str, float] | None]:
         if params is not buffer.data:
             np.copyto(buffer.data, params)
         buffer.zero_grad()
         output = model(Tensor(x))
         loss = with_penalties(model, loss_fn(output, y))
         loss.backward()
-        return float(loss.data), buffer.grad, count_correct(output.data, y, loss_fn)
+        return float(loss.data), buffer.grad, score_batch(output.data, y, metrics)
 
     return step
 
@@ -144,6 +140,10 @@ def clip_grad_norm(grads: Any, max_norm: float) -> float:
 
     `grads`: a flat gradient buffer (`model.flat_buffer().grad`), or parameters as PyTorch takes them
     (`model.parameters()`: each one's `.grad`, a view of that buffer, is scaled).
+
+    >>> grads = np.array([3.0, 4.0])
+    >>> clip_grad_norm(grads, max_norm=1.0), grads.round(3).tolist()
+    (5.0, [0.6, 0.8])
     """
     arrays = _gradient_arrays(grads, "clip_grad_norm")
     max_norm = check_real("max_norm", max_norm, low=0.0, low_open=True)
@@ -158,6 +158,11 @@ def clip_grad_value(grads: Any, max_value: float) -> None:
     """Limit every gradient to [-max_value, max_value], in place.
 
     `grads`: a flat gradient buffer (`model.flat_buffer().grad`), or parameters (`model.parameters()`).
+
+    >>> grads = np.array([-3.0, 0.5, 2.0])
+    >>> clip_grad_value(grads, max_value=1.0)
+    >>> grads.tolist()
+    [-1.0, 0.5, 1.0]
     """
     arrays = _gradient_arrays(grads, "clip_grad_value")
     max_value = check_real("max_value", max_value, low=0.0, low_open=True)
@@ -242,6 +247,14 @@ class ModelSnapshot:
     lr_find puts the model back with one, the NaN replay undoes a failed
     step with one, checkpoints save and restore the generators and carried states
     through one, and HOGWILD! sends the running statistics home in one.
+
+    >>> import descend as dc
+    >>> model = dc.nn.Linear(2, 1, rng=0)
+    >>> snapshot = ModelSnapshot.take(model)
+    >>> model.weight.data[...] = 0.0
+    >>> snapshot.restore(model)
+    >>> bool((model.flat_buffer().data == snapshot.weights).all())
+    True
     """
 
     weights: np.ndarray | None = None
@@ -334,10 +347,10 @@ def check_finite_step(state: TrainingState, loss: float, grads: np.ndarray, step
 
 @dataclass(frozen=True)
 class BatchResult:
-    """One optimizer step's minibatch: its mean loss, right answers (None: not a classifier) and the rate used."""
+    """One optimizer step's minibatch: its mean loss, its metrics' sums over its rows (None: no metric), the rate used."""
 
     loss: float
-    correct: float | None
+    scores: dict[str, float] | None
     lr: float
 
 
@@ -351,14 +364,22 @@ def train_on_batch(state: TrainingState, step: StepFunction, params: np.ndarray,
     are checked for NaN and infinity (a NonFiniteError leaves the weights as
     they were), clipped, and applied by `state.optimizer`. The caller counts
     the step (Run.step_done).
+
+    >>> import descend as dc
+    >>> model, loss_fn = dc.nn.Linear(2, 2, rng=0), dc.nn.CrossEntropyLoss()
+    >>> state = TrainingState(model, loss_fn, dc.optim.SGD(model.parameters(), lr=0.1), dc.History())
+    >>> result = train_on_batch(state, make_step(model, loss_fn), model.flat_buffer().data,
+    ...                         np.eye(2, dtype=np.float32), np.array([0, 1]), Clipping(max_norm=1.0))
+    >>> result.lr, result.scores, state.optimizer.iterations  # scores are sums over the minibatch's rows
+    (0.1, {'accuracy': 2.0}, 1)
     """
     optimizer: Optimizer = state.optimizer
-    loss, grads, correct = step(params, x, y)
+    loss, grads, scores = step(params, x, y)
     check_finite_step(state, loss, grads, state.step + 1, checkpoint, locate_origin)
     clipping.apply(grads)
     lr = optimizer.lr
     optimizer.step()
-    return BatchResult(loss, correct, lr)
+    return BatchResult(loss, scores, lr)
 
 
 def check_every(value: Any) -> int | str:
@@ -399,6 +420,7 @@ class TrainingJob:
     checkpoint_every: int | str = "epoch"
     resume: bool = False
     options: dict[str, Any] = field(default_factory=dict)
+    metrics: Any = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.model, Module):
@@ -418,6 +440,7 @@ class TrainingJob:
         if not (isinstance(self.progress, (bool, np.bool_)) or self.progress == "auto"):
             raise DescendValueError(f"progress must be True, False or 'auto'; got {self.progress!r}")
         self.callbacks = checked_callbacks(self.callbacks)
+        self.metrics = resolve_metrics(self.metrics, self.loss_fn)
 
 
 def checked_callbacks(callbacks: Any) -> list[Callback]:
