@@ -20,6 +20,11 @@ $(VENV)/.installed-test: $(VENV)/.installed
 	$(BIN)/pip install --quiet -e '.[test]' 'torch==2.13.0'
 	touch $@
 
+# Peers the benchmarks measure against that the tests do not need (Hyperopt, for benchmarks/tune_mnist.py).
+$(VENV)/.installed-bench: $(VENV)/.installed-test
+	$(BIN)/pip install --quiet -e '.[bench]'
+	touch $@
+
 setup: $(VENV)/.installed
 setup-test: $(VENV)/.installed-test
 
@@ -32,7 +37,7 @@ test: setup-test
 	$(BIN)/python -m pytest tests descend --doctest-modules
 
 ## Side-by-side benchmarks against PyTorch: every workload, each side in its own process (a few minutes).
-bench: setup-test
+bench: $(VENV)/.installed-bench
 	$(BIN)/descend bench
 
 clean:

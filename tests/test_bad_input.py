@@ -1645,6 +1645,17 @@ COMMAND_LINES += [
             "--code", "too big"),
     command("lr_find_hidden_absurd", lambda tmp: ["lr-find", "--hidden", "1000000000", "--out", str(tmp / "out-lr")],
             2, "--hidden", "too big"),
+    command("tune_zero_trials", lambda tmp: ["tune", "--data", "digits", "--space", written(
+        tmp, "space.toml", "[space]\nlr = { loguniform = [0.01, 0.5] }\n"), "--trials", "0", "--out",
+        str(tmp / "out-t")], 2, "--trials", "at least 1; got 0"),
+    command("tune_a_reversed_range", lambda tmp: ["tune", "--data", "digits", "--space", written(
+        tmp, "space.toml", "[space]\nmomentum = { uniform = [0.9, 0.1] }\n"), "--out", str(tmp / "out-t")], 1,
+        "uniform", "[0.9, 0.1] is reversed"),
+    command("tune_a_log_range_from_zero", lambda tmp: ["tune", "--data", "digits", "--space", written(
+        tmp, "space.toml", "[space]\nlr = { loguniform = [0.0, 0.5] }\n"), "--out", str(tmp / "out-t")], 1,
+        "log range must be above 0"),
+    command("tune_resume_a_folder_of_no_study", lambda tmp: ["tune", "--resume", str(tmp)], 2,
+            "holds no `descend tune` study"),
     command("explain_a_variable_given_twice", lambda tmp: ["explain", "x*2", "x=1", "x=2"], 2, "x is given twice",
             "give each variable once"),
 ]

@@ -103,6 +103,11 @@ def check_learning_rate(output):
     assert rates == approx([suggestion / 10, suggestion, suggestion * 10], rel=0.01)
     below, suggested, above = (values[0] for values in accuracy.values())
     assert suggested == approx(0.9599, abs=0.03) and suggested > max(below, above)
+    searches = rows(r"^(.+?): best test accuracy (\S+) after (\d+) epochs in (\d+) trials$", output)
+    random_search, pruned_search = searches["random search"], searches["TPE + ASHA pruning"]
+    assert random_search[1:] == [30, 10] and pruned_search[2] == 10  # the same 10 trials of at most 3 epochs
+    assert pruned_search[1] < 0.7 * random_search[1]  # pruning stopped some trials after their first epoch
+    assert min(random_search[0], pruned_search[0]) > 0.88 and pruned_search[0] == approx(random_search[0], abs=0.03)
 
 
 def check_regularization(output):
@@ -224,7 +229,7 @@ SECTION_CHECKS = {
     "04_why_deep": (check_why_deep, ["moons_boundaries.png"]),
     "05_backpropagation": (check_backpropagation, ["gradient_check.png"]),
     "06_hidden_layers": (check_hidden_layers, ["hidden_units.png", "hidden_units_before.png"]),
-    "07_learning_rate": (check_learning_rate, ["lr_comparison.png", "lr_find.png"]),
+    "07_learning_rate": (check_learning_rate, ["lr_comparison.png", "lr_find.png", "search_comparison.png"]),
     "08_regularization": (check_regularization, ["regularization_curves.png", "regularization_weights.png"]),
     "09_cnn": (check_cnn, ["09_cnn_feature_maps.png", "09_cnn_filters.png"]),
     "10_rnn": (check_rnn, ["10_rnn_adding.png", "10_rnn_char_loss.png"]),

@@ -13,7 +13,7 @@ from descend.errors import DescendError
 
 #: benchmark name -> its script in benchmarks/
 BENCHMARKS = {"mlp": "mlp_mnist.py", "cnn": "cnn_mnist.py", "rnn": "char_rnn.py", "anomaly": "anomaly_mnist.py",
-              "hogwild": "hogwild.py", "spark": "spark_mnist.py"}
+              "hogwild": "hogwild.py", "spark": "spark_mnist.py", "tune": "tune_mnist.py"}
 #: the suite every workload runs in, side by side with PyTorch
 SUITE = "suite.py"
 #: benchmarks/ of this checkout: beside the descend package
