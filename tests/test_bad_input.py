@@ -1645,6 +1645,11 @@ COMMAND_LINES += [
             "--code", "too big"),
     command("lr_find_hidden_absurd", lambda tmp: ["lr-find", "--hidden", "1000000000", "--out", str(tmp / "out-lr")],
             2, "--hidden", "too big"),
+    command("train_on_a_spark_master_that_does_not_answer", lambda tmp: [
+        "train", "--data", "digits", "--engine", "spark", "--master", "spark://127.0.0.1:9", "--out",
+        str(tmp / "out-s")], 1, "master 'spark://127.0.0.1:9' does not answer", "descend spark-cluster up"),
+    command("spark_cluster_down_where_none_runs", lambda tmp: ["spark-cluster", "down", str(tmp)], 1,
+            "holds no running cluster"),
     command("tune_zero_trials", lambda tmp: ["tune", "--data", "digits", "--space", written(
         tmp, "space.toml", "[space]\nlr = { loguniform = [0.01, 0.5] }\n"), "--trials", "0", "--out",
         str(tmp / "out-t")], 2, "--trials", "at least 1; got 0"),

@@ -4,7 +4,7 @@ Exit codes: 0 success, 2 bad usage, 1 failure (a one-line error; the
 traceback only with --debug). Every command also takes --config FILE.toml.
 
 One module per command (train, anomaly, hogwild, models: evaluate, predict
-and generate, explain, lr_find, tour, bench, tune), the options they share in
+and generate, explain, lr_find, tour, bench, tune, spark_cluster), the options they share in
 options.py; this module makes the group and registers them on it.
 """
 
@@ -15,7 +15,7 @@ from typing import Any
 
 import click
 
-from descend.cli import anomaly, bench, explain, hogwild, lr_find, models, tour, train, tune
+from descend.cli import anomaly, bench, explain, hogwild, lr_find, models, spark_cluster, tour, train, tune
 from descend.errors import DescendError
 from descend.version import __version__
 
@@ -148,5 +148,6 @@ def register(command: click.Command) -> None:
 
 
 for _command in (train.train, models.evaluate, models.predict, models.generate, anomaly.anomaly, hogwild.hogwild,
-                 explain.explain, lr_find.lr_find, tour.tour, bench.bench, tune.tune):
+                 explain.explain, lr_find.lr_find, tour.tour, bench.bench, tune.tune,
+                 spark_cluster.spark_cluster):
     register(_command)

@@ -1,0 +1,68 @@
+"""A fit_spark run with checkpoints whose driver can be killed, for tests/test_spark_resume.py:
+
+    python tests/spark_resume_job.py SYNC CHECKPOINT_DIR OUT.npz [--die-at STEP] [--resume]
+
+On the digits in 4 partitions (local[2]), 3 epochs of an MLP with momentum SGD and a learning-rate decay.
+With --die-at, the driver SIGKILLs itself after that step, as a crashed or killed driver would end (its Spark
+JVM ends with it). Otherwise the final weights, optimizer state and History go into OUT.npz.
+"""
+
+import argparse
+import os
+import signal
+
+import numpy as np
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("sync")
+    parser.add_argument("checkpoint")
+    parser.add_argument("out")
+    parser.add_argument("--die-at", type=int, default=None)
+    parser.add_argument("--resume", action="store_true")
+    args = parser.parse_args()
+
+    import descend as dc
+    from descend import nn, optim
+    from descend.spark import fit_spark
+    from descend.spark.session import spark_session, to_dataframe
+    from descend.training.loop import Callback
+
+    class Die(Callback):
+        def __init__(self, step):
+            self.step = step
+
+        def on_batch_end(self, state, loss):
+            if state.step >= self.step:
+                os.kill(os.getpid(), signal.SIGKILL)
+
+    class Count(Callback):
+        """The steps this process ran."""
+
+        def __init__(self):
+            self.steps = 0
+
+        def on_batch_end(self, state, loss):
+            self.steps += 1
+
+    spark = spark_session("local[2]", **{"spark.ui.enabled": "false"})
+    train, test = dc.data.load_digits(seed=0)
+    frame, held_out = to_dataframe(spark, train, partitions=4), to_dataframe(spark, test, partitions=2)
+    model = nn.MLP([64, 16, 10], rng=0)
+    optimizer = optim.SGD(model.parameters(), lr=0.1, momentum=0.9, schedule=optim.InverseTimeDecay(decay=1e-3))
+    count = Count()
+    callbacks = [dc.EarlyStopping(patience=5), count] + ([] if args.die_at is None else [Die(args.die_at)])
+    history = fit_spark(model, nn.CrossEntropyLoss(), optimizer, frame, epochs=3, batch_size=32, sync=args.sync,
+                        sync_every=5, seed=3, validation=held_out, callbacks=callbacks, checkpoint=args.checkpoint,
+                        checkpoint_every=7, resume=args.resume)
+    state = optimizer.state_dict()
+    np.savez(args.out, weights=model.flat_buffer().data, iterations=np.array(optimizer.iterations),
+             steps_run=np.array(count.steps),
+             loss=np.array(history["loss"]), val_loss=np.array(history["val_loss"]),
+             accuracy=np.array(history["accuracy"]), **{f"state_{name}": value for name, value in state["arrays"].items()})
+    spark.stop()
+
+
+if __name__ == "__main__":
+    main()

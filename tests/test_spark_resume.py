@@ -1,0 +1,44 @@
+"""fit_spark(checkpoint=DIR, resume=True): a driver killed by SIGKILL mid-training goes on from its newest
+checkpoint to the bits of a run that was never interrupted, with either sync; a checkpoint of another run is
+refused naming what differs."""
+
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("pyspark")
+
+JOB = Path(__file__).parent / "spark_resume_job.py"
+
+
+def job(sync, checkpoint, out, *extra):
+    return subprocess.run([sys.executable, str(JOB), sync, str(checkpoint), str(out), *extra], capture_output=True,
+                          text=True, timeout=400)
+
+
+@pytest.mark.parametrize("sync", ["gradient", "average"])
+def test_a_driver_killed_mid_training_resumes_to_the_bits_of_an_uninterrupted_run(sync, tmp_path):
+    whole = job(sync, tmp_path / "whole", tmp_path / "whole.npz")
+    assert whole.returncode == 0, whole.stderr[-3000:]
+    killed = job(sync, tmp_path / "run", tmp_path / "unused.npz", "--die-at", "30")
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
+    assert list((tmp_path / "run").glob("checkpoint-*.dsc"))  # what the killed driver left
+    resumed = job(sync, tmp_path / "run", tmp_path / "resumed.npz", "--resume")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    expected, found = dict(np.load(tmp_path / "whole.npz")), dict(np.load(tmp_path / "resumed.npz"))
+    assert 0 < found.pop("steps_run") < expected.pop("steps_run")  # it went on, it did not start again
+    assert sorted(found) == sorted(expected)
+    for name, value in expected.items():
+        assert found[name].tobytes() == value.tobytes(), name
+
+
+def test_resuming_a_checkpoint_of_another_run_is_refused_naming_what_differs(tmp_path):
+    killed = job("gradient", tmp_path / "run", tmp_path / "unused.npz", "--die-at", "10")
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
+    other = job("average", tmp_path / "run", tmp_path / "other.npz", "--resume")
+    assert other.returncode == 1
+    assert "was written by a run with sync='gradient'; this call has sync='average'" in other.stderr
