@@ -95,6 +95,17 @@ def test_an_executor_killed_mid_training_changes_no_bit(cluster, local_results, 
     assert "Command exited with code 137" in logs  # the Worker saw its executor die of SIGKILL, and replaced it
 
 
+def test_executors_whose_python_lacks_descend_are_refused_naming_pyspark_python(cluster, tmp_path):
+    bare = tmp_path / "bare"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(bare)], check=True)
+    python = bare / "bin" / "python"
+    done = subprocess.run([sys.executable, str(JOB), cluster.master_url, str(tmp_path / "out.npz")],
+                          capture_output=True, text=True, timeout=400, env={**os.environ, "PYSPARK_PYTHON": str(python)})
+    assert done.returncode == 1
+    assert f"the executors' Python ({python}, PYSPARK_PYTHON) cannot import descend: " in done.stderr
+    assert "No module named 'descend'" in done.stderr and not (tmp_path / "out.npz").exists()
+
+
 def test_a_master_that_does_not_answer_is_refused_at_once():
     from descend.spark.cluster import check_master, free_port
 

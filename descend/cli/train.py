@@ -60,7 +60,7 @@ from descend.training import Callback, TrainingState, evaluate, fit
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
               help="Run folder [default: runs/MODEL-DATA].")
 @click.option("--checkpoint-every", default="epoch", show_default=True, callback=checkpoint_every,
-              help="Write a checkpoint into RUN/checkpoints every N steps, or at the end of every epoch (local engine).")
+              help="Write a checkpoint into RUN/checkpoints every N steps, or at the end of every epoch (local and spark engines).")
 @click.option("--resume", "resume_dir", type=click.Path(exists=True, file_okay=False), default=None,
               help="Go on with the run in this folder from its newest good checkpoint, with the options it was "
                    "started with (only --epochs, to train longer, --quiet and --json may be given too).")
@@ -74,7 +74,7 @@ def train(context: click.Context, resume_dir: str | None, overwrite: bool, quiet
           **given: Any) -> None:
     """Train a model, validate each epoch, test once at the end; write the model and metrics to a run folder.
 
-    The run folder gets run.json (the options), checkpoints/ (local engine),
+    The run folder gets run.json (the options), checkpoints/ (local and spark engines),
     model.dsc (which records how the data set's pixels were scaled, and the
     shape and range of the training inputs, for `descend predict`),
     metrics.jsonl and curves.png. Convolutional models (cnn, lenet) also get
@@ -101,7 +101,7 @@ def train(context: click.Context, resume_dir: str | None, overwrite: bool, quiet
             folder.make_way(overwrite)
         callbacks = [RunRecord(folder, options), Report(folder.path, options.epochs, quiet, as_json)]
         settings: dict[str, Any] = {"callbacks": callbacks, "progress": not (quiet or as_json)}
-        if options.engine == "local":
+        if options.engine in ("local", "spark"):
             settings.update(checkpoint=folder.path / "checkpoints", checkpoint_every=options.checkpoint_every,
                             resume=resume_dir is not None)
         trainer = train_char_model if options.char_model else train_classifier
@@ -142,7 +142,8 @@ def train_classifier(options: TrainOptions, run: Path, settings: dict[str, Any])
         history = fit_spark(model, loss_fn, optimizer, to_dataframe(session, train_set), epochs=options.epochs,
                             batch_size=options.batch, sync=options.sync, sync_every=options.sync_every,
                             seed=options.seed, validation=to_dataframe(session, validation_set),
-                            callbacks=settings["callbacks"])
+                            callbacks=settings["callbacks"], checkpoint=settings["checkpoint"],
+                            checkpoint_every=settings["checkpoint_every"], resume=settings["resume"])
     else:
         history = fit(model, loss_fn, optimizer, train_set, epochs=options.epochs, batch_size=options.batch,
                       validation=validation_set, seed=options.seed, engine=options.engine, workers=options.workers,

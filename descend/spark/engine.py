@@ -5,7 +5,9 @@ Two ways to keep the partitions' models together:
 - sync="gradient": every step broadcasts the flat parameter buffer; each partition computes the
   gradient summed over its rows of the global minibatch (the same minibatches the local engine
   draws); the driver adds the partitions' sums in partition order, divides by the batch size and
-  applies the optimizer. N steps give the local engine's weights.
+  applies the optimizer. N steps give the local engine's weights (for a model without dropout: a
+  task draws its dropout masks from a generator keyed by the seed, the step and its partition, so
+  runs repeat, but not the local engine's masks).
 - sync="average": each round broadcasts the weights and optimizer state; each partition runs
   `sync_every` local steps on its own rows, then the driver averages weights and state (the
   model averaging of H2O and Elephas). Far fewer jobs, so far faster on a cluster.
@@ -18,24 +20,28 @@ driver, and each round's broadcast is destroyed when the round is done.
 
 from __future__ import annotations
 
+import itertools
 import json
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from descend.checkpoint import Checkpoints, restore_callbacks
 from descend.checks import check_integer, naming_arguments
 from descend.data import batches
-from descend.errors import DescendTypeError, DescendValueError
+from descend.errors import DescendError, DescendTypeError, DescendValueError
 from descend.nn.losses import CLASS_LABEL_LOSSES
 from descend.nn.module import Module
 from descend.optim.optimizer import Optimizer
 from descend.spark.blocks import Blocks, make_blocks
 from descend.training.loop import Callback, History, Run, TrainingState, progress_bar
 from descend.training.step import (
-    Clipping, StepFunction, TrainingJob, check_optimizer_holds, make_step, run_seed, seed_module_generators,
-    train_on_batch,
+    Clipping, StepFunction, TrainingJob, check_every, check_optimizer_holds, make_step, run_seed,
+    seed_module_generators, train_on_batch,
 )
 from descend.training.metrics import metric_names, resolve_metrics, score_batch
 
@@ -98,6 +104,9 @@ def fit_spark(
     callbacks: Sequence[Callback] = (),
     task_hook: Callable[[TaskInfo], None] | None = None,
     metrics: Sequence[Any] | None = None,
+    checkpoint: str | os.PathLike | None = None,
+    checkpoint_every: int | str = "epoch",
+    resume: bool = False,
 ) -> History:
     """Train `model` on the rows of `df` (features: vector or array<float> column; label: class index or target).
 
@@ -109,11 +118,23 @@ def fit_spark(
     training task (instrumentation, fault injection). Callbacks see one on_batch_end per step of the
     driver's model: each minibatch with sync="gradient"; each round's j-th local step, averaged over
     the partitions, with sync="average".
+
+    With `checkpoint` (a folder) the driver writes the run's whole state there (weights, optimizer state,
+    the epoch and the steps done in it, the History, the callbacks) at the end of every epoch, or with
+    `checkpoint_every=N` after the step (sync="gradient") or the round (sync="average") that reaches each
+    multiple of N steps. A driver that dies goes on with `resume=True` from the newest checkpoint, to the
+    bits an uninterrupted run reaches, on the same data in the same partitions.
     """
+    if resume and checkpoint is None:
+        raise DescendValueError("fit_spark: resume=True needs checkpoint=, the folder of the run to go on with")
+    if checkpoint is not None and not isinstance(checkpoint, (str, os.PathLike)):
+        raise DescendTypeError(f"checkpoint must be a folder path; got {type(checkpoint).__name__} {checkpoint!r}")
     job = TrainingJob(model, loss_fn, optimizer, df, validation=validation, epochs=epochs, batch_size=batch_size,
                       seed=seed, callbacks=callbacks, progress=False, metrics=metrics,
                       clipping=Clipping(clip_grad_norm, clip_grad_value),
-                      options={"features": features, "label": label, "sync": sync, "sync_every": sync_every,
+                      checkpoint=None if checkpoint is None else Path(checkpoint),
+                      checkpoint_every=checkpoint_every if checkpoint is None else check_every(checkpoint_every),
+                      resume=resume, options={"features": features, "label": label, "sync": sync, "sync_every": sync_every,
                                "task_hook": task_hook})
     return run(job)
 
@@ -137,6 +158,7 @@ def run(job: TrainingJob) -> History:
     features, classes = options["features"], _classes(model, loss_fn)
     label = None if model.target_is_input else options["label"]
     width = input_width(model)
+    check_executors_have_descend(df.sparkSession.sparkContext)
     if width is None:
         raise DescendValueError(f"fit_spark trains models whose first layer is dense (a row's features as one "
                                 f"vector); this {type(model).__name__} begins with another layer")
@@ -157,19 +179,68 @@ def run(job: TrainingJob) -> History:
             epoch_of = _AveragingEpochs(context, blocks, setup, job, sync_every,
                                         run_seed(job.seed, optimizer.iterations), options["task_hook"])
         training = Run(state, job.callbacks, progress_bar(job.progress, epoch_of.steps_per_epoch(), job.epochs))
-        training.begin()
-        for epoch in range(1, job.epochs + 1):
-            training.start_epoch(epoch)
-            state.history.driver_bytes.append(epoch_of.run(epoch, training))
-            validation = None if held_out is None else evaluate_blocks(context, held_out, setup, model)
-            if training.end_epoch(validation):
+        settings = {"engine": "spark", "sync": sync, "batch_size": job.batch_size, "seed": job.seed,
+                    "partition_rows": ",".join(str(int(rows)) for rows in blocks.rows)}
+        if sync == "average":
+            settings["sync_every"] = sync_every
+        checkpoints = _resumed(job, training, epoch_of, settings)
+        tally = training.tally
+        for epoch in range(tally.epoch + 1 if tally.epoch_done else tally.epoch, job.epochs + 1):
+            if state.stop:
                 break
+            fresh = tally.epoch_done
+            if not fresh:  # resumed within this epoch: its order of minibatches again, the steps done skipped
+                epoch_of.rng.bit_generator.state = tally.epoch_rng
+            training.start_epoch(epoch, epoch_of.rng, fresh=fresh)
+            state.history.driver_bytes.append(epoch_of.run(epoch, training, tally.batch, checkpoints))
+            validation = None if held_out is None else evaluate_blocks(context, held_out, setup, model)
+            stop = training.end_epoch(validation)
+            if checkpoints is not None and (checkpoints.every == "epoch" or epoch == job.epochs or stop):
+                checkpoints.write(model, optimizer, state, tally, epoch_of.rng, job.callbacks)
     finally:
         blocks.release()
         if held_out is not None:
             held_out.release()
     training.end()
     return state.history
+
+
+def _resumed(job: TrainingJob, training: Run, epoch_of: Any, settings: dict[str, Any]) -> Checkpoints | None:
+    """The run's checkpoints (None without a folder), the run put back as the newest one left it when resuming,
+    and `training` begun. `settings` are what a resumed run must share with the checkpoint's."""
+    if job.checkpoint is None:
+        training.begin()
+        return None
+    checkpoints = Checkpoints(job.checkpoint, job.checkpoint_every, settings)
+    found = checkpoints.start(job.resume)
+    saved = None
+    if found is not None:
+        saved = checkpoints.restore(found, job.model, job.optimizer, training.state, training.tally, epoch_of.rng)
+        if training.tally.epoch > job.epochs:
+            raise DescendValueError(f"fit_spark: epochs={job.epochs}, but the checkpoint {found.path} is already at "
+                                    f"epoch {training.tally.epoch}; pass at least as many epochs as the run has done")
+    training.begin()
+    if saved is not None:
+        restore_callbacks(job.callbacks, saved, path=checkpoints.last)
+    return checkpoints
+
+
+def check_executors_have_descend(context: Any) -> None:
+    """Refuse a cluster whose executors' Python cannot import this descend (one task that imports it), naming
+    the Python they run (PYSPARK_PYTHON) and what it said: every training task would fail the same way."""
+    from descend.version import __version__
+
+    try:
+        found = context.parallelize([0], 1).map(lambda _: __import__("descend.version").version.__version__).collect()
+    except Exception as error:  # a task's ImportError reaches the driver as a Py4J or Python exception
+        lines = [line.strip() for line in str(error).splitlines() if "Error" in line and "descend" in line]
+        reason = lines[-1] if lines else type(error).__name__
+        raise DescendError(f"the executors' Python ({context.pythonExec}, PYSPARK_PYTHON) cannot import descend: "
+                           f"{reason[:300]}; install descend {__version__} there, or point PYSPARK_PYTHON at a Python "
+                           "that has it") from None
+    if found != [__version__]:
+        raise DescendError(f"the executors' Python ({context.pythonExec}, PYSPARK_PYTHON) has descend {found[0]}, "
+                           f"the driver {__version__}: install the same version on both")
 
 
 def check_spark_version(version: str) -> None:
@@ -209,13 +280,16 @@ class _GradientEpochs:
         self.context, self.blocks, self.setup, self.job, self.hook = context, blocks, setup, job, hook
         # the local engine's order of minibatches: a generator keyed by the seed and the step count
         self.rng = np.random.default_rng(None if job.seed is None else [job.seed, job.optimizer.iterations])
+        #: keys each task's dropout masks by (seed, step, partition), whichever Python worker runs it
+        self.seed = run_seed(job.seed, job.optimizer.iterations)
 
     def steps_per_epoch(self) -> int:
         """Minibatches per epoch."""
         return -(-self.blocks.n_rows // self.job.batch_size)
 
-    def run(self, epoch: int, training: Run) -> int:
-        """Train one epoch, reporting each step to `training`; the bytes the executors sent the driver."""
+    def run(self, epoch: int, training: Run, done: int = 0, checkpoints: Checkpoints | None = None) -> int:
+        """Train one epoch after its first `done` steps, reporting each step to `training` and writing the
+        checkpoints due; the bytes the executors sent the driver."""
         buffer = self.job.model.flat_buffer()
         sent = 0
 
@@ -227,21 +301,24 @@ class _GradientEpochs:
             weights = self.context.broadcast(params)
             (loss_sum, grad_sum, scores, total_rows), received = self.blocks.total(
                 _gradient_task(self.setup, self.blocks, weights, np.sort(rows), training.state.optimizer.iterations,
-                               self.hook))
+                               self.seed, self.hook))
             weights.destroy()
             sent += received
             buffer.grad[...] = grad_sum / total_rows
             return loss_sum / total_rows, buffer.grad, scores
 
-        for rows in batches(self.blocks.n_rows, self.job.batch_size, rng=self.rng):
+        for rows in itertools.islice(batches(self.blocks.n_rows, self.job.batch_size, rng=self.rng), done, None):
             result = train_on_batch(training.state, distributed_step, buffer.data, rows, None,
                                     self.job.clipping)
             training.step_done(result.loss, result.scores, len(rows), result.lr)
+            if checkpoints is not None and checkpoints.due(training.state.step):
+                checkpoints.write(self.job.model, self.job.optimizer, training.state, training.tally, self.rng,
+                                  self.job.callbacks)
         return sent
 
 
 def _gradient_task(setup: dict[str, Any], blocks: Blocks, weights: Any, picked: np.ndarray, step_index: int,
-                   hook: Callable[[TaskInfo], None] | None) -> Callable[[int, np.ndarray, Any], Any]:
+                   seed: int, hook: Callable[[TaskInfo], None] | None) -> Callable[[int, np.ndarray, Any], Any]:
     """The task of one synchronous step: the gradient summed over this partition's rows of the minibatch."""
     offsets, sizes = blocks.offsets, blocks.rows
 
@@ -251,6 +328,8 @@ def _gradient_task(setup: dict[str, Any], blocks: Blocks, weights: Any, picked: 
         if mine.size == 0:
             return 0.0, None, None, 0
         model_here, _, step = _executor_model(setup)
+        model_here.train()  # the worker's cached model may come from evaluating the held-out blocks, in eval mode
+        seed_module_generators(model_here, [seed, step_index, partition])
         x, y = _inputs(x, y, model_here)
         local = mine - offsets[partition]
         loss, grads, scores = step(weights.value, x[local], y[local])
@@ -266,6 +345,9 @@ class _AveragingEpochs:
                  seed: int, hook: Callable[[TaskInfo], None] | None):
         self.context, self.blocks, self.setup, self.job, self.hook = context, blocks, setup, job, hook
         self.seed = seed
+        # each task keys its own randomness by (seed, epoch, partition): the driver draws nothing, and this
+        # generator only fills the checkpoint's field for the shuffling state
+        self.rng = np.random.default_rng(seed)
         self.rows_per_round = sync_every * job.batch_size
         self.rounds = max(1, -(-max(blocks.rows) // self.rows_per_round))
 
@@ -285,14 +367,18 @@ class _AveragingEpochs:
         """The driver's steps per epoch: the rounds' steps added up."""
         return sum(len(self.step_rows(round_in_epoch)) for round_in_epoch in range(self.rounds))
 
-    def run(self, epoch: int, training: Run) -> int:
-        """Train one epoch, reporting each of the averaged model's steps to `training`; the bytes sent the driver."""
+    def run(self, epoch: int, training: Run, done: int = 0, checkpoints: Checkpoints | None = None) -> int:
+        """Train one epoch after the rounds of its first `done` steps, reporting each of the averaged model's steps
+        to `training` and writing the checkpoints due (at a round's end); the bytes sent the driver."""
         model, optimizer = self.job.model, self.job.optimizer
         buffer = model.flat_buffer()
         state_names = sorted(optimizer.state)
         sent = 0
         for round_in_epoch in range(self.rounds):
             step_rows = self.step_rows(round_in_epoch)
+            if done >= len(step_rows):  # a round the run had done before its checkpoint
+                done -= len(step_rows)
+                continue
             busy = sum(share > 0 for share in self.round_shares(round_in_epoch))
             shared = self.context.broadcast((buffer.data, {name: optimizer.state[name] for name in state_names},
                                              optimizer.iterations, optimizer.epochs, training.state.step))
@@ -311,6 +397,10 @@ class _AveragingEpochs:
                 scores = None if score_sums is None else {name: float(sums[j]) for name, sums in score_sums.items()}
                 training.step_done(loss_sums[j] / rows, scores, rows,
                                    optimizer.lr_at(first + j))
+            step = training.state.step
+            if checkpoints is not None and any(checkpoints.due(done) for done in range(step - len(step_rows) + 1,
+                                                                                        step + 1)):
+                checkpoints.write(model, optimizer, training.state, training.tally, self.rng, self.job.callbacks)
         return sent
 
 
