@@ -2,7 +2,7 @@
 
     python tests/spark_resume_job.py SYNC CHECKPOINT_DIR OUT.npz [--die-at STEP] [--resume]
 
-On the digits in 4 partitions (local[2]), 3 epochs of an MLP with momentum SGD and a learning-rate decay.
+On 480 rows of the digits in 4 partitions (local[2]), 2 epochs of an MLP with momentum SGD and a learning-rate decay.
 With --die-at, the driver SIGKILLs itself after that step, as a crashed or killed driver would end (its Spark
 JVM ends with it). Otherwise the final weights, optimizer state and History go into OUT.npz.
 """
@@ -23,10 +23,19 @@ def main() -> None:
     parser.add_argument("--resume", action="store_true")
     args = parser.parse_args()
 
+    from descend.spark.session import spark_session
+
+    spark = spark_session("local[2]", **{"spark.ui.enabled": "false"})
+    np.savez(args.out, **train(spark, args.sync, args.checkpoint, args.die_at, args.resume))
+    spark.stop()
+
+
+def train(spark, sync, checkpoint, die_at=None, resume=False) -> dict:
+    """The run on `spark`'s cluster: its final weights, optimizer state, History and the steps this process ran."""
     import descend as dc
     from descend import nn, optim
     from descend.spark import fit_spark
-    from descend.spark.session import spark_session, to_dataframe
+    from descend.spark.session import to_dataframe
     from descend.training.loop import Callback
 
     class Die(Callback):
@@ -46,22 +55,21 @@ def main() -> None:
         def on_batch_end(self, state, loss):
             self.steps += 1
 
-    spark = spark_session("local[2]", **{"spark.ui.enabled": "false"})
-    train, test = dc.data.load_digits(seed=0)
-    frame, held_out = to_dataframe(spark, train, partitions=4), to_dataframe(spark, test, partitions=2)
+    rows, test = dc.data.load_digits(seed=0)
+    # 480 rows in 4 partitions, batches of 16: 30 steps an epoch with sync="gradient", 8 with "average"
+    frame, held_out = to_dataframe(spark, rows[:480], partitions=4), to_dataframe(spark, test[:200], partitions=2)
     model = nn.MLP([64, 16, 10], rng=0)
     optimizer = optim.SGD(model.parameters(), lr=0.1, momentum=0.9, schedule=optim.InverseTimeDecay(decay=1e-3))
     count = Count()
-    callbacks = [dc.EarlyStopping(patience=5), count] + ([] if args.die_at is None else [Die(args.die_at)])
-    history = fit_spark(model, nn.CrossEntropyLoss(), optimizer, frame, epochs=3, batch_size=32, sync=args.sync,
-                        sync_every=5, seed=3, validation=held_out, callbacks=callbacks, checkpoint=args.checkpoint,
-                        checkpoint_every=7, resume=args.resume)
+    callbacks = [dc.EarlyStopping(patience=5), count] + ([] if die_at is None else [Die(die_at)])
+    history = fit_spark(model, nn.CrossEntropyLoss(), optimizer, frame, epochs=2, batch_size=16, sync=sync,
+                        sync_every=5, seed=3, validation=held_out, callbacks=callbacks, checkpoint=checkpoint,
+                        checkpoint_every=7, resume=resume)
     state = optimizer.state_dict()
-    np.savez(args.out, weights=model.flat_buffer().data, iterations=np.array(optimizer.iterations),
-             steps_run=np.array(count.steps),
-             loss=np.array(history["loss"]), val_loss=np.array(history["val_loss"]),
-             accuracy=np.array(history["accuracy"]), **{f"state_{name}": value for name, value in state["arrays"].items()})
-    spark.stop()
+    return {"weights": model.flat_buffer().data.copy(), "iterations": np.array(optimizer.iterations),
+            "steps_run": np.array(count.steps), "loss": np.array(history["loss"]),
+            "val_loss": np.array(history["val_loss"]), "accuracy": np.array(history["accuracy"]),
+            **{f"state_{name}": value.copy() for name, value in state["arrays"].items()}}
 
 
 if __name__ == "__main__":

@@ -366,12 +366,12 @@ def test_a_spark_run_of_the_train_command_resumes_to_the_bits_of_one_run_through
 
     options = ["--model", "mlp", "--data", "digits", "--engine", "spark", "--master", "local[2]", "--batch-size",
                "32", "--sync", "gradient", "--hidden", "16", "--quiet"]
-    whole = CliRunner().invoke(main, ["train", *options, "--epochs", "3", "--out", str(tmp_path / "whole")])
+    whole = CliRunner().invoke(main, ["train", *options, "--epochs", "2", "--out", str(tmp_path / "whole")])
     assert whole.exit_code == 0, whole.output
-    first = CliRunner().invoke(main, ["train", *options, "--epochs", "2", "--out", str(tmp_path / "run")])
+    first = CliRunner().invoke(main, ["train", *options, "--epochs", "1", "--out", str(tmp_path / "run")])
     assert first.exit_code == 0, first.output
     assert list((tmp_path / "run" / "checkpoints").glob("checkpoint-*.dsc"))
-    resumed = CliRunner().invoke(main, ["train", "--resume", str(tmp_path / "run"), "--epochs", "3", "--quiet"])
+    resumed = CliRunner().invoke(main, ["train", "--resume", str(tmp_path / "run"), "--epochs", "2", "--quiet"])
     assert resumed.exit_code == 0, resumed.output
     weights = [dc.load(tmp_path / run / "model.dsc").flat_buffer().data for run in ("whole", "run")]
     assert weights[0].tobytes() == weights[1].tobytes()

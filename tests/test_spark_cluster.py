@@ -54,8 +54,11 @@ def run_job(master, out, *extra, env=None):
 
 
 @pytest.fixture(scope="module")
-def local_results(tmp_path_factory):
-    return run_job("local[2]", tmp_path_factory.mktemp("local") / "local.npz")
+def local_results(spark):
+    """The same work in local mode, in this process's session (local[2]; the data in the same 4 partitions)."""
+    from spark_cluster_job import results
+
+    return results(spark)
 
 
 def test_the_cluster_has_two_one_core_workers_and_their_executors_run_apart(cluster):
@@ -73,11 +76,11 @@ def test_training_prediction_and_spark_ml_on_the_cluster_give_local_modes_bits(c
 
 def test_an_executor_killed_mid_training_changes_no_bit(cluster, local_results, tmp_path):
     process = subprocess.Popen([sys.executable, str(JOB), cluster.master_url, str(tmp_path / "killed.npz"),
-                                "--pause-at", "20", "--folder", str(tmp_path)], stderr=subprocess.PIPE, text=True)
+                                "--pause-at", "6", "--folder", str(tmp_path)], stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 300
         while not (tmp_path / "paused").exists():
-            assert process.poll() is None and time.monotonic() < deadline, "the job never reached step 20"
+            assert process.poll() is None and time.monotonic() < deadline, "the job never reached step 6"
             time.sleep(0.1)
         executors = cluster.executor_pids()
         assert len(executors) == 2  # one per Worker

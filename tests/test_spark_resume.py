@@ -1,6 +1,6 @@
 """fit_spark(checkpoint=DIR, resume=True): a driver killed by SIGKILL mid-training goes on from its newest
-checkpoint to the bits of a run that was never interrupted, with either sync; a checkpoint of another run is
-refused naming what differs."""
+checkpoint to the bits of a run that was never interrupted (run in this process's local session, the data in
+the same partitions), with either sync; a checkpoint of another run is refused naming what differs."""
 
 import signal
 import subprocess
@@ -21,24 +21,21 @@ def job(sync, checkpoint, out, *extra):
 
 
 @pytest.mark.parametrize("sync", ["gradient", "average"])
-def test_a_driver_killed_mid_training_resumes_to_the_bits_of_an_uninterrupted_run(sync, tmp_path):
-    whole = job(sync, tmp_path / "whole", tmp_path / "whole.npz")
-    assert whole.returncode == 0, whole.stderr[-3000:]
-    killed = job(sync, tmp_path / "run", tmp_path / "unused.npz", "--die-at", "30")
+def test_a_driver_killed_mid_training_resumes_to_the_bits_of_an_uninterrupted_run(sync, spark, tmp_path):
+    from spark_resume_job import train
+
+    expected = train(spark, sync, tmp_path / "whole")  # in this process's session: the same 4 partitions
+    killed = job(sync, tmp_path / "run", tmp_path / "unused.npz", "--die-at", "15")
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
     assert list((tmp_path / "run").glob("checkpoint-*.dsc"))  # what the killed driver left
+    if sync == "gradient":  # a checkpoint of another run is refused, naming what differs, and left as it was
+        other = job("average", tmp_path / "run", tmp_path / "other.npz", "--resume")
+        assert other.returncode == 1
+        assert "was written by a run with sync='gradient'; this call has sync='average'" in other.stderr
     resumed = job(sync, tmp_path / "run", tmp_path / "resumed.npz", "--resume")
     assert resumed.returncode == 0, resumed.stderr[-3000:]
-    expected, found = dict(np.load(tmp_path / "whole.npz")), dict(np.load(tmp_path / "resumed.npz"))
+    found = dict(np.load(tmp_path / "resumed.npz"))
     assert 0 < found.pop("steps_run") < expected.pop("steps_run")  # it went on, it did not start again
     assert sorted(found) == sorted(expected)
     for name, value in expected.items():
         assert found[name].tobytes() == value.tobytes(), name
-
-
-def test_resuming_a_checkpoint_of_another_run_is_refused_naming_what_differs(tmp_path):
-    killed = job("gradient", tmp_path / "run", tmp_path / "unused.npz", "--die-at", "10")
-    assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
-    other = job("average", tmp_path / "run", tmp_path / "other.npz", "--resume")
-    assert other.returncode == 1
-    assert "was written by a run with sync='gradient'; this call has sync='average'" in other.stderr
