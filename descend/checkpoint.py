@@ -42,8 +42,8 @@ from descend.files import checked_path
 from descend.io import parse_json, read_architecture, read_header, read_tensors, under, write_file
 from descend.nn.module import Module, module_spec
 from descend.optim.optimizer import Optimizer
-from descend.training.loop import Callback, EpochTally, TrainingState
-from descend.training.step import ModelSnapshot, check_every
+from descend.training.loop import Callback, EpochTally, Run, TrainingState
+from descend.training.step import ModelSnapshot, TrainingJob, check_every
 
 #: how many checkpoints a folder keeps: the newest, and older ones to fall back on if it is damaged
 KEEP = 3
@@ -148,9 +148,13 @@ class Checkpoints:
         return f"moved it to {target}"
 
     def write(self, model: Module, optimizer: Optimizer, training: TrainingState, tally: EpochTally, rng: np.random.Generator,
-              callbacks: Sequence[Callback]) -> Path:
-        """Write the run's whole state as checkpoint-<step>.dsc, then drop all but the `KEEP` written last."""
+              callbacks: Sequence[Callback], engine_arrays: dict[str, np.ndarray] | None = None) -> Path:
+        """Write the run's whole state as checkpoint-<step>.dsc, then drop all but the `KEEP` written last.
+
+        `engine_arrays` are an engine's own (HOGWILD!'s workers' optimizer states), kept under engine/.
+        """
         tensors = {f"model/{name}": value for name, value in model.state_dict().items()}
+        tensors.update({f"engine/{name}": value for name, value in (engine_arrays or {}).items()})
         optimizer_state = optimizer.state_dict()
         tensors.update({f"optimizer/{name}": value for name, value in optimizer_state["arrays"].items()})
         snapshot = ModelSnapshot.take(model, weights=False)
@@ -202,6 +206,18 @@ class Checkpoints:
                 f"the checkpoint {path} was written for another model: it holds {_short(found.architecture)}; "
                 f"this run trains {_short(module_spec(model))}"
             )
+        engines = [settings.get("engine", "local") for settings in (run["settings"], self.settings)]
+        if engines[0] != engines[1]:
+            raise DescendValueError(
+                f"the checkpoint {path} was written by the {engines[0]} engine; this run trains with the {engines[1]} "
+                "engine. Resume it with its own engine, or start a new run in another folder."
+            )
+        foreign = sorted(set(run["settings"]) - set(self.settings))
+        if foreign:
+            raise DescendValueError(
+                f"the checkpoint {path} was written by a run with {foreign[0]}={run['settings'][foreign[0]]!r}, a "
+                "setting this run has not. Resume it with its own settings, or start a new run in another folder."
+            )
         for name, value in self.settings.items():
             saved = run["settings"].get(name)
             if None not in (saved, value) and type(saved) is not type(value):
@@ -232,6 +248,37 @@ class Checkpoints:
         training.step, training.stop = run["step"], run["stop"]
         training.history.epochs[:] = run["history"]
         return saved
+
+
+def resume_run(job: TrainingJob, training: Run, rng: np.random.Generator, settings: dict[str, Any],
+               caller: str) -> tuple[Checkpoints | None, Checkpoint | None]:
+    """Begin `training`, first putting the run back as its newest good checkpoint left it when `job.resume`.
+
+    Returns the run's Checkpoints (None when `job.checkpoint` is None) and
+    the checkpoint it resumed from (None for a new run), whose arrays hold
+    what an engine keeps of its own. Restored: the model, the optimizer,
+    `training`'s tally, step and History, the generator `rng`, and (after
+    the callbacks' on_train_begin) the callbacks' states. `settings` are
+    what a resumed run must share with the checkpoint's; `caller` names
+    the function in the errors.
+    """
+    if job.checkpoint is None:
+        training.begin()
+        return None, None
+    checkpoints = Checkpoints(job.checkpoint, job.checkpoint_every, settings)
+    found = checkpoints.start(job.resume)
+    saved = None
+    if found is not None:
+        saved = checkpoints.restore(found, job.model, job.optimizer, training.state, training.tally, rng)
+        if training.tally.epoch > job.epochs:
+            raise DescendValueError(
+                f"{caller}: epochs={job.epochs}, but the checkpoint {found.path} is already at epoch "
+                f"{training.tally.epoch}; pass at least as many epochs as the run has done"
+            )
+    training.begin()
+    if saved is not None:
+        restore_callbacks(job.callbacks, saved, path=checkpoints.last)
+    return checkpoints, found
 
 
 def restore_callbacks(callbacks: Sequence[Callback], saved: dict[str, dict[str, Any]],
@@ -296,7 +343,7 @@ def read_checkpoint(path: Path) -> Checkpoint:
            and (optimizer.get("schedule") is None or isinstance(optimizer.get("schedule"), dict)),
            "{'class': a name, 'iterations': a whole number >= 0, 'hyperparameters': {...}, 'schedule': null or {...}}")
     tensors = read_tensors(header, raw)
-    bad = [name for name, value in tensors.items() if name.startswith(("model/", "optimizer/", "module/"))
+    bad = [name for name, value in tensors.items() if name.startswith(("model/", "optimizer/", "module/", "engine/"))
            and not np.isfinite(value).all()]
     if bad:
         raise CheckpointError(f"{path}: its arrays {', '.join(bad[:3])} hold NaN or infinite values; a run never "

@@ -78,8 +78,9 @@ _DTYPES = {"F32": "<f4", "F64": "<f8", "I64": "<i8", "I32": "<i4", "U8": "u1", "
 _CODES = {np.dtype(numpy_dtype): code for code, numpy_dtype in _DTYPES.items()}
 _FLOATS = {"float32": "F32", "float64": "F64"}
 #: which dtypes a tensor may have, by the first part of its name: the model's are the file's declared
-#: dtype ("declared"), an optimizer's and a module's carried state floats, a callback's any of _DTYPES
-_KINDS = {"model/": "declared", "optimizer/": "floats", "module/": "floats", "callback/": "any"}
+#: dtype ("declared"), an optimizer's and a module's carried state floats, a callback's and an engine's (the
+#: HOGWILD! workers' optimizer states and places in their epoch) any of _DTYPES
+_KINDS = {"model/": "declared", "optimizer/": "floats", "module/": "floats", "callback/": "any", "engine/": "any"}
 #: the metadata "contents" of a weights file (save_weights): only the model's arrays, under their plain
 #: state_dict names, all of the declared dtype, and no architecture
 WEIGHTS = "weights"

@@ -956,8 +956,6 @@ TRAINING = [
          "int"),
     case("fit_resume_without_checkpoint", lambda: fit_small(resume=True), DescendValueError, "resume=True",
          "checkpoint="),
-    case("fit_checkpoint_with_hogwild", lambda: fit_small(checkpoint="unused", engine="hogwild"), DescendValueError,
-         "checkpoint=", "local engine", "'hogwild'"),
     case("fit_checkpoint_folder_is_a_file", lambda tmp: fit_small(checkpoint=(tmp / "taken").write_text("x") and
                                                                   tmp / "taken"),
          DescendValueError, "checkpoint", "is a file", needs="tmp_path"),
@@ -1476,8 +1474,6 @@ COMMAND_LINES = [
             "'0'", "positive"),
     command("train_checkpoint_every_unknown", lambda tmp: ["train", "--checkpoint-every", "hourly"], 2,
             "--checkpoint-every", "'hourly'", "'epoch'"),
-    command("train_checkpoint_with_hogwild", lambda tmp: ["train", "--engine", "hogwild", "--checkpoint-every", "5"],
-            2, "--checkpoint-every", "--engine local"),
     command("train_workers_without_hogwild", lambda tmp: ["train", "--workers", "2"], 2, "--workers",
             "--engine hogwild"),
     command("train_char_model_on_images", lambda tmp: ["train", "--model", "char-lstm", "--data", "mnist"], 2,

@@ -260,7 +260,6 @@ def test_a_folder_of_another_run_is_refused_without_resume_and_resume_without_ch
     ({"checkpoint_every": 2.5}, DescendTypeError, ["checkpoint_every", "float"]),
     ({"checkpoint": 3}, DescendTypeError, ["checkpoint", "int"]),
     ({"checkpoint": None, "resume": True}, DescendValueError, ["resume=True", "checkpoint="]),
-    ({"engine": "hogwild"}, DescendValueError, ["checkpoint=", "local engine", "hogwild"]),
 ])
 def test_bad_checkpoint_arguments_are_named(tmp_path, arguments, error, words):
     model = nn.MLP([2, 4, 2], rng=0)

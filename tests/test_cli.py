@@ -141,10 +141,14 @@ def test_hogwild_prints_a_table_per_configuration_and_saves_the_speedup_plot(tmp
     assert CliRunner().invoke(main, ["hogwild", "--workers", "0"]).exit_code == 2
 
 
-def test_train_with_the_hogwild_engine(tmp_path):
-    result = CliRunner().invoke(main, ["train", "--model", "mlp", "--data", "digits", "--epochs", "2", "--hidden", "32",
+def test_train_with_the_hogwild_engine_and_resume_it(tmp_path):
+    result = CliRunner().invoke(main, ["train", "--model", "mlp", "--data", "digits", "--epochs", "1", "--hidden", "32",
                                        "--batch-size", "16", "--engine", "hogwild", "--workers", "2", "--out", str(tmp_path), "--quiet"])
     assert result.exit_code == 0, result.output
+    assert [path.name for path in (tmp_path / "checkpoints").iterdir()] == ["checkpoint-000000068.dsc"]
+    resumed = CliRunner().invoke(main, ["train", "--resume", str(tmp_path), "--epochs", "2", "--quiet"])
+    assert resumed.exit_code == 0, resumed.output
+    assert [json.loads(line)["epoch"] for line in (tmp_path / "metrics.jsonl").read_text().splitlines()] == [1, 2]
     assert json.loads((tmp_path / "test.json").read_text())["test_accuracy"] > 0.8
     assert CliRunner().invoke(main, ["train", "--workers", "2"]).exit_code == 2
 

@@ -60,7 +60,7 @@ from descend.training import Callback, TrainingState, evaluate, fit
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
               help="Run folder [default: runs/MODEL-DATA].")
 @click.option("--checkpoint-every", default="epoch", show_default=True, callback=checkpoint_every,
-              help="Write a checkpoint into RUN/checkpoints every N steps, or at the end of every epoch (local and spark engines).")
+              help="Write a checkpoint into RUN/checkpoints every N steps, or at the end of every epoch.")
 @click.option("--resume", "resume_dir", type=click.Path(exists=True, file_okay=False), default=None,
               help="Go on with the run in this folder from its newest good checkpoint, with the options it was "
                    "started with (only --epochs, to train longer, --quiet and --json may be given too).")
@@ -74,7 +74,7 @@ def train(context: click.Context, resume_dir: str | None, overwrite: bool, quiet
           **given: Any) -> None:
     """Train a model, validate each epoch, test once at the end; write the model and metrics to a run folder.
 
-    The run folder gets run.json (the options), checkpoints/ (local and spark engines),
+    The run folder gets run.json (the options), checkpoints/,
     model.dsc (which records how the data set's pixels were scaled, and the
     shape and range of the training inputs, for `descend predict`),
     metrics.jsonl and curves.png. Convolutional models (cnn, lenet) also get
@@ -101,9 +101,8 @@ def train(context: click.Context, resume_dir: str | None, overwrite: bool, quiet
             folder.make_way(overwrite)
         callbacks = [RunRecord(folder, options), Report(folder.path, options.epochs, quiet, as_json)]
         settings: dict[str, Any] = {"callbacks": callbacks, "progress": not (quiet or as_json)}
-        if options.engine in ("local", "spark"):
-            settings.update(checkpoint=folder.path / "checkpoints", checkpoint_every=options.checkpoint_every,
-                            resume=resume_dir is not None)
+        settings.update(checkpoint=folder.path / "checkpoints", checkpoint_every=options.checkpoint_every,
+                        resume=resume_dir is not None)
         trainer = train_char_model if options.char_model else train_classifier
         summary = trainer(options, folder.path, settings)
     if as_json:

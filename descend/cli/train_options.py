@@ -94,8 +94,6 @@ class TrainOptions:
             raise click.UsageError("char models carry their state from batch to batch; train them with --engine local")
         if self.engine == "spark" and self.model_name in presets.IMAGE_MODELS:
             raise click.UsageError("--engine spark trains models of flat features: --model mlp or logistic")
-        if self.engine == "hogwild" and self.checkpoint_every != "epoch":
-            raise click.UsageError("--checkpoint-every is for --engine local and spark: HOGWILD! runs cannot be resumed")
         if not self.char_model:
             check_fits(self.model_name, data_name)
 
@@ -121,8 +119,6 @@ def resumed(context: click.Context, run: Path, given: TrainOptions) -> TrainOpti
         flags = ", ".join(next(p.opts[0] for p in context.command.params if p.name == name) for name in clashing)
         raise click.UsageError(f"--resume takes the run's own options from {run / 'run.json'}; "
                                f"{flags} cannot change them (only --epochs, --quiet and --json can be given)")
-    if saved["engine"] == "hogwild":
-        raise click.UsageError(f"--resume {run}: that run used --engine hogwild; only local and Spark runs can resume")
     options = TrainOptions.from_record(saved)
     if context.get_parameter_source("epochs") is ParameterSource.COMMANDLINE:
         return replace(options, epochs=given.epochs)

@@ -16,42 +16,84 @@ draws the progress bar from counters the workers write after every step.
 A worker is a fresh interpreter (`python -m descend.hogwild.worker`): safe whatever threads the
 parent runs (forking a process with BLAS or torch threads can deadlock), and no need for the
 caller's script to guard its top level as multiprocessing's spawn would. The shared arrays are
-memory-mapped .npy files in /dev/shm (RAM) where it exists; the worker rebuilds the model, loss and
-optimizer from their JSON descriptions; parent and workers talk in JSON lines over pipes. No model
-or object is pickled.
+memory-mapped .npy files in /dev/shm (RAM) where it exists, unlinked as soon as every worker has
+mapped them (a folder left by a parent killed before that is removed at the next run's start); a
+worker dies with its parent (Linux's parent-death signal), so a killed run leaves neither process
+nor file. The worker rebuilds the model, loss and optimizer from their JSON descriptions; parent
+and workers talk in JSON lines over pipes. No model or object is pickled.
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import selectors
 import shutil
+import stat
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from dataclasses import asdict
 from typing import Any
 
 import numpy as np
 
 from descend import errors
-from descend.errors import DescendError
+from descend.checkpoint import Checkpoints, fingerprint, resume_run
+from descend.errors import CheckpointError, DescendError
 from descend.hogwild.workers import Span, check_workers
 from descend.nn.module import Module, module_spec
 from descend.training.evaluate import evaluate
-from descend.training.metrics import metric_names
-from descend.training.loop import History, Run, TrainingState, progress_bar
+from descend.training.metrics import metric_names, resolve_metrics
+from descend.training.loop import EpochTally, History, Run, TrainingState, progress_bar
 from descend.training.step import ModelSnapshot, TrainingJob, job_arrays, run_seed
 
 _POLL_SECONDS = 0.1  # how often the parent looks at the workers' step counters while it waits
 _START_SECONDS = 120.0  # a worker that has not started by then (imports, shared memory) is reported
+_FOLDER_PREFIX = "descend-hogwild-"  # then the parent's process id: a folder whose process is gone is an orphan
 
 
 def _shared_folder() -> Path:
-    """A fresh folder for the shared arrays: in RAM (/dev/shm) on Linux, the temporary folder elsewhere."""
+    """A fresh folder for the shared arrays, named by this process's id: in RAM (/dev/shm) on Linux, the temporary
+    folder elsewhere."""
+    return Path(tempfile.mkdtemp(prefix=f"{_FOLDER_PREFIX}{os.getpid()}-", dir=_shared_root()))
+
+
+def _shared_root() -> Path | None:
     ram = Path("/dev/shm")
-    return Path(tempfile.mkdtemp(prefix="descend-hogwild-", dir=ram if ram.is_dir() else None))
+    return ram if ram.is_dir() else None
+
+
+def remove_orphaned_folders() -> list[Path]:
+    """Remove the shared folders of runs whose process is gone (a parent killed before its workers had mapped the
+    arrays, after which the folder is unlinked at once); returns those removed. Only this user's folders are
+    touched, and never through a link."""
+    root = Path(_shared_root() or tempfile.gettempdir())
+    removed = []
+    for path in root.glob(f"{_FOLDER_PREFIX}*-*"):
+        owner = path.name[len(_FOLDER_PREFIX):].split("-", 1)[0]
+        try:
+            status = path.lstat()
+        except OSError:
+            continue
+        if not owner.isdigit() or not stat.S_ISDIR(status.st_mode) or status.st_uid != os.getuid():
+            continue
+        if not _process_alive(int(owner)):
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
+    return removed
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):  # another user's process, or no process id at all
+        return pid < 2**22
+    return True
 
 
 def _share(folder: Path, name: str, like: np.ndarray) -> np.ndarray:
@@ -70,17 +112,33 @@ def run(job: TrainingJob) -> History:
     callbacks' on_batch_end calls come when the epoch's workers report, one per step in the order
     of the run's updates. Modules' running statistics (batch norm) are worker 0's after each epoch;
     the optimizer's state (momentum, moments) is the mean of the workers' at the end.
+
+    With `job.checkpoint`, the parent writes a checkpoint at the end of every epoch, or every N steps
+    (copied from the shared buffer while the workers go on), holding each worker's optimizer state and
+    its minibatches done in the epoch; a resumed run goes on from there.
     """
     model, loss_fn, optimizer = job.model, job.loss_fn, job.optimizer
     x, y, validation = job_arrays(job)
     workers = check_workers(job.options["workers"])
-    seed = run_seed(job.seed, optimizer.iterations)  # the workers must cut the same permutation: one seed for all
+    remove_orphaned_folders()
+    # the workers must cut the same permutations: one seed for all, kept by a checkpoint as this generator's state
+    rng = np.random.default_rng(run_seed(job.seed, optimizer.iterations))
     buffer = model.flat_buffer()
     bounds = [len(x) * k // workers for k in range(workers + 1)]
-    steps_per_epoch = sum(-(-(stop - start) // job.batch_size) for start, stop in zip(bounds[:-1], bounds[1:]))
+    batches = np.array([-(-(stop - start) // job.batch_size) for start, stop in zip(bounds[:-1], bounds[1:])])
     state = TrainingState(model, loss_fn, optimizer, History())
-    training = Run(state, job.callbacks, progress_bar(job.progress, steps_per_epoch, job.epochs))
+    training = Run(state, job.callbacks, progress_bar(job.progress, int(batches.sum()), job.epochs))
     state_names = sorted(optimizer.state)
+    score_names = [metric.name for metric in resolve_metrics(job.metrics, loss_fn)]
+    settings = {"engine": "hogwild", "workers": workers, "batch_size": job.batch_size, "seed": job.seed,
+                "data": fingerprint(x, y)}
+    checkpoints, found = resume_run(job, training, rng, settings, "fit")
+    seed = _seed_of(rng)
+    states = np.stack([optimizer.state[name] for name in state_names]) if state_names else np.zeros((0, buffer.size))
+    worker_states = np.stack([states.astype(buffer.dtype)] * workers)
+    batches_done = np.zeros(workers, dtype=np.int64)
+    if found is not None:
+        worker_states, batches_done = _resumed_workers(found, worker_states, batches, training.tally.epoch_done)
     folder = _shared_folder()
     original_data = buffer.data
     pool = _Pool()
@@ -89,37 +147,47 @@ def run(job: TrainingJob) -> History:
         buffer.rebind(_share(folder, "params", buffer.data), buffer.grad)
         _share(folder, "x", x)
         _share(folder, "y", y)
-        states = np.stack([optimizer.state[name] for name in state_names]) if state_names else np.zeros((0, buffer.size))
-        shared_state = _share(folder, "state", np.stack([states.astype(buffer.dtype)] * workers))
-        counters = _share(folder, "counters", np.zeros(workers, dtype=np.int64))
+        shared = {"state": _share(folder, "state", worker_states),
+                  "counters": _share(folder, "counters", np.zeros(workers, dtype=np.int64)),
+                  "sums": _share(folder, "sums", np.zeros((workers, 2 + len(score_names))))}
         setup = {
             "folder": str(folder), "model": module_spec(model), "loss": module_spec(loss_fn),
             "optimizer": optimizer.describe(), "dtype": buffer.dtype.str, "state_names": state_names,
             "workers": workers, "batch_size": job.batch_size, "seed": seed,
             "clip_grad_norm": job.clipping.max_norm, "clip_grad_value": job.clipping.max_value,
             "iterations": optimizer.iterations, "statistics": statistics(model),
-            "metrics": metric_names(job.metrics, "hogwild"),
+            "metrics": metric_names(job.metrics, "hogwild"), "score_names": score_names, "parent": os.getpid(),
         }
         pool.start(workers, setup)
         pool.collect("ready", _START_SECONDS)
-        training.begin()
+        shutil.rmtree(folder, ignore_errors=True)  # every worker has mapped the arrays: a killed run leaves no file
+        snapshots = _Snapshots(checkpoints, training, rng, shared, score_names)
         model.train()
-        for epoch in range(1, job.epochs + 1):
-            training.start_epoch(epoch)
-            counters[:] = 0
-            pool.tell({"command": "epoch", "epoch": epoch, "epochs_ended": optimizer.epochs})
-            done = pool.collect("epoch", None, lambda: training.bar and training.bar.advance_to(int(counters.sum())))
+        tally = training.tally
+        for epoch in range(tally.epoch + 1 if tally.epoch_done else tally.epoch, job.epochs + 1):
+            if state.stop:
+                break
+            fresh = tally.epoch_done
+            training.start_epoch(epoch, rng, fresh=fresh)
+            snapshots.skipped = np.zeros(workers, dtype=np.int64) if fresh else batches_done
+            shared["counters"][:] = 0
+            shared["sums"][:] = 0.0
+            pool.tell({"command": "epoch", "epoch": epoch, "epochs_ended": optimizer.epochs,
+                       "skip": snapshots.skipped.tolist()})
+            done = pool.collect("epoch", None, snapshots.while_waiting)
             steps = sorted(step for message in done for step in message["steps"])
             for iteration, loss, scores, rows in steps:  # a step's rate follows from its place in the run
                 training.step_done(loss, scores, rows, optimizer.lr_at(iteration))
             optimizer.iterations += len(steps)
             restore_statistics(model, done[0]["statistics"])  # running statistics: worker 0's
             state.history.worker_spans.append([Span(m["worker"], m["start"], m["stop"]) for m in done])
-            if training.end_epoch(None if validation is None else evaluate(model, loss_fn, validation,
-                                                                                  metrics=job.metrics)):
-                break
-        for index, name in enumerate(state_names):  # one optimizer state for the parent: the workers' mean
-            optimizer.state[name][...] = shared_state[:, index].mean(axis=0)
+            stop = training.end_epoch(None if validation is None else evaluate(model, loss_fn, validation,
+                                                                                metrics=job.metrics))
+            snapshots.skipped = np.zeros(workers, dtype=np.int64)
+            if checkpoints is not None and (checkpoints.every == "epoch" or snapshots.due(state.step)
+                                            or epoch == job.epochs or stop):
+                snapshots.write(np.zeros(workers, dtype=np.int64))
+        _mean_state(optimizer, state_names, shared["state"])
         training.end()
     except BaseException:
         pool.close(abort=True)  # the other workers stop writing into the buffer before it is copied back
@@ -132,6 +200,93 @@ def run(job: TrainingJob) -> History:
         buffer.data[...] = trained
         shutil.rmtree(folder, ignore_errors=True)
     return state.history
+
+
+def _seed_of(rng: np.random.Generator) -> int:
+    """The integer seed of the workers' permutations and dropout masks, drawn from a copy of `rng` (which a
+    checkpoint keeps as it was at the run's start)."""
+    copy = np.random.default_rng()
+    copy.bit_generator.state = rng.bit_generator.state
+    return int(copy.integers(2**62))
+
+
+def _mean_state(optimizer: Any, state_names: list[str], worker_states: np.ndarray) -> None:
+    """One optimizer state for the parent: the workers' mean."""
+    for index, name in enumerate(state_names):
+        optimizer.state[name][...] = worker_states[:, index].mean(axis=0)
+
+
+def _resumed_workers(found: Any, like: np.ndarray, batches: np.ndarray, epoch_done: bool) -> tuple[np.ndarray, np.ndarray]:
+    """The workers' optimizer states and minibatches done in the epoch from the checkpoint `found`, checked against
+    this run (`like`: the states' shape and dtype; `batches`: each worker's minibatches per epoch)."""
+    states, done = found.tensors.get("engine/worker_states"), found.tensors.get("engine/batches_done")
+    if states is None or states.shape != like.shape or states.dtype != like.dtype:
+        raise CheckpointError(f"{found.path}: its engine/worker_states are "
+                              f"{'missing' if states is None else f'{states.dtype} {states.shape}'}; this HOGWILD! "
+                              f"run needs {like.dtype} {like.shape} (workers, optimizer states, parameters)")
+    if (done is None or done.shape != batches.shape or done.dtype.kind != "i" or (done < 0).any()
+            or (done > batches).any() or epoch_done and done.any()):
+        raise CheckpointError(f"{found.path}: its engine/batches_done are {None if done is None else done.tolist()}; "
+                              f"expected each worker's minibatches done in the epoch, at most {batches.tolist()}"
+                              + (", all 0 as the epoch is done" if epoch_done else ""))
+    return states, done.astype(np.int64)
+
+
+class _Snapshots:
+    """The parent's checkpoints of a HOGWILD! run: at the end of an epoch, or every N steps while the workers run,
+    copied from the shared buffer (the workers go on writing: the copy holds at least the steps counted)."""
+
+    def __init__(self, checkpoints: Checkpoints | None, training: Run, rng: np.random.Generator,
+                 shared: dict[str, np.ndarray], score_names: list[str]):
+        self.checkpoints, self.training, self.rng, self.shared = checkpoints, training, rng, shared
+        self.score_names = score_names
+        #: each worker's minibatches of the epoch done before its workers began (a resumed epoch)
+        self.skipped = np.zeros(len(shared["counters"]), dtype=np.int64)
+        self.written_at = training.state.step
+
+    def due(self, steps: int) -> bool:
+        """Whether the run, at `steps` steps, has passed a multiple of checkpoint_every N since the last checkpoint."""
+        every = self.checkpoints.every
+        return every != "epoch" and steps // every > self.written_at // every
+
+    def while_waiting(self) -> None:
+        """While the workers run: move the bar, and write a checkpoint when N more steps are done."""
+        done = int(self.shared["counters"].sum())
+        if self.training.bar:
+            self.training.bar.advance_to(int(self.skipped.sum()) + done)
+        if self.checkpoints is not None and self.due(self.training.state.step + done):
+            self.write(self.shared["counters"].copy())
+
+    def write(self, counted: np.ndarray) -> None:
+        """A checkpoint of the run with `counted` steps per worker done in the epoch beyond those the parent has
+        counted (the workers' counters; zeros at an epoch's end)."""
+        training, optimizer = self.training, self.training.state.optimizer
+        sums = self.shared["sums"].copy() if counted.any() else np.zeros_like(self.shared["sums"])
+        tally = EpochTally(**copy.deepcopy(asdict(training.tally)))
+        steps = int(counted.sum())
+        if steps:
+            tally.batch += steps
+            tally.loss_sum += float(sums[:, 0].sum())
+            tally.seen += int(sums[:, 1].sum())
+            if tally.score_sums is not None and self.score_names:
+                for column, name in enumerate(self.score_names, start=2):
+                    tally.score_sums[name] = tally.score_sums.get(name, 0.0) + float(sums[:, column].sum())
+            else:
+                tally.score_sums = None
+            tally.lr = optimizer.lr_at(optimizer.iterations + steps - 1)
+        worker_states = self.shared["state"].copy()
+        state = TrainingState(training.state.model, training.state.loss_fn, optimizer, training.state.history)
+        state.step, state.stop = training.state.step + steps, training.state.stop
+        counted_iterations = optimizer.iterations
+        _mean_state(optimizer, sorted(optimizer.state), worker_states)
+        optimizer.iterations += steps
+        try:
+            self.checkpoints.write(state.model, optimizer, state, tally, self.rng, training.callbacks,
+                                   engine_arrays={"worker_states": worker_states,
+                                                  "batches_done": self.skipped + counted})
+        finally:
+            optimizer.iterations = counted_iterations
+        self.written_at = state.step
 
 
 class _Pool:

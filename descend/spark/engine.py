@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from descend.checkpoint import Checkpoints, restore_callbacks
+from descend.checkpoint import Checkpoints, resume_run
 from descend.checks import check_integer, naming_arguments
 from descend.data import batches
 from descend.errors import DescendError, DescendTypeError, DescendValueError
@@ -183,7 +183,7 @@ def run(job: TrainingJob) -> History:
                     "partition_rows": ",".join(str(int(rows)) for rows in blocks.rows)}
         if sync == "average":
             settings["sync_every"] = sync_every
-        checkpoints = _resumed(job, training, epoch_of, settings)
+        checkpoints, _ = resume_run(job, training, epoch_of.rng, settings, "fit_spark")
         tally = training.tally
         for epoch in range(tally.epoch + 1 if tally.epoch_done else tally.epoch, job.epochs + 1):
             if state.stop:
@@ -203,26 +203,6 @@ def run(job: TrainingJob) -> History:
             held_out.release()
     training.end()
     return state.history
-
-
-def _resumed(job: TrainingJob, training: Run, epoch_of: Any, settings: dict[str, Any]) -> Checkpoints | None:
-    """The run's checkpoints (None without a folder), the run put back as the newest one left it when resuming,
-    and `training` begun. `settings` are what a resumed run must share with the checkpoint's."""
-    if job.checkpoint is None:
-        training.begin()
-        return None
-    checkpoints = Checkpoints(job.checkpoint, job.checkpoint_every, settings)
-    found = checkpoints.start(job.resume)
-    saved = None
-    if found is not None:
-        saved = checkpoints.restore(found, job.model, job.optimizer, training.state, training.tally, epoch_of.rng)
-        if training.tally.epoch > job.epochs:
-            raise DescendValueError(f"fit_spark: epochs={job.epochs}, but the checkpoint {found.path} is already at "
-                                    f"epoch {training.tally.epoch}; pass at least as many epochs as the run has done")
-    training.begin()
-    if saved is not None:
-        restore_callbacks(job.callbacks, saved, path=checkpoints.last)
-    return checkpoints
 
 
 def check_executors_have_descend(context: Any) -> None:

@@ -86,7 +86,9 @@ def fit(
     whole (from the start if there is none), and ends with the same weights,
     bit for bit, as a run that was never interrupted. Resuming needs the same
     model, optimizer, callbacks, data, batch size, seed and shuffling; epochs
-    may grow.
+    may grow. Every engine checkpoints; HOGWILD!'s resume restores every
+    state (each worker's optimizer state, its place in the epoch) but not
+    the same bits, as its workers race by design.
 
     engine="hogwild" trains the same model with `workers` processes (default:
     one per core) that update one shared parameter buffer without locks
@@ -110,10 +112,6 @@ def fit(
         )
     if engine != "local" and not shuffle:
         raise DescendValueError(f"fit: engine={engine!r} shuffles every epoch; shuffle=False is for the local engine")
-    if engine != "local" and (checkpoint is not None or resume):
-        raise DescendValueError(
-            f"fit: checkpoint= and resume= are for the local engine; engine={engine!r} cannot replay a run bit for bit"
-        )
     if resume and checkpoint is None:
         raise DescendValueError("fit: resume=True needs checkpoint=, the folder of the run to go on with")
     if checkpoint is not None and not isinstance(checkpoint, (str, os.PathLike)):

@@ -13,9 +13,8 @@ import itertools
 
 import numpy as np
 
-from descend.checkpoint import Checkpoints, fingerprint, restore_callbacks
+from descend.checkpoint import fingerprint, resume_run
 from descend.data import batches
-from descend.errors import DescendValueError
 from descend.training.evaluate import evaluate
 from descend.training.loop import History, Run, TrainingState, progress_bar
 from descend.training.step import (
@@ -27,11 +26,6 @@ def run(job: TrainingJob) -> History:
     """Train `job.model` in this process; returns the History."""
     model, loss_fn, optimizer = job.model, job.loss_fn, job.optimizer
     x_train, y_train, validation_set = job_arrays(job)
-    checkpoints = None
-    if job.checkpoint is not None:
-        settings = {"batch_size": job.batch_size, "seed": job.seed, "shuffle": bool(job.shuffle),
-                    "data": fingerprint(x_train, y_train)}
-        checkpoints = Checkpoints(job.checkpoint, job.checkpoint_every, settings)
     # keyed by how far training has come, so a second fit() continues rather than replays the first
     progress_key = [job.seed, optimizer.iterations] if job.seed is not None else None
     rng = np.random.default_rng(progress_key)
@@ -41,19 +35,9 @@ def run(job: TrainingJob) -> History:
     buffer, modules = model.flat_buffer(), list(model.modules())
     state = TrainingState(model, loss_fn, optimizer, History())
     training = Run(state, job.callbacks, progress_bar(job.progress, -(-len(x_train) // job.batch_size), job.epochs))
-    saved_callbacks = None
-    if checkpoints is not None:
-        found = checkpoints.start(job.resume)
-        if found is not None:
-            saved_callbacks = checkpoints.restore(found, model, optimizer, state, training.tally, rng)
-            if training.tally.epoch > job.epochs:
-                raise DescendValueError(
-                    f"fit: epochs={job.epochs}, but the checkpoint {found.path} is already at epoch "
-                    f"{training.tally.epoch}; pass at least as many epochs as the run has done"
-                )
-    training.begin()
-    if saved_callbacks is not None:
-        restore_callbacks(job.callbacks, saved_callbacks, path=checkpoints.last)
+    settings = {"batch_size": job.batch_size, "seed": job.seed, "shuffle": bool(job.shuffle),
+                "data": fingerprint(x_train, y_train)}
+    checkpoints, _ = resume_run(job, training, rng, settings, "fit")
     model.train()
     tally = training.tally
     for epoch in range(tally.epoch + 1 if tally.epoch_done else tally.epoch, job.epochs + 1):
