@@ -1445,6 +1445,16 @@ def written(tmp: Any, name: str, text: str) -> str:
     return str(tmp / name)
 
 
+def table(tmp: Any, label: list[Any] | None = None) -> str:
+    """A two-row Parquet table in tmp with the columns pixels (lists of 2 floats) and digit; its path."""
+    import pyarrow as pa
+    import pyarrow.parquet as parquet
+
+    path = tmp / "table.parquet"
+    parquet.write_table(pa.table({"pixels": pa.array([[0.0, 1.0], [1.0, 0.0]]), "digit": label or [0, 1]}), path)
+    return str(path)
+
+
 def trained_run(tmp: Any) -> str:
     """A real, tiny `descend train` run folder to resume (digits, 1 epoch, 8 hidden units, 50 rows)."""
     from click.testing import CliRunner
@@ -1488,6 +1498,20 @@ COMMAND_LINES = [
             "run.json"),
     command("train_resume_changing_an_option", lambda tmp: ["train", "--resume", trained_run(tmp), "--lr", "0.5"], 2,
             "--resume", "--lr cannot change", "--epochs"),
+    command("train_table_without_the_features_column", lambda tmp: ["train", "--data", table(tmp), "--out",
+            str(tmp / "out-run")], 1, "features", "no column 'features'", "'pixels', 'digit'"),
+    command("train_table_label_of_strings", lambda tmp: ["train", "--data", table(tmp, label=["a", "b"]), "--features",
+            "pixels", "--label", "digit", "--out", str(tmp / "out-run")], 1, "label column 'digit' holds string"),
+    command("train_table_not_parquet", lambda tmp: ["train", "--data", written(tmp, "rows.parquet", "1,2\n"), "--out",
+            str(tmp / "out-run")], 1, "rows.parquet", "not a readable Parquet file"),
+    command("train_table_missing", lambda tmp: ["train", "--data", str(tmp / "none.parquet")], 2, "--data",
+            "none.parquet", "does not exist"),
+    command("train_table_with_cnn", lambda tmp: ["train", "--data", table(tmp), "--model", "cnn"], 2, "--model cnn",
+            ".parquet", "mlp or logistic"),
+    command("train_table_on_hogwild", lambda tmp: ["train", "--data", table(tmp), "--engine", "hogwild"], 2,
+            "--engine hogwild", ".parquet", "--engine local"),
+    command("train_label_without_a_table", lambda tmp: ["train", "--data", "digits", "--label", "y"], 2, "--label",
+            ".parquet", "--data digits"),
     command("train_config_unknown_key", lambda tmp: ["train", "--config", written(tmp, "run.toml", "epoch = 3\n")], 2,
             "run.toml", "'epoch'", "epochs"),
     command("train_config_not_toml", lambda tmp: ["train", "--config", written(tmp, "run.toml", "epochs = [\n")], 2,

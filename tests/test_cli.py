@@ -388,3 +388,26 @@ def test_the_threads_and_kernels_options_set_descend_s_kernels_for_the_command(m
     finally:
         kernels.use(before)
     assert numba.config.NUMBA_NUM_THREADS >= 1
+
+
+def test_train_reads_a_users_parquet_table_a_window_at_a_time_and_resumes(tmp_path):
+    from descend.data import save_parquet
+
+    digits, _ = dc.data.load_digits()
+    table = save_parquet(tmp_path / "digits.parquet", digits.x, digits.y, row_group_size=200, features="pixels",
+                         label="digit")
+    run = tmp_path / "run"
+    options = ["train", "--data", str(table), "--features", "pixels", "--label", "digit", "--batch-size", "32",
+               "--out", str(run), "--quiet"]
+    result = CliRunner().invoke(main, [*options, "--epochs", "3"])
+    assert result.exit_code == 0, result.output
+    assert "rows of digits.parquet" in result.output
+    resumed = CliRunner().invoke(main, ["train", "--resume", str(run), "--epochs", "5", "--quiet"])
+    assert resumed.exit_code == 0, resumed.output
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [record["epoch"] for record in records] == [1, 2, 3, 4, 5] and records[-1]["accuracy"] > 0.9
+    model = dc.load(run / "model.dsc")
+    assert dc.evaluate(model, dc.nn.CrossEntropyLoss(), digits)["accuracy"] > 0.9
+    straight = CliRunner().invoke(main, [*options, "--epochs", "5", "--out", str(tmp_path / "straight")])
+    assert straight.exit_code == 0, straight.output
+    np.testing.assert_array_equal(model.flat_buffer().data, dc.load(tmp_path / "straight" / "model.dsc").flat_buffer().data)

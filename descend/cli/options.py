@@ -64,6 +64,20 @@ class LateChoice(click.Choice):
 SYNC = LateChoice("descend.spark.engine:SYNCS")
 
 
+class DataChoice(click.Choice):
+    """click's Choice over the data sets' names that also takes the path of an existing .parquet file (a user's
+    table); bad usage, exit 2, for anything else."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, str) and value.endswith(".parquet"):
+            return click.Path(exists=True, dir_okay=False).convert(value, param, ctx)
+        try:
+            return super().convert(value, param, ctx)
+        except click.BadParameter:
+            self.fail(f"{value!r} is neither a data set ({', '.join(map(repr, self.choices))}) nor a .parquet file",
+                      param, ctx)
+
+
 class _NotNumbers(ValueError):
     """A part of a comma-separated value that is not an integer."""
 

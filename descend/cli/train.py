@@ -7,26 +7,33 @@ from pathlib import Path
 from typing import Any
 
 import click
+import numpy as np
 
 from descend.cli.datasets import DATASETS, TEXTS, load_splits, preprocessing, prompt_for
 from descend.cli.options import (
-    ENGINE, MODEL_CHOICE, SEED, SYNC, FiniteRange, checkpoint_every, hidden_sizes, within_memory,
+    ENGINE, MODEL_CHOICE, SEED, SYNC, DataChoice, FiniteRange, checkpoint_every, hidden_sizes, within_memory,
 )
 from descend.cli.report import Report, plot_run
 from descend.cli.run_folder import RunFolder, locked
 from descend.cli.train_options import TrainOptions, resumed
-from descend.data import Dataset, load_text
+from descend.data import Dataset, ParquetDataset, load_text
 from descend.files import write_text
 from descend.io import save
 from descend.nn import presets
 from descend.nn.capsules import PERTURBATION_STEPS, CapsNet
+from descend.preprocessing import Preprocessing
 from descend.training import Callback, TrainingState, evaluate, fit
 
 
 @click.command()
 @click.option("--model", "model_name", type=MODEL_CHOICE, default="mlp", show_default=True, help="What to train.")
-@click.option("--data", "data_name", type=click.Choice(DATASETS + TEXTS), default=None,
-              help="Data set [mnist; shakespeare for char models].")
+@click.option("--data", "data_name", type=DataChoice(DATASETS + TEXTS), default=None,
+              help="Data set [mnist; shakespeare for char models], or a .parquet file of your own (mlp, logistic), "
+                   "read a window at a time.")
+@click.option("--features", default="features", show_default=True,
+              help="A .parquet --data's column of features (a list of numbers per row).")
+@click.option("--label", default="label", show_default=True,
+              help="A .parquet --data's column of integer class labels.")
 @click.option("--text", "text_path", type=click.Path(exists=True, dir_okay=False), default=None,
               help="A .txt file to train a char model on instead of --data.")
 @click.option("--epochs", type=click.IntRange(min=1), default=5, show_default=True)
@@ -128,6 +135,8 @@ class RunRecord(Callback):
 
 def train_classifier(options: TrainOptions, run: Path, settings: dict[str, Any]) -> dict[str, Any]:
     """Train a classifier preset with `settings` for fit, test it, and draw its pictures; the summary to print."""
+    if options.table:
+        return train_on_table(options, run, settings)
     train_set, validation_set, test_set = load_splits(options.source, images=options.model_name in presets.IMAGE_MODELS)
     train_set = train_set[: options.limit] if options.limit else train_set
     model = within_memory(lambda: presets.model(options.model_name, train_set, hidden=options.hidden,
@@ -163,6 +172,29 @@ def train_classifier(options: TrainOptions, run: Path, settings: dict[str, Any])
     return {**test, "lines": [f"test loss {test['test_loss']:.4f}  test acc {test['test_accuracy']:.4f}",
                               f"model written to {model_path}; metrics.jsonl; curves.png"
                               + "".join(f"; {p.name}" for p in pictures)]}
+
+
+def train_on_table(options: TrainOptions, run: Path, settings: dict[str, Any]) -> dict[str, Any]:
+    """Train an mlp or logistic preset on a user's Parquet table, read a window at a time; the summary to print.
+
+    The table has no held-out split of ours: the summary reports the last epoch's training metrics, and the
+    model file records the range of the inputs (one more pass over the table, in order)."""
+    table = ParquetDataset(options.source, features=options.features, label=options.label)
+    model = within_memory(lambda: presets.model(options.model_name, table, hidden=options.hidden,
+                                                dropout=options.dropout, seed=options.seed), "--hidden")
+    optimizer = presets.optimizer_for(model, options.lr, options.momentum, options.weight_decay, options.decay)
+    history = fit(model, presets.loss_for(model), optimizer, table, epochs=options.epochs, batch_size=options.batch,
+                  seed=options.seed, **settings)
+    low, high = np.inf, -np.inf
+    for x, _ in table.batches(65536, shuffle=False):
+        low, high = min(low, float(x.min())), max(high, float(x.max()))
+    record = Preprocessing(Path(options.source).name, table.row_shape, low, high)
+    model_path = save(model, run / "model.dsc", optimizer=optimizer, preprocessing=record)
+    plot_run(history, run, f"{options.model_name} on {Path(options.source).name}")
+    last = history.last()
+    return {"lines": [f"train loss {last['loss']:.4f}  train acc {last['accuracy']:.4f} (last epoch, "
+                      f"{len(table)} rows of {Path(options.source).name})",
+                      f"model written to {model_path}; metrics.jsonl; curves.png"]}
 
 
 def capsule_pictures(model: CapsNet, test_set: Dataset, run: Path) -> list[Path]:

@@ -48,6 +48,8 @@ class TrainOptions:
     sync_every: int
     out_dir: str | None
     checkpoint_every: int | str
+    features: str = "features"
+    label: str = "label"
 
     @classmethod
     def from_record(cls, saved: dict[str, Any]) -> TrainOptions:
@@ -63,6 +65,11 @@ class TrainOptions:
         return self.model_name in presets.CHAR_MODELS
 
     @property
+    def table(self) -> bool:
+        """Whether --data is a user's .parquet file."""
+        return bool(self.data_name and self.data_name.endswith(".parquet"))
+
+    @property
     def source(self) -> str:
         """What the model learns from: a text file, else the named data set (mnist, or shakespeare for char models)."""
         return self.text_path or self.data_name or ("shakespeare" if self.char_model else "mnist")
@@ -71,31 +78,49 @@ class TrainOptions:
     def batch(self) -> int:
         """The batch size: as given, else 64 sequences for a char model, and for the others the data set's
         (BATCH_SIZES: 128 examples of mnist, 32 of digits)."""
-        return self.batch_size or (64 if self.char_model else BATCH_SIZES[self.source])
+        return self.batch_size or (64 if self.char_model else 128 if self.table else BATCH_SIZES[self.source])
 
     def folder(self) -> Path:
         """--out, else runs/MODEL-DATA (runs/MODEL-text for a --text file)."""
         if self.out_dir:
             return Path(self.out_dir)
-        return Path(f"runs/{self.model_name}-{'text' if self.text_path else self.source}")
+        return Path(f"runs/{self.model_name}-{'text' if self.text_path else Path(self.source).stem}")
 
     def check(self) -> None:
         """Refuse options that do not go together, naming both, before any data is read."""
         data_name = self.data_name or ("shakespeare" if self.char_model else "mnist")
-        if self.char_model != (data_name in TEXTS or self.text_path is not None):
-            raise click.UsageError(f"--model {self.model_name} does not go with --data {data_name}: char models "
-                                   "learn from text (shakespeare or --text), the others from mnist or digits")
         if self.workers is not None and self.engine != "hogwild":
             raise click.UsageError("--workers is for --engine hogwild")
         if self.workers is not None and self.workers > most_workers():
             raise click.UsageError(f"--workers {self.workers} is too many: at most {most_workers()} "
                                    f"(8 per core on this {os.cpu_count()}-core machine)")
+        if self.table:
+            self.check_table()
+            return
+        for flag, value, default in (("--features", self.features, "features"), ("--label", self.label, "label")):
+            if value != default:
+                raise click.UsageError(f"{flag} names a column of a .parquet --data; --data {data_name} has its own")
+        if self.char_model != (data_name in TEXTS or self.text_path is not None):
+            raise click.UsageError(f"--model {self.model_name} does not go with --data {data_name}: char models "
+                                   "learn from text (shakespeare or --text), the others from mnist or digits")
         if self.char_model and self.engine != "local":
             raise click.UsageError("char models carry their state from batch to batch; train them with --engine local")
         if self.engine == "spark" and self.model_name in presets.IMAGE_MODELS:
             raise click.UsageError("--engine spark trains models of flat features: --model mlp or logistic")
         if not self.char_model:
             check_fits(self.model_name, data_name)
+
+    def check_table(self) -> None:
+        """Refuse what a .parquet --data cannot go with: it holds rows of features, read a window at a time."""
+        if self.model_name not in ("mlp", "logistic"):
+            raise click.UsageError(f"--model {self.model_name} does not go with a .parquet --data: a table's rows are "
+                                   "flat features, for --model mlp or logistic")
+        if self.engine != "local":
+            raise click.UsageError(f"--engine {self.engine} does not go with a .parquet --data: a table is read a "
+                                   "window at a time by --engine local")
+        if self.limit is not None or self.text_path is not None:
+            raise click.UsageError(f"{'--limit' if self.limit is not None else '--text'} does not go with a "
+                                   ".parquet --data")
 
 
 #: what `descend train --resume RUN` lets the command line change: everything else comes from RUN/run.json
@@ -111,6 +136,8 @@ def resumed(context: click.Context, run: Path, given: TrainOptions) -> TrainOpti
             f"--resume {run}: no readable run.json there; it is not the folder of a descend train run"
         ) from None
     names = [field.name for field in fields(TrainOptions)]
+    if isinstance(saved, dict):  # a run of before --features and --label: their defaults
+        saved = {"features": "features", "label": "label", **saved}
     if not isinstance(saved, dict) or set(saved) != set(names):
         raise click.UsageError(f"--resume {run}: its run.json was written by another version of descend train")
     clashing = [name for name in names if name not in RESUMABLE_OPTIONS

@@ -1,4 +1,5 @@
-"""Data: the Dataset type, minibatch indices, MNIST, scikit-learn's digits, text corpora, synthetic and sparse sets.
+"""Data: the Dataset type, minibatch indices, MNIST, scikit-learn's digits, text corpora, synthetic and sparse sets,
+and data larger than memory read from Parquet and .npy files (ParquetDataset, NpyDataset).
 
 >>> from descend.data import make_blobs, batches
 >>> ds = make_blobs(n=10, centers=2, seed=0)
@@ -17,11 +18,15 @@ from descend.data.synthetic import (
     make_transactions,
 )
 from descend.data.sparse import Ratings, make_low_rank_matrix, make_sparse_classification
+from descend.data.streaming import NpyDataset, ParquetDataset, StreamingDataset, save_parquet
 from descend.data.text import Text, load_text
 
 __all__ = [
     "Dataset",
+    "NpyDataset",
+    "ParquetDataset",
     "Ratings",
+    "StreamingDataset",
     "Text",
     "as_dataset",
     "batches",
@@ -35,4 +40,5 @@ __all__ = [
     "make_moons",
     "make_sparse_classification",
     "make_transactions",
+    "save_parquet",
 ]

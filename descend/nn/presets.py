@@ -28,6 +28,7 @@ from collections.abc import Sequence
 
 from descend.checks import check_integer, check_real
 from descend.data.dataset import Dataset
+from descend.data.streaming import StreamingDataset
 from descend.data.text import Text
 from descend.errors import DescendTypeError, DescendValueError, ShapeError
 from descend.nn.capsules import CapsNet
@@ -56,13 +57,14 @@ HIDDEN = {"mlp": (512, 256), "cnn": (128,), "capsnet": (64, 8), "char-lstm": (25
 RECONSTRUCTION_WEIGHT = 0.0005
 
 
-def model(name: str, data: Dataset | Text, *, hidden: Sequence[int] | None = None, dropout: float = 0.2,
+def model(name: str, data: Dataset | StreamingDataset | Text, *, hidden: Sequence[int] | None = None, dropout: float = 0.2,
           layers: int = 1, embed: int = 64, seed: int | None = 0) -> Module:
     """The preset `name` (one of NAMES) built for `data`, as `descend train --model NAME` builds it.
 
     `data` is the training Dataset for a classifier (its labels give the classes, its x the
     features: rows (N, features) for mlp and logistic, images (N, 1, side, side) for the
-    others), or the Text for a char model (its vocabulary gives the input and output size).
+    others; a ParquetDataset or NpyDataset of rows for mlp and logistic), or the Text for a
+    char model (its vocabulary gives the input and output size).
     `hidden` gives the widths (see HIDDEN for each preset's default): every hidden layer for
     mlp, the dense layer for cnn, the recurrent width for char models, convolution channels
     and primary capsule types for capsnet; logistic and lenet have none to set. `dropout`
@@ -84,10 +86,10 @@ def model(name: str, data: Dataset | Text, *, hidden: Sequence[int] | None = Non
         layers = check_integer("layers", layers, low=1)
         return CharRNN(data.vocab_size, embed=embed, hidden=widths[0], layers=layers, cell=name.split("-")[1],
                        dropout=dropout if layers > 1 else 0.0, rng=seed)
-    if not isinstance(data, Dataset):
+    if not isinstance(data, (Dataset, StreamingDataset)):
         raise DescendTypeError(f"presets.model: {name} is built for a Dataset of labelled examples; "
                                f"got {type(data).__name__}")
-    side = _image_side(name, data)
+    side = _image_side(name, data.x.shape if isinstance(data, Dataset) else (len(data), *data.row_shape))
     if name == "logistic":
         return LogisticRegression(data.n_features, data.n_classes, rng=seed)
     if name == "mlp":
@@ -135,9 +137,9 @@ def _widths(name: str, hidden: Sequence[int] | None) -> tuple[int, ...]:
     return tuple(check_integer(f"hidden[{index}]", width, low=1) for index, width in enumerate(hidden))
 
 
-def _image_side(name: str, data: Dataset) -> int | None:
-    """The side of `data`'s square images for an image preset (None for the row presets); refuse the wrong shape."""
-    shape = data.x.shape
+def _image_side(name: str, shape: tuple[int, ...]) -> int | None:
+    """The side of the square images of the data's `shape` (N, ...) for an image preset (None for the row presets);
+    refuse the wrong shape."""
     if name not in IMAGE_MODELS:
         if len(shape) != 2:
             raise ShapeError(f"presets.model: {name} takes rows of features (N, features); got x of shape {shape}. "

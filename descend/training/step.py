@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from descend.checks import check_integer, check_real, check_seed
-from descend.data import Dataset, as_dataset
+from descend.data import Dataset, StreamingDataset, as_dataset
 from descend.errors import DescendTypeError, DescendValueError, NonFiniteError
 from descend.memory import reuse_freed_memory
 from descend.nn.losses import CLASS_LABEL_LOSSES
@@ -465,6 +465,9 @@ def job_arrays(job: TrainingJob) -> tuple[np.ndarray, np.ndarray, Dataset | None
     The engines that train on arrays (local, HOGWILD!) start here; the
     optimizer must hold the model's parameters.
     """
+    if isinstance(job.train, StreamingDataset):  # read a window at a time, by this process only
+        raise DescendValueError(f"train is {type(job.train).__name__} {job.train.name!r}, read from disk a window at "
+                                "a time; it trains with engine='local' (the other engines share the data in memory)")
     x, y = inputs_and_targets(as_dataset(job.train, "train"), job.model, job.loss_fn, "train")
     validation = None
     if job.validation is not None:
