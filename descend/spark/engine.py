@@ -67,6 +67,9 @@ def _executor_model(setup: dict[str, Any]) -> tuple[Module, Module, StepFunction
 
     found = _MODELS.get(setup["key"])
     if found is None:
+        from descend import kernels
+
+        kernels.set_threads(1)  # Spark runs a task per core: its kernels and BLAS get one thread each
         _MODELS.clear()  # one run at a time per worker: let an earlier run's model go
         model = build_module(json.loads(setup["model"])).astype(np.dtype(setup["dtype"]))
         loss_fn = build_module(json.loads(setup["loss"]))
