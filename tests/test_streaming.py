@@ -309,3 +309,28 @@ def test_a_file_three_times_the_memory_limit_trains_with_flat_resident_memory(la
     samples = np.array(report["samples"][3:])  # after the first windows are read
     assert len(samples) > 20
     assert samples.max() - samples.min() < 48 * 2**20, f"resident memory grew by {np.ptp(samples) / 2**20:.0f} MB"
+
+
+def test_a_folder_of_parquet_files_as_spark_writes_one_reads_as_one_table(moons, tmp_path):
+    folder = tmp_path / "moons.parquet"
+    folder.mkdir()
+    for part in range(3):
+        rows = slice(part * 1000, (part + 1) * 1000)
+        save_parquet(folder / f"part-0000{part}.snappy.parquet", moons["x"][rows], moons["y"][rows], row_group_size=250)
+    (folder / "_SUCCESS").write_text("")
+    (folder / ".part-00000.snappy.parquet.crc").write_text("not parquet")
+    table = ParquetDataset(folder, shuffle_buffer=1000)
+    assert len(table) == 3000 and table.chunk_sizes().tolist() == [250] * 12
+    in_order = np.concatenate([x for x, _ in table.batches(128, shuffle=False)])
+    np.testing.assert_array_equal(in_order, moons["x"])
+    one_file = _streams(moons)[0]
+    np.testing.assert_array_equal(np.concatenate([x for x, _ in table.batches(64, np.random.default_rng(3))]),
+                                  np.concatenate([x for x, _ in one_file.batches(64, np.random.default_rng(3))]))
+    x = moons["x"][:100].copy()
+    x[42, 0] = np.inf
+    save_parquet(folder / "part-00003.snappy.parquet", x, moons["y"][:100])
+    with pytest.raises(DescendValueError, match=r"part-00003.snappy.parquet rows 0-99\).x holds"):
+        _fit_stream(ParquetDataset(folder))
+    parquet.write_table(pa.table({"features": pa.array([[0.0, 1.0]]), "target": [0]}), folder / "part-00004.parquet")
+    with pytest.raises(DataError, match="part-00004.parquet holds the columns .* every file of a folder needs the same"):
+        ParquetDataset(folder)

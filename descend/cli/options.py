@@ -65,12 +65,12 @@ SYNC = LateChoice("descend.spark.engine:SYNCS")
 
 
 class DataChoice(click.Choice):
-    """click's Choice over the data sets' names that also takes the path of an existing .parquet file (a user's
-    table); bad usage, exit 2, for anything else."""
+    """click's Choice over the data sets' names that also takes the path of an existing .parquet file or folder of
+    them (a user's table, as Spark writes one); bad usage, exit 2, for anything else."""
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
-        if isinstance(value, str) and value.endswith(".parquet"):
-            return click.Path(exists=True, dir_okay=False).convert(value, param, ctx)
+        if isinstance(value, str) and value.rstrip("/").endswith(".parquet"):
+            return click.Path(exists=True).convert(value, param, ctx)
         try:
             return super().convert(value, param, ctx)
         except click.BadParameter:

@@ -28,8 +28,8 @@ from descend.training import Callback, TrainingState, evaluate, fit
 @click.command()
 @click.option("--model", "model_name", type=MODEL_CHOICE, default="mlp", show_default=True, help="What to train.")
 @click.option("--data", "data_name", type=DataChoice(DATASETS + TEXTS), default=None,
-              help="Data set [mnist; shakespeare for char models], or a .parquet file of your own (mlp, logistic), "
-                   "read a window at a time.")
+              help="Data set [mnist; shakespeare for char models], or a .parquet file (or a folder of them, as "
+                   "Spark writes) of your own (mlp, logistic), read a window at a time.")
 @click.option("--features", default="features", show_default=True,
               help="A .parquet --data's column of features (a list of numbers per row).")
 @click.option("--label", default="label", show_default=True,

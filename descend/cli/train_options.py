@@ -66,8 +66,8 @@ class TrainOptions:
 
     @property
     def table(self) -> bool:
-        """Whether --data is a user's .parquet file."""
-        return bool(self.data_name and self.data_name.endswith(".parquet"))
+        """Whether --data is a user's .parquet file (or a folder of them)."""
+        return bool(self.data_name and self.data_name.rstrip("/").endswith(".parquet"))
 
     @property
     def source(self) -> str:

@@ -103,6 +103,10 @@ class StreamingDataset:
         """What identifies the file's contents cheaply (its layout and size), for the fingerprint."""
         raise NotImplementedError
 
+    def chunk_file(self, index: int) -> str:
+        """The name of the file chunk `index` comes from (in errors, with its rows)."""
+        return self.name
+
     def fingerprint(self) -> str:
         """A short hash of the file's layout and its first rows: a checkpoint refuses to resume on other data."""
         digest = hashlib.sha256(self.describe().encode())
@@ -118,7 +122,7 @@ class StreamingDataset:
         for index in order:
             for x, y, first in self.read_chunk(int(index), features):
                 rows = len(x) if x is not None else len(y)
-                where = f"{self.name} rows {first}-{first + rows - 1}"
+                where = f"{self.chunk_file(int(index))} rows {first}-{first + rows - 1}"
                 yield prepare(x, y, where) if features else _plain(np.zeros((rows, 1), np.float32), y, where)
 
     def batches(self, batch_size: int, rng: np.random.Generator | None = None, shuffle: bool = True,
@@ -246,14 +250,16 @@ def _check_buffer(shuffle_buffer: Any, prefetch: Any) -> tuple[int, int]:
 
 
 class ParquetDataset(StreamingDataset):
-    """Rows of a Parquet file, read a row group at a time (pyarrow), never the whole table.
+    """Rows of a Parquet file, or of a folder of them (as Spark writes one), read a row group at a time (pyarrow).
 
     `features` names one column of numeric lists (list, large_list or
     fixed_size_list of ints or floats, every row of one length, as Spark
     writes array<float> and vector columns turned to arrays) or a list of
     numeric columns, one feature each; `label` names a numeric column of
     class labels or targets, or is None (an autoencoder's data). Nulls, NaN
-    and infinity are refused with the rows they are in.
+    and infinity are refused with the rows they are in. A folder's files
+    are its *.parquet files at any depth, by name (Spark's _SUCCESS and
+    hidden files are not among them), and must share one schema.
 
     >>> import tempfile, numpy as np
     >>> path = save_parquet(tempfile.mkdtemp() + "/t.parquet", np.eye(3, dtype=np.float32), np.arange(3),
@@ -265,24 +271,35 @@ class ParquetDataset(StreamingDataset):
 
     def __init__(self, path: str | os.PathLike, features: str | Sequence[str] = "features",
                  label: str | None = "label", shuffle_buffer: int = 16384, prefetch: int = 1):
-        import pyarrow.parquet as parquet
-
-        self.path = _regular_file("path", path)
+        self.path = checked_path("path", path)
+        self.files = _parquet_files(self.path)
         self.name = self.path.name
         self.shuffle_buffer, self.prefetch = _check_buffer(shuffle_buffer, prefetch)
-        try:
-            file = parquet.ParquetFile(self.path)
-        except Exception as error:  # pyarrow's ArrowInvalid and OSError alike: the file is not Parquet
-            raise DataError(f"path {str(self.path)!r} is not a readable Parquet file: {str(error)[:200]}") from None
-        schema = file.schema_arrow
+        opened = [_open_parquet(file) for file in self.files]
+        schema = opened[0].schema_arrow
+        for file, parquet_file in zip(self.files[1:], opened[1:]):
+            if not parquet_file.schema_arrow.equals(schema):
+                raise DataError(f"path {str(self.path)!r}: {file.name} holds the columns "
+                                f"{_columns(parquet_file.schema_arrow)}; {self.files[0].name} holds {_columns(schema)}: "
+                                "every file of a folder needs the same schema")
         self.features = self._check_features(schema, features)
         self.label = None if label is None else self._check_label(schema, label)
         self.has_targets = label is not None
-        self.sizes = np.array([file.metadata.row_group(k).num_rows for k in range(file.num_row_groups)], dtype=np.int64)
+        #: the chunks: (file, row group), in the files' order
+        self.chunks = [(number, group) for number, file in enumerate(opened) for group in range(file.num_row_groups)]
+        self.sizes = np.array([opened[number].metadata.row_group(group).num_rows for number, group in self.chunks],
+                              dtype=np.int64)
         if self.sizes.sum() == 0:
             raise DataError(f"path {str(self.path)!r} holds no rows")
-        self.row_shape = (self._width(file),)
-        self.layout = f"parquet {schema} {self.sizes.tolist()} {os.stat(self.path).st_size}"
+        #: each chunk's first row, counted within its own file (what an error names)
+        self.first_rows = np.zeros(len(self.chunks), dtype=np.int64)
+        for index in range(1, len(self.chunks)):
+            if self.chunks[index][0] == self.chunks[index - 1][0]:
+                self.first_rows[index] = self.first_rows[index - 1] + self.sizes[index - 1]
+        self.row_shape = (self._width(opened[next(k for k, f in enumerate(opened) if f.metadata.num_rows)]),)
+        self.layout = f"parquet {schema} {self.sizes.tolist()} " + " ".join(
+            f"{file.relative_to(self.path) if file != self.path else file.name}:{os.stat(file).st_size}"
+            for file in self.files)
         self.opened = threading.local()
 
     def _check_features(self, schema: Any, features: Any) -> list[str]:
@@ -335,24 +352,28 @@ class ParquetDataset(StreamingDataset):
         return int(lengths[0].as_py())
 
     def chunk_sizes(self) -> np.ndarray:
-        """Rows per row group."""
+        """Rows per row group, file after file."""
         return self.sizes
+
+    def chunk_file(self, index: int) -> str:
+        return self.files[self.chunks[index][0]].name
 
     def describe(self) -> str:
         return f"{self.layout} features={self.features} label={self.label}"
 
     def read_chunk(self, index: int, features: bool = True) -> Iterator[tuple[np.ndarray | None, np.ndarray | None, int]]:
-        """Row group `index`, in slices of at most `shuffle_buffer` rows."""
-        import pyarrow.parquet as parquet
-
+        """Chunk `index` (a file's row group), in slices of at most `shuffle_buffer` rows; rows count in that file."""
         columns = ([*self.features] if features else []) + ([self.label] if self.label else [])
-        first = int(self.sizes[:index].sum())
-        file = getattr(self.opened, "file", None)
-        if file is None:  # one per reading thread: a ParquetFile is not to be shared across threads
-            file = self.opened.file = parquet.ParquetFile(self.path)
-        for batch in file.iter_batches(batch_size=self.shuffle_buffer, row_groups=[index], columns=columns,
-                                       use_threads=False):
-            where = f"{self.name} rows {first}-{first + batch.num_rows - 1}"
+        number, group = self.chunks[index]
+        first = int(self.first_rows[index])
+        files = getattr(self.opened, "files", None)
+        if files is None:  # one set per reading thread: a ParquetFile is not to be shared across threads
+            files = self.opened.files = {}
+        if number not in files:
+            files[number] = _open_parquet(self.files[number])
+        for batch in files[number].iter_batches(batch_size=self.shuffle_buffer, row_groups=[group], columns=columns,
+                                                use_threads=False):
+            where = f"{self.chunk_file(index)} rows {first}-{first + batch.num_rows - 1}"
             x = self._features_of(batch, where) if features else None
             y = None if self.label is None else _numbers(batch.column(self.label), where, f"label column {self.label!r}")
             yield x, y, first
@@ -373,6 +394,32 @@ class ParquetDataset(StreamingDataset):
                             f"holds {self.row_shape[0]}: every row needs the same number of features")
         values = column.flatten() if hasattr(column, "flatten") else column.values
         return _numbers(values, where, name).reshape(len(column), self.row_shape[0])
+
+
+def _parquet_files(path: Path) -> list[Path]:
+    """The Parquet files at `path`: the file itself, or a folder's *.parquet files at any depth, by name (not
+    Spark's _SUCCESS, nor hidden or underscored files such as _metadata); each a regular file."""
+    if path.is_dir() and not path.is_symlink():
+        found = sorted(file for file in path.rglob("*.parquet")
+                       if not any(part.startswith((".", "_")) for part in file.relative_to(path).parts))
+        if not found:
+            raise DataError(f"path {str(path)!r} is a folder without .parquet files")
+        return [_regular_file("path", file) for file in found]
+    return [_regular_file("path", path)]
+
+
+def _columns(schema: Any) -> str:
+    """A schema on one line: name: type, ..."""
+    return ", ".join(f"{field.name}: {field.type}" for field in schema)
+
+
+def _open_parquet(path: Path) -> Any:
+    import pyarrow.parquet as parquet
+
+    try:
+        return parquet.ParquetFile(path)
+    except Exception as error:  # pyarrow's ArrowInvalid and OSError alike: the file is not Parquet
+        raise DataError(f"path {str(path)!r} is not a readable Parquet file: {str(error)[:200]}") from None
 
 
 def _numeric(kind: Any) -> bool:
