@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -271,7 +272,8 @@ _LIMITED = textwrap.dedent("""
 
 @pytest.fixture(scope="module")
 def large_files(tmp_path_factory):
-    """410 MB of rows (1.6 million of 64 float32 features) as Parquet and as .npy, written a piece at a time."""
+    """410 MB of rows (1.6 million of 64 float32 features) as Parquet and as .npy, written a piece at a time, and
+    removed after the module's tests."""
     folder = tmp_path_factory.mktemp("large")
     rows, width, piece = 1_600_000, 64, 100_000
     rng = np.random.default_rng(0)
@@ -288,7 +290,8 @@ def large_files(tmp_path_factory):
     x_file.flush()
     y_file.flush()
     del x_file, y_file
-    return folder
+    yield folder
+    shutil.rmtree(folder)  # 820 MB: not left for pytest's retention of old temporary folders
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads its memory from /proc")
