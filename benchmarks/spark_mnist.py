@@ -43,14 +43,11 @@ CLUSTER_SETTINGS = {"spark.executor.memory": "4g"}
 
 def resident_peak_megabytes() -> float:
     """This process's peak resident memory since the last reset_resident_peak (Linux's VmHWM)."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    raise RuntimeError("no VmHWM in /proc/self/status")
+    return peak_megabytes(os.getpid())
 
 
 def reset_resident_peak() -> None:
-    Path("/proc/self/clear_refs").write_text("5")  # 5: reset the peak resident set size to the current one
+    reset_peaks([os.getpid()])
 
 
 def seconds(values: list[float]) -> str:
@@ -138,6 +135,7 @@ def driver_jvms() -> list[int]:
 
 
 def reset_peaks(pids: list[int]) -> None:
+    """Set each process's peak resident memory back to its current one (5 into /proc/PID/clear_refs)."""
     for pid in pids:
         try:
             Path(f"/proc/{pid}/clear_refs").write_text("5")

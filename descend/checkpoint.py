@@ -99,9 +99,12 @@ class Checkpoints:
         """The folder's checkpoint files, oldest first."""
         return checkpoint_files(self.folder)
 
-    def due(self, step: int) -> bool:
-        """Whether a checkpoint is due after the run's `step`-th step (with a number of steps as `every`)."""
-        return self.every != "epoch" and step % self.every == 0
+    def due(self, step: int, since: int | None = None) -> bool:
+        """Whether a checkpoint is due at the run's `step`-th step (with a number of steps as `every`): a multiple
+        of `every` lies in (since, step]; `since` is the step before unless an engine counts several steps at once
+        (Spark's rounds, HOGWILD!'s workers)."""
+        since = step - 1 if since is None else since
+        return self.every != "epoch" and step // self.every > since // self.every
 
     def start(self, resume: bool) -> Checkpoint | None:
         """Prepare the folder; with `resume`, the newest checkpoint that reads back whole (None if there is none).

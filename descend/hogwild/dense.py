@@ -184,8 +184,8 @@ def run(job: TrainingJob) -> History:
             stop = training.end_epoch(None if validation is None else evaluate(model, loss_fn, validation,
                                                                                 metrics=job.metrics))
             snapshots.skipped = np.zeros(workers, dtype=np.int64)
-            if checkpoints is not None and (checkpoints.every == "epoch" or snapshots.due(state.step)
-                                            or epoch == job.epochs or stop):
+            if checkpoints is not None and (checkpoints.every == "epoch" or epoch == job.epochs or stop
+                                            or checkpoints.due(state.step, since=snapshots.written_at)):
                 snapshots.write(np.zeros(workers, dtype=np.int64))
         _mean_state(optimizer, state_names, shared["state"])
         training.end()
@@ -244,17 +244,13 @@ class _Snapshots:
         self.skipped = np.zeros(len(shared["counters"]), dtype=np.int64)
         self.written_at = training.state.step
 
-    def due(self, steps: int) -> bool:
-        """Whether the run, at `steps` steps, has passed a multiple of checkpoint_every N since the last checkpoint."""
-        every = self.checkpoints.every
-        return every != "epoch" and steps // every > self.written_at // every
-
     def while_waiting(self) -> None:
         """While the workers run: move the bar, and write a checkpoint when N more steps are done."""
         done = int(self.shared["counters"].sum())
         if self.training.bar:
             self.training.bar.advance_to(int(self.skipped.sum()) + done)
-        if self.checkpoints is not None and self.due(self.training.state.step + done):
+        steps = self.training.state.step + done
+        if self.checkpoints is not None and self.checkpoints.due(steps, since=self.written_at):
             self.write(self.shared["counters"].copy())
 
     def write(self, counted: np.ndarray) -> None:

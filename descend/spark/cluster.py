@@ -207,6 +207,10 @@ def stop_recorded(folder: str | os.PathLike) -> list[int]:
     return ours
 
 
+#: a standalone master's URL: its host and port
+_STANDALONE_MASTER = re.compile(r"spark://([^:/]+):(\d+)")
+
+
 def check_master(master: Any) -> str:
     """`master` as a Spark master URL; a spark:// one must answer within a few seconds (no hang on a dead host).
 
@@ -216,7 +220,7 @@ def check_master(master: Any) -> str:
     if not isinstance(master, str) or not master:
         raise DescendTypeError(f"master must be a Spark master URL such as 'local[2]' or 'spark://host:7077'; "
                                f"got {master!r}")
-    found = re.fullmatch(r"spark://([^:/]+):(\d+)", master)
+    found = _STANDALONE_MASTER.fullmatch(master)
     if master.startswith("spark://") and found is None:
         raise DescendValueError(f"master {master!r} is not of the form spark://host:port")
     if found is not None:
@@ -234,7 +238,7 @@ def on_loopback(master: str) -> bool:
     >>> on_loopback("spark://127.0.0.1:7077"), on_loopback("spark://cluster:7077"), on_loopback("local[2]")
     (True, False, False)
     """
-    found = re.fullmatch(r"spark://([^:/]+):\d+", master)
+    found = _STANDALONE_MASTER.fullmatch(master)
     return found is not None and found[1] in ("127.0.0.1", "localhost")
 
 

@@ -25,7 +25,6 @@ import json
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -40,7 +39,7 @@ from descend.optim.optimizer import Optimizer
 from descend.spark.blocks import Blocks, make_blocks
 from descend.training.loop import Callback, History, Run, TrainingState, progress_bar
 from descend.training.step import (
-    Clipping, StepFunction, TrainingJob, check_every, check_optimizer_holds, make_step, run_seed,
+    Clipping, StepFunction, TrainingJob, check_optimizer_holds, checked_checkpoint, make_step, run_seed,
     seed_module_generators, train_on_batch,
 )
 from descend.training.metrics import metric_names, resolve_metrics, score_batch
@@ -128,15 +127,11 @@ def fit_spark(
     multiple of N steps. A driver that dies goes on with `resume=True` from the newest checkpoint, to the
     bits an uninterrupted run reaches, on the same data in the same partitions.
     """
-    if resume and checkpoint is None:
-        raise DescendValueError("fit_spark: resume=True needs checkpoint=, the folder of the run to go on with")
-    if checkpoint is not None and not isinstance(checkpoint, (str, os.PathLike)):
-        raise DescendTypeError(f"checkpoint must be a folder path; got {type(checkpoint).__name__} {checkpoint!r}")
+    checkpoint, checkpoint_every = checked_checkpoint(checkpoint, checkpoint_every, resume, "fit_spark")
     job = TrainingJob(model, loss_fn, optimizer, df, validation=validation, epochs=epochs, batch_size=batch_size,
                       seed=seed, callbacks=callbacks, progress=False, metrics=metrics,
                       clipping=Clipping(clip_grad_norm, clip_grad_value),
-                      checkpoint=None if checkpoint is None else Path(checkpoint),
-                      checkpoint_every=checkpoint_every if checkpoint is None else check_every(checkpoint_every),
+                      checkpoint=checkpoint, checkpoint_every=checkpoint_every,
                       resume=resume, options={"features": features, "label": label, "sync": sync, "sync_every": sync_every,
                                "task_hook": task_hook})
     return run(job)
@@ -381,8 +376,7 @@ class _AveragingEpochs:
                 training.step_done(loss_sums[j] / rows, scores, rows,
                                    optimizer.lr_at(first + j))
             step = training.state.step
-            if checkpoints is not None and any(checkpoints.due(done) for done in range(step - len(step_rows) + 1,
-                                                                                        step + 1)):
+            if checkpoints is not None and checkpoints.due(step, since=step - len(step_rows)):
                 checkpoints.write(model, optimizer, training.state, training.tally, self.rng, self.job.callbacks)
         return sent
 

@@ -14,7 +14,7 @@ from descend.errors import ShapeError
 from descend.nn.module import Module
 from descend.tensor import Tensor, array_of, no_grad
 from descend.training.metrics import resolve_metrics, score_batch
-from descend.training.step import as_model_input, check_mean_loss, inputs_and_targets
+from descend.training.step import as_model_input, check_mean_loss, checking_chunks, inputs_and_targets
 
 
 @naming_arguments
@@ -38,8 +38,7 @@ def evaluate(model: Module, loss_fn: Module, data: Any, batch_size: int = 1024,
     batch_size = check_integer("batch_size", batch_size, low=1)
     if isinstance(data, StreamingDataset):  # read from disk in order, each chunk checked as it comes
         rows = len(data)
-        pieces = data.batches(batch_size, shuffle=False, prepare=lambda x, y, where: inputs_and_targets(
-            Dataset(x, y, name=where), model, loss_fn, f"data ({where})"))
+        pieces = data.batches(batch_size, shuffle=False, prepare=checking_chunks(model, loss_fn, "data"))
     else:
         x_all, y_all = inputs_and_targets(as_dataset(data, "data"), model, loss_fn, "data")
         rows = len(x_all)

@@ -10,14 +10,13 @@ from __future__ import annotations
 import importlib
 import os
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any
 
 from descend.checks import naming_arguments
-from descend.errors import DescendTypeError, DescendValueError
+from descend.errors import DescendValueError
 from descend.nn.module import Module
 from descend.training.loop import Callback, History
-from descend.training.step import Clipping, TrainingJob, check_every
+from descend.training.step import Clipping, TrainingJob, checked_checkpoint
 
 #: engine name -> "module:function" taking a TrainingJob and returning a History
 ENGINES: dict[str, str] = {
@@ -112,10 +111,7 @@ def fit(
         )
     if engine != "local" and not shuffle:
         raise DescendValueError(f"fit: engine={engine!r} shuffles every epoch; shuffle=False is for the local engine")
-    if resume and checkpoint is None:
-        raise DescendValueError("fit: resume=True needs checkpoint=, the folder of the run to go on with")
-    if checkpoint is not None and not isinstance(checkpoint, (str, os.PathLike)):
-        raise DescendTypeError(f"checkpoint must be a folder path; got {type(checkpoint).__name__} {checkpoint!r}")
+    checkpoint, checkpoint_every = checked_checkpoint(checkpoint, checkpoint_every, resume, "fit")
     options = {}
     if engine == "hogwild":
         options["workers"] = (os.cpu_count() or 1) if workers is None else workers
@@ -123,8 +119,7 @@ def fit(
         model, loss_fn, optimizer, train, validation=validation, epochs=epochs, batch_size=batch_size,
         shuffle=shuffle, seed=seed, callbacks=callbacks, progress=progress,
         clipping=Clipping(clip_grad_norm, clip_grad_value),
-        checkpoint=None if checkpoint is None else Path(checkpoint),
-        checkpoint_every=checkpoint_every if checkpoint is None else check_every(checkpoint_every),
+        checkpoint=checkpoint, checkpoint_every=checkpoint_every,
         resume=resume, options=options, metrics=metrics,
     )
     return run(job)

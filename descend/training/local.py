@@ -16,15 +16,15 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from descend.checkpoint import fingerprint, resume_run
-from descend.data import Dataset, as_dataset, batches
+from descend.data import batches
 from descend.data.streaming import StreamingDataset
 from descend.errors import DescendValueError
 from descend.memory import reuse_freed_memory
 from descend.training.evaluate import evaluate
 from descend.training.loop import History, Run, TrainingState, progress_bar
 from descend.training.step import (
-    ModelSnapshot, TrainingJob, check_optimizer_holds, inputs_and_targets, job_arrays, locate_nonfinite, make_step,
-    seed_module_generators, train_on_batch,
+    ModelSnapshot, TrainingJob, check_optimizer_holds, checking_chunks, job_arrays, job_validation, locate_nonfinite,
+    make_step, seed_module_generators, train_on_batch,
 )
 
 
@@ -95,13 +95,6 @@ def _training_rows(job: TrainingJob) -> tuple[_Rows, Any]:
                                 "reconstructs its input")
     check_optimizer_holds(model, job.optimizer, "fit")
     reuse_freed_memory()  # each window's arrays reuse the last one's pages
-
-    def prepare(x: np.ndarray, y: np.ndarray | None, where: str) -> tuple[np.ndarray, np.ndarray]:
-        return inputs_and_targets(Dataset(x, y, name=where), model, loss_fn, f"train ({where})")
-
-    validation = job.validation
-    if validation is not None and not isinstance(validation, StreamingDataset):
-        validation = as_dataset(validation, "validation")
-        inputs_and_targets(validation, model, loss_fn, "validation")
+    prepare = checking_chunks(model, loss_fn, "train")
     return _Rows(len(streamed), streamed.fingerprint(),
-                 lambda rng: streamed.batches(job.batch_size, rng, job.shuffle, prepare=prepare)), validation
+                 lambda rng: streamed.batches(job.batch_size, rng, job.shuffle, prepare=prepare)), job_validation(job)

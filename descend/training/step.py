@@ -8,6 +8,7 @@ minibatch: step, finite check, clipping, optimizer step.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -393,6 +394,19 @@ def check_every(value: Any) -> int | str:
     )
 
 
+def checked_checkpoint(checkpoint: Any, checkpoint_every: Any, resume: bool,
+                       caller: str) -> tuple[Path | None, int | str]:
+    """fit's and fit_spark's `checkpoint` as a Path (None without) and `checkpoint_every` checked when there is a
+    folder; a resume without a folder, or a folder that is no path, is refused naming `caller`."""
+    if resume and checkpoint is None:
+        raise DescendValueError(f"{caller}: resume=True needs checkpoint=, the folder of the run to go on with")
+    if checkpoint is None:
+        return None, checkpoint_every
+    if not isinstance(checkpoint, (str, os.PathLike)):
+        raise DescendTypeError(f"checkpoint must be a folder path; got {type(checkpoint).__name__} {checkpoint!r}")
+    return Path(checkpoint), check_every(checkpoint_every)
+
+
 @dataclass
 class TrainingJob:
     """What fit hands an engine: the model, loss and optimizer, the data, and the run's checked settings.
@@ -459,7 +473,26 @@ def checked_callbacks(callbacks: Any) -> list[Callback]:
     return callbacks
 
 
-def job_arrays(job: TrainingJob) -> tuple[np.ndarray, np.ndarray, Dataset | None]:
+def checking_chunks(model: Module, loss_fn: Module, argument: str) -> Callable[..., tuple[np.ndarray, np.ndarray]]:
+    """What a StreamingDataset calls on each chunk it reads (`prepare`): inputs_and_targets for `model`, the error
+    naming `argument` and the chunk's file and rows."""
+
+    def prepare(x: np.ndarray, y: np.ndarray | None, where: str) -> tuple[np.ndarray, np.ndarray]:
+        return inputs_and_targets(Dataset(x, y, name=where), model, loss_fn, f"{argument} ({where})")
+
+    return prepare
+
+
+def job_validation(job: TrainingJob) -> Dataset | StreamingDataset | None:
+    """The job's validation data checked against its model (a StreamingDataset is checked as it is read)."""
+    if job.validation is None or isinstance(job.validation, StreamingDataset):
+        return job.validation
+    validation = as_dataset(job.validation, "validation")
+    inputs_and_targets(validation, job.model, job.loss_fn, "validation")
+    return validation
+
+
+def job_arrays(job: TrainingJob) -> tuple[np.ndarray, np.ndarray, Dataset | StreamingDataset | None]:
     """The checked training arrays (x, y) of a job on local data, and its validation Dataset (None without).
 
     The engines that train on arrays (local, HOGWILD!) start here; the
@@ -469,10 +502,7 @@ def job_arrays(job: TrainingJob) -> tuple[np.ndarray, np.ndarray, Dataset | None
         raise DescendValueError(f"train is {type(job.train).__name__} {job.train.name!r}, read from disk a window at "
                                 "a time; it trains with engine='local' (the other engines share the data in memory)")
     x, y = inputs_and_targets(as_dataset(job.train, "train"), job.model, job.loss_fn, "train")
-    validation = None
-    if job.validation is not None:
-        validation = as_dataset(job.validation, "validation")
-        inputs_and_targets(validation, job.model, job.loss_fn, "validation")
+    validation = job_validation(job)
     reuse_freed_memory()
     check_optimizer_holds(job.model, job.optimizer, "fit")
     return x, y, validation
