@@ -1,10 +1,10 @@
 """A fit_spark run with checkpoints whose driver can be killed, for tests/test_spark_resume.py:
 
-    python tests/spark_resume_job.py SYNC CHECKPOINT_DIR OUT.npz [--die-at STEP] [--resume]
+    python tests/spark_resume_job.py SYNC CHECKPOINT_DIR OUT.npz [--die-at STEP]
 
-On 480 rows of the digits in 4 partitions (local[2]), 2 epochs of an MLP with momentum SGD and a learning-rate decay.
-With --die-at, the driver SIGKILLs itself after that step, as a crashed or killed driver would end (its Spark
-JVM ends with it). Otherwise the final weights, optimizer state and History go into OUT.npz.
+On 240 or 480 rows of the digits in 4 partitions (local[2]), 2 epochs of an MLP with momentum SGD and a
+learning-rate decay. With --die-at, the driver SIGKILLs itself after that step, as a crashed or killed driver
+would end (its Spark JVM ends with it). Otherwise the final weights, optimizer state and History go into OUT.npz.
 """
 
 import argparse
@@ -20,13 +20,12 @@ def main() -> None:
     parser.add_argument("checkpoint")
     parser.add_argument("out")
     parser.add_argument("--die-at", type=int, default=None)
-    parser.add_argument("--resume", action="store_true")
     args = parser.parse_args()
 
     from descend.spark.session import spark_session
 
     spark = spark_session("local[2]", **{"spark.ui.enabled": "false"})
-    np.savez(args.out, **train(spark, args.sync, args.checkpoint, args.die_at, args.resume))
+    np.savez(args.out, **train(spark, args.sync, args.checkpoint, args.die_at))
     spark.stop()
 
 
@@ -56,8 +55,10 @@ def train(spark, sync, checkpoint, die_at=None, resume=False) -> dict:
             self.steps += 1
 
     rows, test = dc.data.load_digits(seed=0)
-    # 480 rows in 4 partitions, batches of 16: 30 steps an epoch with sync="gradient", 8 with "average"
-    frame, held_out = to_dataframe(spark, rows[:480], partitions=4), to_dataframe(spark, test[:200], partitions=2)
+    # batches of 16 from 4 partitions: 240 rows give 15 steps an epoch with sync="gradient" (a Spark job each),
+    # 480 rows 8 steps with "average" (a job every 5 steps and at the epoch's end)
+    size = 240 if sync == "gradient" else 480
+    frame, held_out = to_dataframe(spark, rows[:size], partitions=4), to_dataframe(spark, test[:200], partitions=2)
     model = nn.MLP([64, 16, 10], rng=0)
     optimizer = optim.SGD(model.parameters(), lr=0.1, momentum=0.9, schedule=optim.InverseTimeDecay(decay=1e-3))
     count = Count()

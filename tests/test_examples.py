@@ -193,8 +193,9 @@ def check_hogwild(output):
     assert [rmse for _, _, rmse in ratings.values()] == approx([0.994] * len(expected), abs=0.002)
     (local,) = numbers(r"^local\s+test accuracy (\S+)$", output)
     (lock_free,) = numbers(r"^hogwild\s+test accuracy (\S+)$", output)
-    # the workers race by design: on two loaded cores the lock-free run has landed from 0.922 to 0.958
-    assert local == approx(0.9577, abs=0.02) and lock_free == approx(local, abs=0.05)
+    # the workers race by design, each stepping at the full learning rate: their curve is noisy for a few epochs
+    # (0.87 to 0.95 at the fifth on two loaded cores) and lands from 0.964 to 0.971 at the tenth
+    assert local == approx(0.9644, abs=0.02) and lock_free == approx(local, abs=0.04)
 
 
 def check_spark(output):
