@@ -165,21 +165,32 @@ class Preprocessing:
         'rows.npy holds values in [-3, 40], outside [0, 1], the range of the inputs the model was trained on (digits, scaled as x / 16 from [0, 16]): its predictions for them mean little; scale them as the training data was'
         """
         self.check_features(x, name)
-        low, high = float(np.min(x)), float(np.max(x))
+        scale, note = self.reading(float(np.min(x)), float(np.max(x)), name)
+        if not scale:
+            return Prepared(x, False, note)
+        floats = np.asarray(x, dtype=np.result_type(x, np.float32))
+        scaled = (floats - floats.dtype.type(self.shift)) / floats.dtype.type(self.scale)
+        return Prepared(scaled, True, note)
+
+    def reading(self, low: float, high: float, name: str = "x") -> tuple[bool, str | None]:
+        """How inputs whose values span [low, high] are taken, by rules 2 to 4 of this module's docstring: whether
+        they are scaled as training did, and what to tell the user (None where they are fine as they are).
+
+        >>> Preprocessing("digits", (64,), low=0.0, high=1.0, scale=16).reading(0.0, 16.0, "rows.npy")[0]
+        True
+        """
         if self._within(low, high, self.low, self.high):
-            return Prepared(x, False, None)
+            return False, None
         seen = f"{name} holds values in [{low:.4g}, {high:.4g}]"
         raw_low, raw_high = self.raw_range
         if self.rescales and self._within(low, high, raw_low, raw_high) and self._spread_like_raw(high - low):
-            floats = np.asarray(x, dtype=np.result_type(x, np.float32))
-            scaled = (floats - floats.dtype.type(self.shift)) / floats.dtype.type(self.scale)
-            return Prepared(scaled, True, f"{seen}, within [{raw_low:.4g}, {raw_high:.4g}], the range of "
-                                          f"{self.source} before training scaled it: scaled them as training did, "
-                                          f"{self.formula}, into the model's range [{self.low:.4g}, {self.high:.4g}]")
+            return True, (f"{seen}, within [{raw_low:.4g}, {raw_high:.4g}], the range of {self.source} before "
+                          f"training scaled it: scaled them as training did, {self.formula}, into the model's "
+                          f"range [{self.low:.4g}, {self.high:.4g}]")
         how = f"scaled as {self.formula} from [{raw_low:.4g}, {raw_high:.4g}]" if self.rescales else "unscaled"
-        return Prepared(x, False, f"{seen}, outside [{self.low:.4g}, {self.high:.4g}], the range of the inputs "
-                                  f"the model was trained on ({self.source}, {how}): its predictions for them mean "
-                                  "little; scale them as the training data was")
+        return False, (f"{seen}, outside [{self.low:.4g}, {self.high:.4g}], the range of the inputs the model was "
+                       f"trained on ({self.source}, {how}): its predictions for them mean little; scale them as the "
+                       "training data was")
 
     @property
     def rescales(self) -> bool:

@@ -1455,6 +1455,12 @@ def table(tmp: Any, label: list[Any] | None = None) -> str:
     return str(path)
 
 
+def folder(tmp: Any, name: str) -> str:
+    """An empty folder in tmp; its path."""
+    (tmp / name).mkdir()
+    return str(tmp / name)
+
+
 def trained_run(tmp: Any) -> str:
     """A real, tiny `descend train` run folder to resume (digits, 1 epoch, 8 hidden units, 50 rows)."""
     from click.testing import CliRunner
@@ -1512,6 +1518,24 @@ COMMAND_LINES = [
             "--engine hogwild", ".parquet", "--engine local"),
     command("train_label_without_a_table", lambda tmp: ["train", "--data", "digits", "--label", "y"], 2, "--label",
             ".parquet", "--data digits"),
+    command("evaluate_table_without_the_label_column", lambda tmp: ["evaluate", str(saved(tmp)), "--data", table(tmp),
+            "--features", "pixels"], 1, "label", "no column 'label'", "'pixels', 'digit'"),
+    command("evaluate_table_of_another_width", lambda tmp: ["evaluate", f"{trained_run(tmp)}/model.dsc", "--data",
+            table(tmp), "--features", "pixels", "--label", "digit"], 2, "table.parquet has 2 features per example",
+            "expects 64"),
+    command("evaluate_table_with_a_cnn", lambda tmp: ["evaluate", model_file(
+        tmp, nn.SimpleCNN(10, image_size=8, rng=0)), "--data", table(tmp), "--features", "pixels", "--label", "digit"], 2, "SimpleCNN takes images",
+            "--data mnist or digits"),
+    command("evaluate_label_without_a_table", lambda tmp: ["evaluate", str(saved(tmp)), "--data", "digits", "--label",
+            "y"], 2, "--label", ".parquet", "--data digits"),
+    command("predict_features_beside_a_npy", lambda tmp: predicting(tmp, rows_file(tmp, np.ones((2, 2))), "--features",
+            "pixels"), 2, "--features", ".parquet INPUT", "rows.npy"),
+    command("predict_table_without_the_features_column", lambda tmp: predicting(tmp, table(tmp)), 1, "features",
+            "no column 'features'"),
+    command("predict_a_fifo", lambda tmp: predicting(tmp, str(odd_path(tmp, "fifo"))), 2, "/fifo'",
+            "not a regular file", "FIFO"),
+    command("predict_a_folder", lambda tmp: predicting(tmp, folder(tmp, "rows")), 2, "rows", "is a folder",
+            ".parquet table"),
     command("train_config_unknown_key", lambda tmp: ["train", "--config", written(tmp, "run.toml", "epoch = 3\n")], 2,
             "run.toml", "'epoch'", "epochs"),
     command("train_config_not_toml", lambda tmp: ["train", "--config", written(tmp, "run.toml", "epochs = [\n")], 2,

@@ -29,6 +29,42 @@ def test_train_then_evaluate_on_digits(tmp_path):
     assert json.loads(result.output)["accuracy"] > 0.8
 
 
+def test_evaluate_and_predict_take_a_users_parquet_table_of_the_data_set_and_give_its_figures(tmp_path):
+    from descend.cli.datasets import load_splits
+    from descend.data import save_parquet
+
+    runner = CliRunner()
+    model = str(tmp_path / "run" / "model.dsc")
+    assert runner.invoke(main, ["train", "--model", "logistic", "--data", "digits", "--epochs", "1", "--quiet",
+                                "--out", str(tmp_path / "run")]).exit_code == 0
+    test = load_splits("digits", images=False)[-1]  # scaled as training scaled it
+    table = save_parquet(tmp_path / "test.parquet", test.x, test.y, row_group_size=100, features="pixels",
+                         label="digit")
+    named = runner.invoke(main, ["evaluate", model, "--data", "digits", "--json"])
+    own = runner.invoke(main, ["evaluate", model, "--data", str(table), "--features", "pixels", "--label", "digit",
+                               "--json"])
+    assert own.exit_code == 0, own.output
+    assert own.stdout == named.stdout and json.loads(own.stdout)["accuracy"] > 0.8  # the same rows, the same bits
+    folder = tmp_path / "rows.parquet"  # as Spark writes a table: a folder of part files
+    folder.mkdir()
+    save_parquet(folder / "part-00000.parquet", test.x[:300])
+    save_parquet(folder / "part-00001.parquet", test.x[300:])
+    np.save(tmp_path / "rows.npy", test.x)
+    from_table = runner.invoke(main, ["predict", model, str(folder), "--probabilities"])
+    assert from_table.exit_code == 0, from_table.output
+    assert from_table.stdout == runner.invoke(main, ["predict", model, str(tmp_path / "rows.npy"),
+                                                     "--probabilities"]).stdout
+    assert len(from_table.stdout.splitlines()) == len(test.x) + 1
+    raw = runner.invoke(main, ["evaluate", model, "--data", str(save_parquet(tmp_path / "raw.parquet", test.x * 16,
+                                                                               test.y))])
+    assert raw.exit_code == 2 and "raw.parquet holds values in [0, 16], within [0, 16], the range of digits before " \
+                                  "training scaled it" in raw.output and "x / 16" in raw.output
+    negated = runner.invoke(main, ["evaluate", model, "--data", str(save_parquet(tmp_path / "negated.parquet",
+                                                                                   -test.x, test.y))])
+    assert negated.exit_code == 0 and "warning: " in negated.stderr and "outside [0, 1]" in negated.stderr
+    assert float(negated.stdout.split()[3]) < 0.5  # evaluated as it is: the model sees nothing it knows
+
+
 def test_train_prints_one_line_per_epoch_and_json_mode_prints_records(tmp_path):
     result = CliRunner().invoke(main, ["train", "--model", "logistic", "--data", "digits", "--epochs", "2",
                                        "--out", str(tmp_path), "--json"])

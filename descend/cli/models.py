@@ -10,8 +10,8 @@ import click
 import numpy as np
 
 from descend.cli.datasets import DATASETS, load_splits, prompt_for
-from descend.cli.options import SEED, FiniteRange
-from descend.data import Text
+from descend.cli.options import FEATURES, LABEL, SEED, DataChoice, FiniteRange, check_columns, is_table
+from descend.data import ParquetDataset, Text
 from descend.errors import DescendValueError, ModelFileError, ShapeError
 from descend.files import write_text
 from descend.io import WEIGHTS, build_model, read_architecture, read_header, read_preprocessing
@@ -34,24 +34,68 @@ IMAGE_MODEL_CLASSES = (SimpleCNN, LeNet5, CapsNet, ConvAutoencoder)
 
 @click.command()
 @click.argument("model_path", type=click.Path(exists=True, dir_okay=False))
-@click.option("--data", "data_name", type=click.Choice(DATASETS), default="mnist", show_default=True)
+@click.option("--data", "data_name", type=DataChoice(DATASETS), default="mnist", show_default=True,
+              help="A data set's test split, or a .parquet file (or a folder of them, as Spark writes) of your own "
+                   "labelled rows, read a window at a time.")
+@FEATURES
+@LABEL
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
-def evaluate(model_path: str, data_name: str, as_json: bool) -> None:
-    """Loss and accuracy of a saved model on a data set's test split.
+def evaluate(model_path: str, data_name: str, features: str, label: str, as_json: bool) -> None:
+    """Loss and accuracy of a saved model on a data set's test split, or on a labelled table of your own.
 
-    Example: descend evaluate runs/mlp-mnist/model.dsc --data mnist
+    A .parquet --data holds a --features column of rows of numbers, as many
+    per row as the model takes, and a --label column of class labels.
+    A model that descend train wrote records the range of its training
+    inputs, and the table's values are held to it as descend predict holds
+    its INPUT: values in neither range get a warning; values in the range
+    the data had before training scaled it are refused, for the table is
+    read as it is (scale the column as training did).
+
+    Example: descend evaluate runs/mlp-mnist/model.dsc --data mnist (or --data test.parquet --label digit)
     """
     model = load_model(model_path)
     if model.target_is_input or isinstance(model, CharRNN):
         other = "descend generate" if isinstance(model, CharRNN) else "descend predict (a score per row)"
         raise click.UsageError(f"descend evaluate measures a classifier's loss and accuracy; {model_path} holds a "
                                f"{type(model).__name__}, which is not one: use {other}")
-    test_set = load_splits(data_name, images=isinstance(model, IMAGE_MODEL_CLASSES))[-1]
+    if is_table(data_name):
+        test_set = labelled_table(model, read_preprocessing(model_path), data_name, features, label)
+    else:
+        check_columns(data_name, features, label)
+        test_set = load_splits(data_name, images=isinstance(model, IMAGE_MODEL_CLASSES))[-1]
     metrics = evaluate_model(model, presets.loss_for(model), test_set)
     if as_json:
         click.echo(json.dumps(metrics))
     else:
         click.echo("  ".join(f"{name} {value:.4f}" for name, value in metrics.items()))
+
+
+def labelled_table(model: Module, record: Preprocessing | None, path: str, features: str,
+                   label: str) -> ParquetDataset:
+    """The user's table at `path`, once its rows are known to suit `model`: flat features (no model of images),
+    as many per row as the training inputs had, on the training inputs' scale (`record`, where the model file
+    keeps one; one pass over the features); bad usage naming what differs, else."""
+    if isinstance(model, IMAGE_MODEL_CLASSES):
+        raise click.UsageError(f"a .parquet --data holds rows of flat features; {type(model).__name__} takes "
+                               "images: evaluate it on --data mnist or digits")
+    table = ParquetDataset(path, features=features, label=label)
+    if record is None:
+        return table
+    try:  # a read-only view of the table's shape: nothing is allocated
+        record.check_features(np.broadcast_to(np.float32(0), (len(table), table.n_features)), path)
+    except ShapeError as error:
+        raise click.UsageError(str(error)) from None
+    low, high = table.value_range()
+    scale, note = record.reading(low, high, path)
+    if scale:
+        raw_low, raw_high = record.raw_range
+        raise click.UsageError(f"{path} holds values in [{low:.4g}, {high:.4g}], within [{raw_low:.4g}, "
+                               f"{raw_high:.4g}], the range of {record.source} before training scaled it; a table is "
+                               f"read as it is: scale its {features!r} column as training did, {record.formula}, and "
+                               "evaluate again")
+    if note is not None:
+        click.echo(f"warning: {note}", err=True)
+    return table
 
 
 def load_model(path: str | Path) -> Module:
@@ -83,8 +127,18 @@ def load_model(path: str | Path) -> Module:
     return model
 
 
-def read_rows(path: Path) -> np.ndarray:
-    """Feature rows from a .npy file or a UTF-8 CSV of numbers (a header line is skipped): at least one row, no NaN."""
+def read_rows(path: Path, features: str = "features") -> np.ndarray:
+    """Feature rows from a .npy file, a UTF-8 CSV of numbers (a header line is skipped), or the `features` column
+    of a .parquet table (a file, or a folder of them as Spark writes one): at least one row, no NaN."""
+    if is_table(str(path)):
+        table = ParquetDataset(path, features=features, label=None)
+        return np.concatenate([rows for rows, _ in table.batches(65536, shuffle=False)])
+    if features != "features":
+        raise click.UsageError(f"--features names a column of a .parquet INPUT; {path.name} holds rows of its own")
+    if not path.is_file():  # a FIFO or a device would block the read, a folder fail it
+        kind = "a folder" if path.is_dir() else "not a regular file (a FIFO, socket or device)"
+        raise click.UsageError(f"INPUT {str(path)!r} is {kind}; expected a .npy or .csv file of feature rows, or a "
+                               ".parquet table")
     if path.suffix == ".npy":
         try:
             rows = np.load(path, allow_pickle=False)
@@ -95,7 +149,8 @@ def read_rows(path: Path) -> np.ndarray:
     elif path.suffix == ".csv":
         rows = read_csv(path)
     else:
-        raise click.UsageError(f"INPUT must be a .npy or .csv file of feature rows; got {path.name}")
+        raise click.UsageError(f"INPUT must be a .npy or .csv file of feature rows, or a .parquet table; got "
+                               f"{path.name}")
     if rows.dtype.kind not in "fiu":
         raise click.UsageError(f"{path} holds {rows.dtype} values; expected numbers")
     if rows.ndim == 0:
@@ -181,21 +236,25 @@ def class_probabilities(model: Module, output: np.ndarray) -> np.ndarray:
 
 @click.command()
 @click.argument("model_path", type=click.Path(exists=True, dir_okay=False))
-@click.argument("input_path", type=click.Path(exists=True, dir_okay=False))
+@click.argument("input_path", type=click.Path(exists=True))
 @click.option("--out", "out_path", type=click.Path(dir_okay=False, allow_dash=True), default=None,
               help="Where to write the CSV [default, or -: print it].")
 @click.option("--probabilities", is_flag=True, help="Classifiers: add a column per class probability.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=1024, show_default=True)
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object per row instead of CSV.")
+@FEATURES
 def predict(model_path: str, input_path: str, out_path: str | None, probabilities: bool, batch_size: int,
-            quiet: bool, as_json: bool) -> None:
-    """Predictions of a saved model for the rows of a .npy or .csv file: a class, values, or an anomaly score.
+            quiet: bool, as_json: bool, features: str) -> None:
+    """Predictions of a saved model for the rows of a .npy, .csv or .parquet file: a class, values, or an anomaly
+    score.
 
     INPUT holds rows (N, features); models of images also take (N, 1, side, side), or rows of
-    side*side pixels. Classifiers give `prediction`, the class (and with --probabilities `p0`, `p1`,
-    ..., each class's probability: the softmax of the logits); autoencoders give `score`, the
-    reconstruction error (higher is more anomalous); other models their outputs, `output0`, ...
+    side*side pixels. A .parquet INPUT (a file, or a folder of them as Spark writes one) gives
+    its --features column, in the table's order. Classifiers give `prediction`, the class (and
+    with --probabilities `p0`, `p1`, ..., each class's probability: the softmax of the logits);
+    autoencoders give `score`, the reconstruction error (higher is more anomalous); other models
+    their outputs, `output0`, ...
 
     A model that descend train (or anomaly) wrote records how its training data was
     scaled and the range of its inputs: INPUT must have as many features
@@ -212,7 +271,7 @@ def predict(model_path: str, input_path: str, out_path: str | None, probabilitie
     from tqdm import tqdm
 
     model = load_model(model_path)
-    rows = as_trained(read_preprocessing(model_path), read_rows(Path(input_path)), Path(input_path))
+    rows = as_trained(read_preprocessing(model_path), read_rows(Path(input_path), features), Path(input_path))
     rows = model_input(model, rows, Path(input_path))
     outputs = []
     quiet = quiet or as_json or len(rows) < 10 * batch_size  # a bar only where the wait is long enough to watch

@@ -69,13 +69,42 @@ class DataChoice(click.Choice):
     them (a user's table, as Spark writes one); bad usage, exit 2, for anything else."""
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
-        if isinstance(value, str) and value.rstrip("/").endswith(".parquet"):
+        if isinstance(value, str) and is_table(value):
             return click.Path(exists=True).convert(value, param, ctx)
         try:
             return super().convert(value, param, ctx)
         except click.BadParameter:
             self.fail(f"{value!r} is neither a data set ({', '.join(map(repr, self.choices))}) nor a .parquet file",
                       param, ctx)
+
+
+def is_table(data_name: str | None) -> bool:
+    """Whether a --data names a user's .parquet file (or a folder of them, as Spark writes one), not a data set.
+
+    >>> is_table("runs/train.parquet/"), is_table("digits")
+    (True, False)
+    """
+    return bool(data_name and data_name.rstrip("/").endswith(".parquet"))
+
+
+#: the columns of a user's .parquet table (for train and evaluate; predict takes --features alone)
+FEATURES = click.option("--features", default="features", show_default=True,
+                        help="A .parquet table's column of features (a list of numbers per row).")
+LABEL = click.option("--label", default="label", show_default=True,
+                     help="A .parquet table's column of integer class labels.")
+
+
+def check_columns(data_name: str, features: str, label: str | None = None) -> None:
+    """Refuse --features or --label (other than their defaults) beside a --data that is a named data set.
+
+    >>> check_columns("digits", "pixels")
+    Traceback (most recent call last):
+    ...
+    click.exceptions.UsageError: --features names a column of a .parquet --data; --data digits has its own
+    """
+    for flag, value, default in (("--features", features, "features"), ("--label", label, "label")):
+        if value is not None and value != default:
+            raise click.UsageError(f"{flag} names a column of a .parquet --data; --data {data_name} has its own")
 
 
 class _NotNumbers(ValueError):

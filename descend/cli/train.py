@@ -7,11 +7,11 @@ from pathlib import Path
 from typing import Any
 
 import click
-import numpy as np
 
 from descend.cli.datasets import DATASETS, TEXTS, load_splits, preprocessing, prompt_for
 from descend.cli.options import (
-    ENGINE, MODEL_CHOICE, SEED, SYNC, DataChoice, FiniteRange, checkpoint_every, hidden_sizes, within_memory,
+    ENGINE, FEATURES, LABEL, MODEL_CHOICE, SEED, SYNC, DataChoice, FiniteRange, checkpoint_every, hidden_sizes,
+    within_memory,
 )
 from descend.cli.report import Report, plot_run
 from descend.cli.run_folder import RunFolder, locked
@@ -30,10 +30,8 @@ from descend.training import Callback, TrainingState, evaluate, fit
 @click.option("--data", "data_name", type=DataChoice(DATASETS + TEXTS), default=None,
               help="Data set [mnist; shakespeare for char models], or a .parquet file (or a folder of them, as "
                    "Spark writes) of your own (mlp, logistic), read a window at a time.")
-@click.option("--features", default="features", show_default=True,
-              help="A .parquet --data's column of features (a list of numbers per row).")
-@click.option("--label", default="label", show_default=True,
-              help="A .parquet --data's column of integer class labels.")
+@FEATURES
+@LABEL
 @click.option("--text", "text_path", type=click.Path(exists=True, dir_okay=False), default=None,
               help="A .txt file to train a char model on instead of --data.")
 @click.option("--epochs", type=click.IntRange(min=1), default=5, show_default=True)
@@ -185,10 +183,7 @@ def train_on_table(options: TrainOptions, run: Path, settings: dict[str, Any]) -
     optimizer = presets.optimizer_for(model, options.lr, options.momentum, options.weight_decay, options.decay)
     history = fit(model, presets.loss_for(model), optimizer, table, epochs=options.epochs, batch_size=options.batch,
                   seed=options.seed, **settings)
-    low, high = np.inf, -np.inf
-    for x, _ in table.batches(65536, shuffle=False):
-        low, high = min(low, float(x.min())), max(high, float(x.max()))
-    record = Preprocessing(Path(options.source).name, table.row_shape, low, high)
+    record = Preprocessing(Path(options.source).name, table.row_shape, *table.value_range())
     model_path = save(model, run / "model.dsc", optimizer=optimizer, preprocessing=record)
     plot_run(history, run, f"{options.model_name} on {Path(options.source).name}")
     last = history.last()

@@ -12,7 +12,7 @@ import click
 from click.core import ParameterSource
 
 from descend.cli.datasets import BATCH_SIZES, TEXTS, check_fits
-from descend.cli.options import most_workers
+from descend.cli.options import check_columns, is_table, most_workers
 from descend.nn import presets
 
 
@@ -67,7 +67,7 @@ class TrainOptions:
     @property
     def table(self) -> bool:
         """Whether --data is a user's .parquet file (or a folder of them)."""
-        return bool(self.data_name and self.data_name.rstrip("/").endswith(".parquet"))
+        return is_table(self.data_name)
 
     @property
     def source(self) -> str:
@@ -97,9 +97,7 @@ class TrainOptions:
         if self.table:
             self.check_table()
             return
-        for flag, value, default in (("--features", self.features, "features"), ("--label", self.label, "label")):
-            if value != default:
-                raise click.UsageError(f"{flag} names a column of a .parquet --data; --data {data_name} has its own")
+        check_columns(data_name, self.features, self.label)
         if self.char_model != (data_name in TEXTS or self.text_path is not None):
             raise click.UsageError(f"--model {self.model_name} does not go with --data {data_name}: char models "
                                    "learn from text (shakespeare or --text), the others from mnist or digits")

@@ -24,6 +24,7 @@ permutations come from the generator `fit` passes, so a seeded run repeats exact
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import queue
 import stat
@@ -90,6 +91,20 @@ class StreamingDataset:
                                         f"it holds {'no targets' if y is None else f'{y.dtype} targets'}")
             largest = max(largest, int(y.max()))
         return largest + 1
+
+    def value_range(self) -> tuple[float, float]:
+        """The smallest and the largest feature value over every row: one pass, in the file's order.
+
+        >>> import tempfile, numpy as np
+        >>> path = save_parquet(tempfile.mkdtemp() + "/t.parquet", np.array([[0.5, 3.0], [-1.0, 2.0]]), [0, 1])
+        >>> ParquetDataset(path).value_range()
+        (-1.0, 3.0)
+        """
+        low, high = math.inf, -math.inf
+        for x, _ in self._chunks(np.arange(len(self.chunk_sizes())), _plain):
+            if x.size:
+                low, high = min(low, float(x.min())), max(high, float(x.max()))
+        return low, high
 
     def chunk_sizes(self) -> np.ndarray:
         """Rows per chunk, in the file's order."""
