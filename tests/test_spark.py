@@ -365,7 +365,7 @@ def test_a_spark_run_of_the_train_command_resumes_to_the_bits_of_one_run_through
     from descend.cli import main
 
     options = ["--model", "mlp", "--data", "digits", "--engine", "spark", "--master", "local[2]", "--batch-size",
-               "32", "--sync", "gradient", "--hidden", "16", "--quiet"]
+               "32", "--sync", "average", "--hidden", "16", "--quiet"]
     whole = CliRunner().invoke(main, ["train", *options, "--epochs", "2", "--out", str(tmp_path / "whole")])
     assert whole.exit_code == 0, whole.output
     first = CliRunner().invoke(main, ["train", *options, "--epochs", "1", "--out", str(tmp_path / "run")])
