@@ -12,7 +12,9 @@ built on it). What happens depends on what is at the path already:
 | a folder, a FIFO, a socket,  | refused with a DescendValueError naming the argument: replacing it    |
 | a block device               | would destroy it, and writing into it is never what was meant          |
 
-A path with a NUL byte is refused too (the system would cut it short).
+A path with a NUL byte is refused too (the system would cut it short). On the reading side,
+`regular_file` refuses what is not a regular file before anything opens it: a FIFO would block the
+reader until a writer came, a device would never end.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, BinaryIO, NamedTuple
 
-from descend.errors import DescendTypeError, DescendValueError
+from descend.errors import DataError, DescendTypeError, DescendValueError
 
 #: the kinds of thing a path can name that a write refuses, by the test that finds them
 _REFUSED = {"a FIFO (named pipe)": stat.S_ISFIFO, "a socket": stat.S_ISSOCK, "a block device": stat.S_ISBLK}
@@ -141,6 +143,28 @@ def checked_path(name: str, path: Any) -> Path:
     if (b"\0" if isinstance(text, bytes) else "\0") in text:
         raise DescendValueError(f"{name} {text!r:.120} holds a NUL byte, which no file name may hold")
     return Path(os.fsdecode(text))
+
+
+def regular_file(name: str, path: Any, expected: str = "a data file") -> Path:
+    """`path` as a Path to a regular file to read (links followed), refusing by `name` a folder, FIFO, socket,
+    device, missing file or dangling link with a DataError that says what was `expected`.
+
+    >>> regular_file("INPUT", "/dev/null", "a .npy file")
+    Traceback (most recent call last):
+    ...
+    descend.errors.DataError: INPUT: '/dev/null' is not a regular file (a FIFO, socket or device); expected a .npy file
+    """
+    path = checked_path(name, path)
+    try:
+        info = os.stat(path)
+    except FileNotFoundError:
+        raise DataError(f"{name}: no file at {str(path)!r}") from None
+    except OSError as error:
+        raise DataError(f"{name}: cannot read {str(path)!r}: {error.strerror}") from None
+    if not stat.S_ISREG(info.st_mode):
+        kind = "a folder" if stat.S_ISDIR(info.st_mode) else "not a regular file (a FIFO, socket or device)"
+        raise DataError(f"{name}: {str(path)!r} is {kind}; expected {expected}")
+    return path
 
 
 def checked_file_path(name: str, path: Any) -> Path:

@@ -137,15 +137,16 @@ class Preprocessing:
         """The range of the training data before it was scaled: [low, high] mapped back through the scaling."""
         return self.low * self.scale + self.shift, self.high * self.scale + self.shift
 
-    def check_features(self, x: np.ndarray, name: str = "x") -> None:
-        """Refuse inputs `x` (N, ...) whose examples hold another number of values than the training inputs'.
+    def check_features(self, shape: tuple[int, ...], name: str = "x") -> None:
+        """Refuse inputs of `shape` (N, ...) whose examples hold another number of values than the training inputs'
+        (the shape alone: a table read from disk is checked before any of it is).
 
-        >>> Preprocessing("digits", (64,), low=0.0, high=1.0).check_features(np.zeros((2, 10)), "rows.npy")
+        >>> Preprocessing("digits", (64,), low=0.0, high=1.0).check_features((2, 10), "rows.npy")
         Traceback (most recent call last):
         ...
         descend.errors.ShapeError: rows.npy has 10 features per example (shape (2, 10)), but the model expects 64: it was trained on digits, examples of shape (64,); give rows (N, 64)
         """
-        shape = np.shape(x)
+        shape = tuple(shape)
         images = f" or arrays (N, {', '.join(map(str, self.input_shape))})" if len(self.input_shape) > 1 else ""
         expected = f"give rows (N, {self.features}){images}"
         if len(shape) < 2:
@@ -164,7 +165,7 @@ class Preprocessing:
         >>> record.prepare(np.array([[-3.0, 40.0]]), "rows.npy").note
         'rows.npy holds values in [-3, 40], outside [0, 1], the range of the inputs the model was trained on (digits, scaled as x / 16 from [0, 16]): its predictions for them mean little; scale them as the training data was'
         """
-        self.check_features(x, name)
+        self.check_features(np.shape(x), name)
         scale, note = self.reading(float(np.min(x)), float(np.max(x)), name)
         if not scale:
             return Prepared(x, False, note)

@@ -92,7 +92,7 @@ def test_images_are_checked_by_their_number_of_values_and_scaled_as_a_whole():
     prepared = record.prepare(np.full((2, 1, 8, 8), 8, np.uint8), "images")
     assert prepared.scaled and prepared.x.dtype == np.float32 and (prepared.x == 0.5).all()
     with pytest.raises(ShapeError) as error:
-        record.check_features(np.ones((2, 1, 28, 28)), "mnist.npy")
+        record.check_features((2, 1, 28, 28), "mnist.npy")
     assert str(error.value) == ("mnist.npy has 784 features per example (shape (2, 1, 28, 28)), but the model expects "
                                 "64: it was trained on digits, examples of shape (1, 8, 8); give rows (N, 64) or "
                                 "arrays (N, 1, 8, 8)")

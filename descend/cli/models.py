@@ -12,8 +12,8 @@ import numpy as np
 from descend.cli.datasets import DATASETS, load_splits, prompt_for
 from descend.cli.options import FEATURES, LABEL, SEED, DataChoice, FiniteRange, check_columns, is_table
 from descend.data import ParquetDataset, Text
-from descend.errors import DescendValueError, ModelFileError, ShapeError
-from descend.files import write_text
+from descend.errors import DataError, DescendValueError, ModelFileError, ShapeError
+from descend.files import regular_file, write_text
 from descend.io import WEIGHTS, build_model, read_architecture, read_header, read_preprocessing
 from descend.nn import losses, presets
 from descend.nn.autoencoders import ConvAutoencoder
@@ -81,8 +81,8 @@ def labelled_table(model: Module, record: Preprocessing | None, path: str, featu
     table = ParquetDataset(path, features=features, label=label)
     if record is None:
         return table
-    try:  # a read-only view of the table's shape: nothing is allocated
-        record.check_features(np.broadcast_to(np.float32(0), (len(table), table.n_features)), path)
+    try:
+        record.check_features((len(table), *table.row_shape), path)
     except ShapeError as error:
         raise click.UsageError(str(error)) from None
     low, high = table.value_range()
@@ -135,10 +135,10 @@ def read_rows(path: Path, features: str = "features") -> np.ndarray:
         return np.concatenate([rows for rows, _ in table.batches(65536, shuffle=False)])
     if features != "features":
         raise click.UsageError(f"--features names a column of a .parquet INPUT; {path.name} holds rows of its own")
-    if not path.is_file():  # a FIFO or a device would block the read, a folder fail it
-        kind = "a folder" if path.is_dir() else "not a regular file (a FIFO, socket or device)"
-        raise click.UsageError(f"INPUT {str(path)!r} is {kind}; expected a .npy or .csv file of feature rows, or a "
-                               ".parquet table")
+    try:
+        regular_file("INPUT", path, "a .npy or .csv file of feature rows, or a .parquet table")
+    except DataError as error:
+        raise click.UsageError(str(error)) from None
     if path.suffix == ".npy":
         try:
             rows = np.load(path, allow_pickle=False)

@@ -27,7 +27,6 @@ import hashlib
 import math
 import os
 import queue
-import stat
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -38,7 +37,7 @@ import numpy as np
 from descend.checks import check_integer
 from descend.data.dataset import Dataset
 from descend.errors import DataError, DescendTypeError, DescendValueError
-from descend.files import checked_path
+from descend.files import checked_path, regular_file
 
 #: what a chunk's check gives back: (x, y) in the form training takes, or raises naming `where`
 Prepare = Callable[[np.ndarray, "np.ndarray | None", str], "tuple[np.ndarray, np.ndarray | None]"]
@@ -245,21 +244,6 @@ def _joined(pieces: list[tuple[np.ndarray, np.ndarray | None]],
     return x, y
 
 
-def _regular_file(argument: str, path: Any) -> Path:
-    """`path` as a Path to a regular file, refusing a folder, FIFO, device or dangling link by `argument`'s name."""
-    path = checked_path(argument, path)
-    try:
-        info = os.stat(path)
-    except FileNotFoundError:
-        raise DataError(f"{argument}: no file at {str(path)!r}") from None
-    except OSError as error:
-        raise DataError(f"{argument}: cannot read {str(path)!r}: {error.strerror}") from None
-    if not stat.S_ISREG(info.st_mode):
-        kind = "a folder" if stat.S_ISDIR(info.st_mode) else "not a regular file (a FIFO, socket or device)"
-        raise DataError(f"{argument}: {str(path)!r} is {kind}; expected a data file")
-    return path
-
-
 def _check_buffer(shuffle_buffer: Any, prefetch: Any) -> tuple[int, int]:
     return check_integer("shuffle_buffer", shuffle_buffer, low=1), check_integer("prefetch", prefetch, low=1)
 
@@ -419,8 +403,8 @@ def _parquet_files(path: Path) -> list[Path]:
                        if not any(part.startswith((".", "_")) for part in file.relative_to(path).parts))
         if not found:
             raise DataError(f"path {str(path)!r} is a folder without .parquet files")
-        return [_regular_file("path", file) for file in found]
-    return [_regular_file("path", path)]
+        return [regular_file("path", file) for file in found]
+    return [regular_file("path", path)]
 
 
 def _columns(schema: Any) -> str:
@@ -542,7 +526,7 @@ class _NpyFile:
     """A .npy file's header, checked; its rows read through a map of just those rows."""
 
     def __init__(self, argument: str, path: Any):
-        self.path = _regular_file(argument, path)
+        self.path = regular_file(argument, path)
         try:
             with open(self.path, "rb") as stream:
                 version = np.lib.format.read_magic(stream)

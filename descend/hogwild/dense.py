@@ -35,7 +35,6 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
-from dataclasses import asdict
 from typing import Any
 
 import numpy as np
@@ -47,7 +46,7 @@ from descend.hogwild.workers import Span, check_workers
 from descend.nn.module import Module, module_spec
 from descend.training.evaluate import evaluate
 from descend.training.metrics import metric_names, resolve_metrics
-from descend.training.loop import EpochTally, History, Run, TrainingState, progress_bar
+from descend.training.loop import History, Run, TrainingState, progress_bar
 from descend.training.step import ModelSnapshot, TrainingJob, job_arrays, run_seed
 
 _POLL_SECONDS = 0.1  # how often the parent looks at the workers' step counters while it waits
@@ -205,9 +204,9 @@ def run(job: TrainingJob) -> History:
 def _seed_of(rng: np.random.Generator) -> int:
     """The integer seed of the workers' permutations and dropout masks, drawn from a copy of `rng` (which a
     checkpoint keeps as it was at the run's start)."""
-    copy = np.random.default_rng()
-    copy.bit_generator.state = rng.bit_generator.state
-    return int(copy.integers(2**62))
+    twin = np.random.default_rng()
+    twin.bit_generator.state = rng.bit_generator.state
+    return int(twin.integers(2**62))
 
 
 def _mean_state(optimizer: Any, state_names: list[str], worker_states: np.ndarray) -> None:
@@ -258,7 +257,7 @@ class _Snapshots:
         counted (the workers' counters; zeros at an epoch's end)."""
         training, optimizer = self.training, self.training.state.optimizer
         sums = self.shared["sums"].copy() if counted.any() else np.zeros_like(self.shared["sums"])
-        tally = EpochTally(**copy.deepcopy(asdict(training.tally)))
+        tally = copy.deepcopy(training.tally)
         steps = int(counted.sum())
         if steps:
             tally.batch += steps

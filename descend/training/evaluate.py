@@ -8,8 +8,7 @@ from typing import Any
 import numpy as np
 
 from descend.checks import check_integer, naming_arguments
-from descend.data import Dataset, as_dataset
-from descend.data.streaming import StreamingDataset
+from descend.data import Dataset, StreamingDataset, as_dataset
 from descend.errors import ShapeError
 from descend.nn.module import Module
 from descend.tensor import Tensor, array_of, no_grad
